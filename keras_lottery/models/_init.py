@@ -1,0 +1,27 @@
+"""Seeded initializers, so that one integer fixes a model's whole initialization."""
+
+import itertools
+
+import keras
+
+
+class InitializerFactory:
+    """Hands out initializers whose seeds derive from one model seed.
+
+    Keras 3 initializers built with the same integer seed return the same values on every call,
+    so each layer gets its own seed: ``seed * 10_000 + index``. With ``seed=None`` the initializers
+    are unseeded and follow Keras' global random state (``keras.utils.set_random_seed``).
+    """
+
+    def __init__(self, seed):
+        self._seed = seed
+        self._counter = itertools.count()
+
+    def _next_seed(self):
+        if self._seed is None:
+            return None
+        return int(self._seed) * 10_000 + next(self._counter)
+
+    def __call__(self, name):
+        """Returns a fresh instance of the Keras initializer called ``name``."""
+        return keras.initializers.get({"class_name": name, "config": {"seed": self._next_seed()}})
