@@ -1,0 +1,315 @@
+"""The masking wrapper and the model-level ``mask`` / ``strip`` / ``copy_weights``.
+
+How masked weights stay exactly zero, at almost no cost per step:
+
+1. **Forward.** ``MaskedLayer.call`` runs the wrapped layer inside a ``keras.StatelessScope`` that
+   maps each prunable variable to ``variable * mask``. The layer's own ``call`` is untouched, the
+   masked entries are exactly 0 in the forward pass, and their gradient is exactly 0 (the multiply
+   sits between the variable and the layer), so gradient clipping by global norm, Adam's second
+   moment and similar statistics only ever see the live weights.
+2. **After every optimizer step.** The prunable variable's Keras ``constraint`` (applied by every
+   Keras 3 optimizer right after its update, composed with any constraint the layer already had)
+   multiplies the stored value by the mask. Momentum or Adam moments carried over from before a
+   pruning step, decoupled weight decay, loss scaling: whatever the update did to a dead entry is
+   undone before anything can read it.
+3. **When a mask is installed** (``apply_mask``, ``prune``, ``copy_weights``) the stored weights are
+   multiplied by the new mask immediately.
+
+No train step is overridden: users compile and fit as usual, with any optimizer, ``jit_compile``,
+mixed precision or a ``tf.distribute`` strategy.
+
+Prunable weights. Built-in: the kernels of ``Dense``, ``Conv1D/2D/3D``, ``Conv1D/2D/3DTranspose``,
+the depthwise kernel of ``DepthwiseConv1D/2D``, both kernels of ``SeparableConv1D/2D`` and the
+``embeddings`` of ``Embedding``. Biases and normalization layers are never masked. A custom layer
+opts in by defining ``get_prunable_weights(self) -> list of its variables`` (called once it is
+built), the same protocol as TFMOT's ``PrunableLayer``.
+"""
+
+import inspect
+
+import keras
+import numpy as np
+
+__all__ = ["MaskedLayer", "copy_weights", "is_prunable", "mask", "masked_layers", "prunable_weight_names", "strip"]
+
+# Order matters: subclasses first is not needed because the groups are disjoint.
+_BUILTIN = (
+    (keras.layers.SeparableConv1D, ("depthwise_kernel", "pointwise_kernel")),
+    (keras.layers.SeparableConv2D, ("depthwise_kernel", "pointwise_kernel")),
+    (keras.layers.DepthwiseConv1D, ("depthwise_kernel",)),
+    (keras.layers.DepthwiseConv2D, ("depthwise_kernel",)),
+    (keras.layers.Conv1D, ("kernel",)),
+    (keras.layers.Conv2D, ("kernel",)),
+    (keras.layers.Conv3D, ("kernel",)),
+    (keras.layers.Conv1DTranspose, ("kernel",)),
+    (keras.layers.Conv2DTranspose, ("kernel",)),
+    (keras.layers.Conv3DTranspose, ("kernel",)),
+    (keras.layers.Dense, ("kernel",)),
+    (keras.layers.Embedding, ("embeddings",)),
+)
+
+SUPPORTED = ", ".join(cls.__name__ for cls, _ in _BUILTIN)
+
+
+def prunable_weight_names(layer):
+    """Names of the built-in prunable weights of ``layer`` (empty tuple if none / custom)."""
+    for cls, names in _BUILTIN:
+        if isinstance(layer, cls):
+            return names
+    return ()
+
+
+def is_prunable(layer):
+    """Whether ``MaskedLayer`` can wrap ``layer`` (built-in prunable type or the protocol)."""
+    if isinstance(layer, (MaskedLayer, keras.Model)):
+        return False
+    return callable(getattr(layer, "get_prunable_weights", None)) or bool(prunable_weight_names(layer))
+
+
+class MaskConstraint(keras.constraints.Constraint):
+    """Multiplies a weight by its mask after each optimizer step (after ``inner``, if any)."""
+
+    def __init__(self, mask_variable, inner=None):
+        self.mask_variable = mask_variable
+        self.inner = inner
+
+    def __call__(self, w):
+        if self.inner is not None:
+            w = self.inner(w)
+        return keras.ops.multiply(w, keras.ops.cast(self.mask_variable, w.dtype))
+
+    def get_config(self):
+        # Installed on variables only, never serialized: the wrapper re-installs it when built.
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class MaskedLayer(keras.layers.Wrapper):
+    """Wraps a prunable layer and gives each prunable weight a non-trainable mask (1 = alive).
+
+    Use it directly when building a model (``MaskedLayer(keras.layers.Dense(10))``) or let
+    ``keras_lottery.mask(model)`` wrap every prunable layer of a functional or Sequential model.
+    The wrapper takes the wrapped layer's name, so ``model.get_layer("fc1")`` finds it and weight
+    paths read ``"fc1/kernel"``. Masks start all ones. See the module docstring for how masked
+    entries are kept exactly zero.
+
+    Args:
+        layer: a layer with built-in prunable weights or a ``get_prunable_weights()`` method.
+        **kwargs: base layer arguments (``name`` defaults to ``layer.name``).
+    """
+
+    def __init__(self, layer, **kwargs):
+        if not isinstance(layer, keras.layers.Layer) or not is_prunable(layer):
+            raise ValueError(
+                f"MaskedLayer cannot wrap {layer!r} ({type(layer).__name__}). Accepted: {SUPPORTED}, or any "
+                "layer defining get_prunable_weights() that returns the variables to mask.")
+        kwargs.setdefault("name", layer.name)
+        kwargs.setdefault("dtype", layer.dtype_policy)
+        kwargs["autocast"] = False  # read raw float32 variables; the wrapped layer autocasts itself
+        super().__init__(layer, **kwargs)
+        self.supports_masking = getattr(layer, "supports_masking", False)
+        self._passes_training = "training" in inspect.signature(layer.call).parameters
+        self._prunable = []  # list of (path, variable, mask variable)
+
+    # -- building --------------------------------------------------------------------------------
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        custom = getattr(self.layer, "get_prunable_weights", None)
+        if callable(custom):
+            variables = list(custom())
+        else:
+            names = prunable_weight_names(self.layer)
+            variables = [v for v in self.layer.weights if v.name in names]
+        if not variables:
+            raise ValueError(f"Layer {self.layer.name!r} ({type(self.layer).__name__}) has no prunable weights.")
+        self._prunable = []
+        for variable in variables:
+            if not variable.trainable:
+                raise ValueError(f"Prunable weight {variable.path!r} must be trainable.")
+            mask_var = self.add_weight(name=f"{variable.name}_mask", shape=variable.shape, dtype=variable.dtype,
+                                       initializer="ones", trainable=False, autocast=False)
+            variable.constraint = MaskConstraint(mask_var, inner=variable.constraint)
+            self._prunable.append((f"{self.layer.name}/{variable.name}", variable, mask_var))
+        self.built = True
+
+    # -- forward ---------------------------------------------------------------------------------
+    def call(self, inputs, training=None, **kwargs):
+        if self._passes_training:
+            kwargs["training"] = training
+        mapping = [(v, keras.ops.multiply(v.value, keras.ops.cast(m.value, v.dtype))) for _, v, m in self._prunable]
+        with keras.StatelessScope(state_mapping=mapping, initialize_variables=False):
+            return self.layer(inputs, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
+
+    # -- mask access -----------------------------------------------------------------------------
+    def weight_paths(self):
+        """The weight paths of this layer's masked weights, in order."""
+        return [p for p, _, _ in self._prunable]
+
+    def prunable_variables(self):
+        """``{path: the wrapped layer's variable}`` for each masked weight."""
+        return {p: v for p, v, _ in self._prunable}
+
+    def mask_variables(self):
+        """``{path: mask variable}`` for each masked weight."""
+        return {p: m for p, _, m in self._prunable}
+
+    def set_mask(self, path, array):
+        """Installs a boolean mask for ``path`` and zeroes the dead entries of the weight."""
+        for p, variable, mask_var in self._prunable:
+            if p == path:
+                array = np.asarray(array)
+                if tuple(array.shape) != tuple(variable.shape):
+                    raise ValueError(f"Mask for {path!r} has shape {array.shape}; the weight has shape "
+                                     f"{tuple(variable.shape)}.")
+                values = array.astype(bool).astype(mask_var.dtype)
+                mask_var.assign(values)
+                variable.assign(keras.ops.convert_to_numpy(variable.value) * values)
+                return
+        raise KeyError(f"{self.name!r} has no masked weight {path!r}; it has {self.weight_paths()}.")
+
+    def zero_dead_weights(self):
+        """Multiplies each masked weight by its mask (after setting weights from outside)."""
+        for _, variable, mask_var in self._prunable:
+            variable.assign(variable.value * keras.ops.cast(mask_var.value, variable.dtype))
+
+
+def masked_layers(model):
+    """All ``MaskedLayer``s in ``model`` (nested models included), in layer order."""
+    found, seen = [], set()
+
+    def walk(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if isinstance(layer, MaskedLayer):
+            found.append(layer)
+            return
+        for child in getattr(layer, "layers", None) or ():
+            walk(child)
+
+    walk(model)
+    return found
+
+
+def _is_graph_model(model):
+    return isinstance(model, keras.Sequential) or any(c.__name__ == "Functional" for c in type(model).__mro__)
+
+
+def _check_model(model, what):
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{what}() takes a keras.Model, got {type(model).__name__}.")
+    if not _is_graph_model(model):
+        raise TypeError(
+            f"{what}() supports functional and Sequential models; {model.name!r} is a subclassed "
+            f"{type(model).__name__}. Alternatives: rebuild it as a functional model, or wrap its prunable "
+            "layers in keras_lottery.wrappers.MaskedLayer inside the subclass (prune, Mask.from_model and "
+            "apply_mask work on any model that contains MaskedLayers).")
+
+
+def _clone(layer):
+    return layer.__class__.from_config(layer.get_config())
+
+
+def _layers_by_name(model):
+    """``{name: layer}`` over ``model`` and its nested models (top-level names win)."""
+    out = {}
+
+    def walk(layer):
+        for child in getattr(layer, "layers", None) or ():
+            out.setdefault(child.name, child)
+        for child in getattr(layer, "layers", None) or ():
+            if isinstance(child, keras.Model):
+                walk(child)
+
+    walk(model)
+    return out
+
+
+def mask(model):
+    """A new model in which every prunable layer of ``model`` is wrapped in ``MaskedLayer``.
+
+    ``model`` (functional or Sequential, nested models included) is not modified; the new model has
+    the same layer names, graph and weight values, and all masks set to ones. Layers that cannot be
+    masked are copied unchanged; layers that are already ``MaskedLayer`` keep their masks.
+
+    Raises:
+        TypeError: for a subclassed model (the message names the alternatives).
+    """
+    _check_model(model, "mask")
+
+    def clone_function(layer):
+        if isinstance(layer, MaskedLayer):
+            return _clone(layer)
+        if is_prunable(layer):
+            return MaskedLayer(_clone(layer))
+        return _clone(layer)
+
+    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    copy_weights(model, new)
+    if masked_layers(model):
+        from keras_lottery.masks import Mask, apply_mask
+
+        apply_mask(new, Mask.from_model(model))
+    return new
+
+
+def strip(model):
+    """A new model of plain Keras layers with the masks baked in (dead weights exactly 0).
+
+    Saving and loading the result needs no custom objects. ``model`` is not modified. A model
+    without ``MaskedLayer``s is returned as an equivalent copy.
+    """
+    _check_model(model, "strip")
+
+    def clone_function(layer):
+        return _clone(layer.layer if isinstance(layer, MaskedLayer) else layer)
+
+    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    source = _layers_by_name(model)
+    for name, target in _layers_by_name(new).items():
+        if isinstance(target, keras.Model) or not target.weights:
+            continue
+        src = source[name]
+        if isinstance(src, MaskedLayer):
+            masks = {id(v): keras.ops.convert_to_numpy(m.value) for _, v, m in src._prunable}
+            values = [keras.ops.convert_to_numpy(v.value) * masks[id(v)] if id(v) in masks
+                      else keras.ops.convert_to_numpy(v.value) for v in src.layer.weights]
+            target.set_weights(values)
+        else:
+            target.set_weights(src.get_weights())
+    return new
+
+
+def copy_weights(source, target):
+    """Copies weights from ``source`` into ``target`` by layer name, keeping ``target``'s masks.
+
+    ``source`` may be masked or plain (e.g. the dense model, or a checkpointed masked model of the
+    same architecture); masks are never copied. After the copy every dead weight of ``target`` is
+    exactly 0. Returns ``target``.
+
+    Raises:
+        ValueError: when a layer of ``target`` with weights has no namesake in ``source``, or the
+            shapes differ.
+    """
+    src_layers = _layers_by_name(source)
+    for name, tgt in _layers_by_name(target).items():
+        if isinstance(tgt, keras.Model) or not tgt.weights:
+            continue
+        if name not in src_layers:
+            raise ValueError(f"copy_weights: layer {name!r} of {target.name!r} has no namesake in {source.name!r}.")
+        src = src_layers[name]
+        src_inner = src.layer if isinstance(src, MaskedLayer) else src
+        tgt_inner = tgt.layer if isinstance(tgt, MaskedLayer) else tgt
+        values = [keras.ops.convert_to_numpy(v.value) for v in src_inner.weights]
+        shapes = [tuple(v.shape) for v in tgt_inner.weights]
+        if [tuple(v.shape) for v in values] != shapes:
+            raise ValueError(f"copy_weights: layer {name!r} weight shapes differ: source "
+                             f"{[tuple(v.shape) for v in values]}, target {shapes}.")
+        tgt_inner.set_weights(values)
+        if isinstance(tgt, MaskedLayer):
+            tgt.zero_dead_weights()
+    return target
