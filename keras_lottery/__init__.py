@@ -10,3 +10,10 @@ from keras_lottery import models
 __version__ = "0.1.0"
 
 __all__ = ["models", "__version__"]
+from keras_lottery import masks, pruning, schedules, wrappers  # noqa: E402
+from keras_lottery.masks import Mask, apply_mask, sparsity  # noqa: E402
+from keras_lottery.pruning import GlobalMagnitude, LayerwiseMagnitude, RandomPruning, prune  # noqa: E402
+from keras_lottery.wrappers import MaskedLayer, copy_weights, mask, strip  # noqa: E402
+__all__ += ["masks", "pruning", "schedules", "wrappers", "Mask", "apply_mask", "sparsity", "GlobalMagnitude"]
+__all__ += ["LayerwiseMagnitude", "RandomPruning", "prune", "MaskedLayer", "copy_weights", "mask", "strip"]
+from keras_lottery import callbacks  # noqa: E402,F401

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-__all__ = ["Mask", "apply_mask", "format_report"]
+__all__ = ["Mask", "apply_mask", "format_report", "sparsity"]
 
 _ORDER_KEY = "__paths__"
 
@@ -204,3 +204,47 @@ def format_report(report, title=None):
 def _count(rate, n):
     """ceil(rate * n), robust to binary floating point (0.2 * 1000 is 200, not 201)."""
     return int(math.ceil(round(rate * n, 9)))
+
+
+def sparsity(model_or_mask, print_fn=print):
+    """Prints a table of total / alive / density per weight and overall; returns the report dict.
+
+    Accepts a ``Mask``, a masked model (its installed masks) or a plain model such as the result
+    of ``strip`` (then "alive" means non-zero, over the built-in prunable weights). ``print_fn=None``
+    prints nothing.
+    """
+    if isinstance(model_or_mask, Mask):
+        current, title = model_or_mask, "mask"
+    else:
+        from keras_lottery import wrappers
+
+        name = getattr(model_or_mask, "name", type(model_or_mask).__name__)
+        if wrappers.masked_layers(model_or_mask):
+            current, title = Mask.from_model(model_or_mask), f"{name} (masks)"
+        else:
+            current, title = _nonzero_mask(model_or_mask), f"{name} (non-zero prunable weights)"
+    report = current.report()
+    if print_fn is not None:
+        print_fn(format_report(report, title=f"Sparsity of {title}"))
+    return report
+
+
+def _nonzero_mask(model):
+    from keras_lottery import wrappers
+
+    out = Mask()
+    seen = set()
+
+    def walk(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        names = wrappers.prunable_weight_names(layer)
+        for v in layer.weights if names else ():
+            if v.name in names:
+                out[f"{layer.name}/{v.name}"] = keras_to_numpy(v) != 0
+        for child in getattr(layer, "layers", None) or ():
+            walk(child)
+
+    walk(model)
+    return out

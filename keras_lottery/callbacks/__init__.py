@@ -2,3 +2,5 @@
 
 Each callback lives in a module of its own in this package and is re-exported here.
 """
+from keras_lottery.callbacks.pruning import GradualPruning  # noqa: E402,F401
+from keras_lottery.callbacks.sparsity_logger import SparsityLogger  # noqa: E402,F401

@@ -1,0 +1,51 @@
+"""``SparsityLogger``: per-epoch density of a masked model, in the logs and optionally TensorBoard."""
+
+import keras
+
+from keras_lottery.masks import Mask
+
+__all__ = ["SparsityLogger"]
+
+
+class SparsityLogger(keras.callbacks.Callback):
+    """Adds ``density`` (whole mask) and ``density/<weight path>`` to the epoch logs.
+
+    With ``log_dir``, also writes them as TensorBoard scalars (``tf.summary``) at each epoch end.
+    The figures come from the installed masks; they are what ``kl.sparsity(model)`` reports.
+
+    Args:
+        log_dir: TensorBoard directory, or ``None`` to only add the values to the logs.
+        per_weight: also log each weight's density (default True).
+    """
+
+    def __init__(self, log_dir=None, per_weight=True):
+        super().__init__()
+        self.log_dir = None if log_dir is None else str(log_dir)
+        self.per_weight = per_weight
+        self._writer = None
+
+    def _values(self):
+        report = Mask.from_model(self.model).report()
+        values = {"density": report["global"]["density"]}
+        if self.per_weight:
+            values.update({f"density/{p}": r["density"] for p, r in report["layers"].items()})
+        return values
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = self._values()
+        if logs is not None:
+            logs.update(values)
+        if self.log_dir is not None:
+            import tensorflow as tf
+
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            with self._writer.as_default():
+                for name, value in values.items():
+                    tf.summary.scalar(name, value, step=epoch)
+            self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

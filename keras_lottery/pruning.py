@@ -1,0 +1,343 @@
+"""Pruning rules: global magnitude, layerwise magnitude (per-layer rates), random (the control).
+
+A rule is a small object that is also a pure function::
+
+    new_mask = rule(weights, mask, layers_info=None)
+
+``weights`` maps weight path -> NumPy array, ``mask`` is the current ``Mask`` (its paths are the
+prunable weights), ``layers_info`` maps path -> ``LayerInfo`` (layer name, class, whether it
+produces a model output; needed only for exclusions by type and ``output_rate``). Rules never
+revive a weight: the new mask is the old mask minus the newly pruned entries.
+
+``prune(masked_model, rule)`` reads the model's current weights and mask, applies the rule,
+installs the result (dead weights become exactly 0) and returns it.
+
+How many weights go: ``ceil(rate x alive)``, counted over the surviving weights (of all candidate
+tensors for the global rule, of each tensor for the layerwise rule). Which: the smallest absolute
+values; ties are broken deterministically, earlier tensor (model order) first, then lower flat
+(C-order) index first.
+
+Selecting tensors (``exclude`` and ``layer_rates`` keys) accepts: an exact layer name
+(``"predictions"``), an exact weight path (``"sep/pointwise_kernel"``), a glob pattern on layer
+names (``"stage3_*"``, ``"*shortcut*"``) or a layer class (``keras.layers.Dense``). A name that
+is not in the model, or a pattern or class that matches nothing, is an error.
+"""
+
+import dataclasses
+import fnmatch
+
+import numpy as np
+
+from keras_lottery.masks import Mask, _count, apply_mask
+
+__all__ = ["GlobalMagnitude", "LayerInfo", "LayerwiseMagnitude", "RandomPruning", "layers_info", "prune",
+           "weights_of"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerInfo:
+    """What a rule may know about the layer that owns a prunable weight."""
+
+    layer_name: str
+    layer_type: type = None
+    weight_name: str = ""
+    is_output: bool = False
+
+
+def layers_info(model):
+    """``{path: LayerInfo}`` for the masked weights of ``model`` (output layers flagged)."""
+    from keras_lottery import wrappers
+
+    try:
+        output_names = set(model.output_names or ())
+    except (AttributeError, ValueError):  # a bare layer or an unbuilt subclassed model
+        output_names = set()
+    info = {}
+    for layer in wrappers.masked_layers(model):
+        for path in layer.weight_paths():
+            info[path] = LayerInfo(layer.layer.name, type(layer.layer), path.split("/", 1)[1],
+                                   layer.name in output_names)
+    return info
+
+
+def weights_of(model):
+    """``{path: NumPy array}``: current values of the masked weights of ``model``."""
+    import keras
+
+    from keras_lottery import wrappers
+
+    out = {}
+    for layer in wrappers.masked_layers(model):
+        for path, variable in layer.prunable_variables().items():
+            out[path] = keras.ops.convert_to_numpy(variable.value)
+    return out
+
+
+def prune(model, rule):
+    """Prunes the masked ``model`` in place with ``rule``; returns the new ``Mask``.
+
+    The rule sees the current weights and the current mask; the new mask is installed and the
+    newly dead weights are set to exactly 0.
+    """
+    if not callable(rule):
+        raise TypeError(f"prune() needs a rule such as GlobalMagnitude(0.2); got {rule!r}.")
+    current = Mask.from_model(model)
+    new = rule(weights_of(model), current, layers_info(model))
+    apply_mask(model, new)
+    return new
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _check_rate(rate, what="rate"):
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"{what} must be a number in [0, 1) (the fraction of surviving weights to prune); "
+                         f"got {rate!r}.")
+    return float(rate)
+
+
+def _check_density(density):
+    if isinstance(density, bool) or not isinstance(density, (int, float, np.floating)) or not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be a number in (0, 1] (the fraction of weights kept); got {density!r}.")
+    return float(density)
+
+
+def _info_for(paths, info):
+    info = dict(info or {})
+    return {p: info.get(p) or LayerInfo(p.split("/", 1)[0], None, p.split("/", 1)[1], False) for p in paths}
+
+
+def _matches(selector, path, info):
+    if isinstance(selector, type):
+        if info.layer_type is None:
+            raise ValueError(f"Selecting by layer class {selector.__name__} needs layers_info (prune(model, rule) "
+                             "provides it).")
+        return issubclass(info.layer_type, selector)
+    if not isinstance(selector, str):
+        raise TypeError(f"Layer selectors are names, weight paths, glob patterns or layer classes; got {selector!r}.")
+    if selector in (info.layer_name, path):
+        return True
+    return any(c in selector for c in "*?[") and fnmatch.fnmatchcase(info.layer_name, selector)
+
+
+def _select(selectors, infos, what):
+    """Paths matched by any selector; every selector must match something."""
+    if selectors is None:
+        return set()
+    if isinstance(selectors, (str, type)):
+        selectors = [selectors]
+    chosen = set()
+    for selector in selectors:
+        hits = {p for p, i in infos.items() if _matches(selector, p, i)}
+        if not hits:
+            kind = "pattern" if isinstance(selector, str) and any(c in selector for c in "*?[") else (
+                "layer class" if isinstance(selector, type) else "layer name")
+            names = sorted({i.layer_name for i in infos.values()})
+            shown = selector.__name__ if isinstance(selector, type) else repr(selector)
+            raise ValueError(f"{what}: {kind} {shown} matches no prunable weight. Prunable layers: {names}.")
+        chosen |= hits
+    return chosen
+
+
+def _check_inputs(weights, mask):
+    if not isinstance(mask, Mask):
+        mask = Mask(mask)
+    missing = [p for p in mask if p not in weights]
+    if missing:
+        raise ValueError(f"No weights given for masked paths {missing}.")
+    for p in mask:
+        if tuple(np.shape(weights[p])) != mask[p].shape:
+            raise ValueError(f"Weight {p!r} has shape {np.shape(weights[p])}, its mask {mask[p].shape}.")
+    return mask
+
+
+def _prune_lowest(scores, alive, n):
+    """Boolean array: ``alive`` minus the ``n`` alive entries with the lowest score (stable ties)."""
+    flat_alive = alive.reshape(-1)
+    idx = np.flatnonzero(flat_alive)
+    order = np.argsort(scores.reshape(-1)[idx], kind="stable")
+    out = flat_alive.copy()
+    out[idx[order[:n]]] = False
+    return out.reshape(alive.shape)
+
+
+class _Rule:
+    def __call__(self, weights, mask, layers_info=None):
+        raise NotImplementedError
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if v not in (None, (), {}))
+        return f"{type(self).__name__}({fields})"
+
+
+class GlobalMagnitude(_Rule):
+    """One magnitude threshold over the surviving weights of all candidate tensors.
+
+    Prunes ``ceil(rate x alive)`` weights, alive counted over the candidates (every masked weight
+    not in ``exclude``). With ``density`` instead of ``rate``, prunes until ``round(density x total)``
+    weights of the whole mask stay alive (excluded tensors count in the total but are not pruned);
+    nothing happens if the mask is already that sparse.
+
+    Args:
+        rate: fraction of surviving candidate weights to prune, in [0, 1).
+        exclude: names, weight paths, glob patterns or layer classes never pruned.
+        density: alternative to ``rate``: the target density of the whole mask, in (0, 1].
+    """
+
+    def __init__(self, rate=None, exclude=(), density=None):
+        if (rate is None) == (density is None):
+            raise ValueError(f"GlobalMagnitude takes exactly one of rate or density; got rate={rate!r}, "
+                             f"density={density!r}.")
+        self.rate = None if rate is None else _check_rate(rate)
+        self.density = None if density is None else _check_density(density)
+        self.exclude = tuple([exclude] if isinstance(exclude, (str, type)) else exclude or ())
+
+    def __call__(self, weights, mask, layers_info=None):
+        mask = _check_inputs(weights, mask)
+        infos = _info_for(mask, layers_info)
+        excluded = _select(self.exclude, infos, "GlobalMagnitude exclude")
+        candidates = [p for p in mask if p not in excluded]
+        alive = sum(int(np.count_nonzero(mask[p])) for p in candidates)
+        if self.rate is not None:
+            n = _count(self.rate, alive)
+        else:
+            n = mask.alive - int(round(self.density * mask.total))
+            if n > alive:
+                raise ValueError(f"GlobalMagnitude(density={self.density}) asks for more sparsity than exists: it "
+                                 f"must prune {n} weights but only {alive} candidate weights are alive "
+                                 f"(excluded: {sorted(excluded)}).")
+            n = max(n, 0)
+        new = mask.copy()
+        if n == 0 or not candidates:
+            return new
+        scores = np.concatenate([np.abs(np.asarray(weights[p], dtype=np.float64)).reshape(-1) for p in candidates])
+        alive_all = np.concatenate([mask[p].reshape(-1) for p in candidates])
+        kept = _prune_lowest(scores, alive_all, n)
+        start = 0
+        for p in candidates:
+            size = mask[p].size
+            new[p] = kept[start:start + size].reshape(mask[p].shape)
+            start += size
+        return new
+
+
+class LayerwiseMagnitude(_Rule):
+    """Each candidate tensor loses ``ceil(r x its alive weights)``, its smallest magnitudes first.
+
+    ``r`` is ``rate`` unless ``layer_rates`` gives another for the tensor (key: a layer name, a
+    weight path, a glob pattern or a layer class; an exact name or path wins over patterns and
+    classes, which apply in the order given), or ``output_rate`` for layers that produce a model
+    output (the LTH prunes the output layer at half the rate). LTH examples::
+
+        LayerwiseMagnitude(0.2, output_rate=0.1)                      # LeNet-300-100
+        LayerwiseMagnitude(0.2, layer_rates={keras.layers.Conv2D: 0.1}, output_rate=0.1)  # Conv-2/4
+
+    With ``density`` instead of rates, every candidate tensor is pruned to keep
+    ``round(density x size)`` weights (tensors already sparser are left alone).
+
+    Args:
+        rate: default fraction of each tensor's surviving weights to prune, in [0, 1).
+        layer_rates: ``{selector: rate}`` overrides.
+        exclude: selectors of tensors never pruned.
+        output_rate: rate for the output layer(s) (needs ``layers_info``; ``prune`` supplies it).
+        density: alternative to the rates: the target density of each candidate tensor.
+    """
+
+    def __init__(self, rate=None, layer_rates=None, exclude=(), output_rate=None, density=None):
+        if (rate is None) == (density is None):
+            raise ValueError(f"LayerwiseMagnitude takes exactly one of rate or density; got rate={rate!r}, "
+                             f"density={density!r}.")
+        if density is not None and (layer_rates or output_rate is not None):
+            raise ValueError("LayerwiseMagnitude: layer_rates and output_rate go with rate, not with density.")
+        self.rate = None if rate is None else _check_rate(rate)
+        self.density = None if density is None else _check_density(density)
+        self.layer_rates = {k: _check_rate(v, f"layer_rates[{k!r}]") for k, v in dict(layer_rates or {}).items()}
+        self.output_rate = None if output_rate is None else _check_rate(output_rate, "output_rate")
+        self.exclude = tuple([exclude] if isinstance(exclude, (str, type)) else exclude or ())
+
+    def rates(self, mask, layers_info=None):
+        """``{path: rate}`` for the candidate tensors (excluded ones are absent)."""
+        infos = _info_for(mask, layers_info)
+        excluded = _select(self.exclude, infos, "LayerwiseMagnitude exclude")
+        rates = {p: self.rate for p in infos if p not in excluded}
+        if self.output_rate is not None:
+            outputs = [p for p, i in infos.items() if i.is_output]
+            if not outputs:
+                raise ValueError("LayerwiseMagnitude(output_rate=...) found no output layer; pass layers_info "
+                                 "(prune(model, rule) does) or name the layer in layer_rates.")
+            for p in outputs:
+                if p in rates:
+                    rates[p] = self.output_rate
+        exact, general = {}, []
+        for selector, rate in self.layer_rates.items():
+            hits = _select([selector], infos, "LayerwiseMagnitude layer_rates")
+            is_exact = isinstance(selector, str) and not any(c in selector for c in "*?[")
+            if is_exact:
+                exact.update({p: rate for p in hits})
+            else:
+                general.append((hits, rate))
+        assigned = set()
+        for hits, rate in general:
+            for p in hits:
+                if p in rates and p not in assigned:
+                    rates[p] = rate
+                    assigned.add(p)
+        for p, rate in exact.items():
+            if p in rates:
+                rates[p] = rate
+        return rates
+
+    def __call__(self, weights, mask, layers_info=None):
+        mask = _check_inputs(weights, mask)
+        new = mask.copy()
+        if self.density is not None:
+            infos = _info_for(mask, layers_info)
+            excluded = _select(self.exclude, infos, "LayerwiseMagnitude exclude")
+            counts = {p: int(np.count_nonzero(mask[p])) - int(round(self.density * mask[p].size))
+                      for p in mask if p not in excluded}
+        else:
+            counts = {p: _count(r, int(np.count_nonzero(mask[p]))) for p, r in self.rates(mask, layers_info).items()}
+        for p, n in counts.items():
+            if n > 0:
+                new[p] = _prune_lowest(np.abs(np.asarray(weights[p], dtype=np.float64)), mask[p], n)
+        return new
+
+
+class RandomPruning(_Rule):
+    """The random-pruning control: a random mask with the per-tensor densities of ``like``.
+
+    For each path of ``like``, exactly as many entries stay alive as in ``like[path]``, drawn
+    uniformly over the whole tensor (the current mask and weights are ignored for those paths;
+    other paths keep their current mask). Same ``seed``, same mask.
+
+    Args:
+        like: the ``Mask`` whose per-tensor densities to copy (typically the winning ticket's).
+        seed: integer seed.
+    """
+
+    def __init__(self, like, seed=None):
+        if not isinstance(like, Mask):
+            if not hasattr(like, "items"):
+                raise TypeError(f"RandomPruning(like=...) takes a Mask; got {type(like).__name__}.")
+            like = Mask(like)
+        self.like = like
+        self.seed = seed
+
+    def __repr__(self):
+        return f"RandomPruning(like={self.like!r}, seed={self.seed!r})"
+
+    def __call__(self, weights, mask, layers_info=None):
+        mask = mask if isinstance(mask, Mask) else Mask(mask)
+        unknown = [p for p in self.like if p not in mask]
+        if unknown:
+            raise ValueError(f"RandomPruning: paths {unknown} of `like` are not in the model's mask ({list(mask)}).")
+        rng = np.random.default_rng(self.seed)
+        new = mask.copy()
+        for p, reference in self.like.items():
+            if reference.shape != mask[p].shape:
+                raise ValueError(f"RandomPruning: `like[{p!r}]` has shape {reference.shape}, the weight "
+                                 f"{mask[p].shape}.")
+            keep = int(np.count_nonzero(reference))
+            flat = np.zeros(reference.size, dtype=bool)
+            flat[rng.permutation(reference.size)[:keep]] = True
+            new[p] = flat.reshape(reference.shape)
+        return new
