@@ -1,0 +1,15 @@
+"""Residual blocks: find them, score them, remove them (layer tickets, Jordao et al. 2023).
+
+    blocks = kl.blocks.find_blocks(model)                      # BlockList of Block, .message, .summary()
+    scores = kl.blocks.score(model, data, criterion="grasp")   # {block name: float}, low = remove first
+    ticket = kl.blocks.remove(model, kl.blocks.lowest(scores, k=3))
+
+A block's name is the name of the ``Add`` layer that joins its shortcut and branch. See docs/blocks.md.
+"""
+
+from keras_lottery.blocks import criteria
+from keras_lottery.blocks.criteria import lowest, score
+from keras_lottery.blocks.graph import Block, BlockList, NoResidualBlocksWarning, find_blocks
+from keras_lottery.blocks.rewrite import remove
+
+__all__ = ["Block", "BlockList", "NoResidualBlocksWarning", "criteria", "find_blocks", "lowest", "remove", "score"]

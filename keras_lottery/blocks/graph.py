@@ -1,0 +1,391 @@
+"""Residual-block discovery in functional Keras models.
+
+The functional graph is read from ``model.get_config()`` only: each layer's ``inbound_nodes`` name
+the producing layer, its node index and its tensor index (``keras_history``). No private Keras
+attribute is touched, so the same code reads any functional model Keras can serialize.
+
+A *residual block* is an ``Add`` with two inputs where one input ``x`` (the shortcut) is an ancestor
+of the other (the branch output ``f(x)``). It is *removable* when dropping the branch leaves
+``y = x``: the branch output has x's shape, the branch reads nothing but tensors computed from x
+(or x's own ancestors) and no layer outside the block consumes a tensor of the branch.
+An ``Add`` whose two inputs share a nearest common ancestor ``x`` but neither contains the other
+(a projection or down-sampling shortcut) is reported too, as not removable, with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+
+import keras
+
+TensorKey = tuple  # (layer_name, node_index, tensor_index)
+NodeKey = tuple  # (layer_name, node_index)
+
+
+class NoResidualBlocksWarning(UserWarning):
+    """Emitted by :func:`find_blocks` when a model has no residual block (plain or subclassed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One residual block ``y = shortcut(x) + branch(x)`` of a functional model.
+
+    Attributes:
+        name: the block's name: the ``Add`` layer's name (``"stage1_block2_add"``), followed by
+            ``":<node>"`` only when that ``Add`` layer is shared and called more than once.
+        add_layer: name of the ``Add`` layer joining shortcut and branch.
+        branch_layers: names of the layers computing the branch, in topological order.
+        shortcut_input: name of the layer producing the block input ``x``.
+        removable: whether removing the branch leaves ``y = x`` (see ``reason`` when not).
+        reason: why the block cannot be removed; ``""`` when it can.
+        flops: FLOPs of one example through the branch and the ``Add`` (see :mod:`keras_lottery.metrics`).
+        params: parameters held only by the branch layers (freed by removing the block).
+        shortcut_layers: layers between ``x`` and the ``Add`` on the shortcut side; empty for an
+            identity shortcut.
+        branch_output: name of the layer whose output enters the ``Add`` from the branch.
+        shape: the block output shape without the batch dimension.
+        branch_nodes: ``(layer, node_index)`` pairs of the branch, as numbered in ``get_config()``.
+        add_node: the ``Add`` layer's node index, as numbered in ``get_config()``.
+    """
+
+    name: str
+    add_layer: str
+    branch_layers: tuple
+    shortcut_input: str
+    removable: bool
+    reason: str
+    flops: int
+    params: int
+    shortcut_layers: tuple = ()
+    branch_output: str = ""
+    shape: tuple = ()
+    branch_nodes: tuple = ()
+    add_node: int = 0
+
+
+class BlockList(list):
+    """The list of :class:`Block` returned by :func:`find_blocks`, with a human-readable message.
+
+    ``message`` says how many blocks were found and how many are removable, or why none were.
+    """
+
+    def __init__(self, blocks=(), message=""):
+        super().__init__(blocks)
+        self.message = message
+
+    @property
+    def removable(self):
+        """The removable blocks, in graph order."""
+        return [b for b in self if b.removable]
+
+    def names(self, removable_only=False):
+        """Block names in graph order (only removable ones when ``removable_only``)."""
+        return [b.name for b in (self.removable if removable_only else self)]
+
+    def summary(self):
+        """A fixed-width table: name, removable, FLOPs, parameters, number of branch layers, reason."""
+        rows = [f"{'block':<28} {'removable':>9} {'FLOPs':>12} {'params':>10} {'layers':>6}  reason"]
+        for b in self:
+            rows.append(f"{b.name:<28} {str(b.removable):>9} {b.flops:>12,d} {b.params:>10,d} "
+                        f"{len(b.branch_layers):>6}  {b.reason}")
+        rows.append(self.message)
+        return "\n".join(rows)
+
+
+def _iter_keras_tensors(obj):
+    """Yield every serialized ``__keras_tensor__`` dict inside a node's nested args/kwargs."""
+    if isinstance(obj, dict):
+        if obj.get("class_name") == "__keras_tensor__":
+            yield obj
+            return
+        for value in obj.values():
+            yield from _iter_keras_tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _iter_keras_tensors(value)
+
+
+def _as_key(history):
+    return (history[0], int(history[1]), int(history[2]))
+
+
+def is_functional(model):
+    """True for a model whose ``get_config()`` describes a functional graph (layers with inbound nodes).
+
+    Sequential models count as functional only when built; subclassed models never do.
+    """
+    if not isinstance(model, keras.Model):
+        return False
+    try:
+        config = model.get_config()
+    except (NotImplementedError, TypeError, ValueError):
+        return False
+    return (isinstance(config, dict) and "layers" in config and "input_layers" in config
+            and "output_layers" in config)
+
+
+class FunctionalGraph:
+    """The node-level graph of a functional model, read from its ``get_config()``.
+
+    Nodes are ``(layer_name, node_index)`` pairs; tensors are ``(layer_name, node_index,
+    tensor_index)`` triples, as in ``keras_history``. ``order`` is a topological order of nodes.
+    """
+
+    def __init__(self, model, config=None):
+        if not is_functional(model):
+            raise TypeError(
+                f"Expected a functional keras.Model (built with keras.Input and layer calls), got "
+                f"{type(model).__name__!r}; subclassed models have no graph that can be read or rewritten.")
+        self.model = model
+        self.config = copy.deepcopy(config if config is not None else model.get_config())
+        self.layer_configs = {lc["name"]: lc for lc in self.config["layers"]}
+        self.class_names = {lc["name"]: lc["class_name"] for lc in self.config["layers"]}
+        self.node_inputs = {}  # node -> list of input tensor keys (in call order)
+        self.consumers = {}  # tensor -> list of consuming nodes
+        self.shapes = {}  # tensor -> shape tuple (batch dim included as None)
+        for lc in self.config["layers"]:
+            nodes = lc.get("inbound_nodes") or []
+            if not nodes:  # InputLayer: one node, no inputs
+                self.node_inputs[(lc["name"], 0)] = []
+            for i, node in enumerate(nodes):
+                inputs = []
+                for kt in _iter_keras_tensors(node):
+                    key = _as_key(kt["config"]["keras_history"])
+                    inputs.append(key)
+                    self.shapes[key] = tuple(kt["config"]["shape"])
+                    self.consumers.setdefault(key, []).append((lc["name"], i))
+                self.node_inputs[(lc["name"], i)] = inputs
+        self.output_keys = [_as_key(o) for o in _as_list_of_histories(self.config["output_layers"])]
+        self.produced = {}  # node -> tensors of it that are consumed or are model outputs
+        for key in list(self.consumers) + self.output_keys:
+            self.produced.setdefault(key[:2], set()).add(key)
+        self.input_keys = [_as_key(o) for o in _as_list_of_histories(self.config["input_layers"])]
+        for key, tensor in zip(self.output_keys, _flatten(model.outputs)):
+            self.shapes.setdefault(key, tuple(tensor.shape))
+        self.order = self._topological_order()
+        self.position = {node: i for i, node in enumerate(self.order)}
+        self._ancestors = {}
+
+    def _topological_order(self):
+        order, state = [], {}
+        for start in self.node_inputs:
+            if start in state:
+                continue
+            stack = [(start, False)]
+            while stack:
+                node, done = stack.pop()
+                if done:
+                    state[node] = 2
+                    order.append(node)
+                    continue
+                if state.get(node):
+                    continue
+                state[node] = 1
+                stack.append((node, True))
+                for t in self.node_inputs[node]:
+                    parent = t[:2]
+                    if not state.get(parent):
+                        stack.append((parent, False))
+        return order
+
+    def producer(self, tensor):
+        """The node producing ``tensor``."""
+        return tensor[:2]
+
+    def ancestors(self, node):
+        """All nodes ``node`` depends on, ``node`` included."""
+        if node not in self._ancestors:
+            result = {node}
+            for t in self.node_inputs[node]:
+                result |= self.ancestors(t[:2])
+            self._ancestors[node] = frozenset(result)
+        return self._ancestors[node]
+
+    def output_tensors(self, node):
+        """The tensors of ``node`` that are consumed or are model outputs (at least tensor 0)."""
+        return sorted(self.produced.get(node, ())) or [node + (0,)]
+
+    def layer(self, name):
+        return self.model.get_layer(name)
+
+
+def _flatten(obj):
+    if isinstance(obj, (list, tuple)):
+        return [x for item in obj for x in _flatten(item)]
+    if isinstance(obj, dict):
+        return [x for item in obj.values() for x in _flatten(item)]
+    return [obj]
+
+
+def _as_list_of_histories(obj):
+    """``input_layers`` / ``output_layers`` are a history triple or (nested) lists of them."""
+    if isinstance(obj, (list, tuple)) and len(obj) == 3 and isinstance(obj[0], str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [h for v in obj.values() for h in _as_list_of_histories(v)]
+    return [h for item in obj for h in _as_list_of_histories(item)]
+
+
+def _branch_params(graph, branch_nodes):
+    """Parameters of layers whose every node lies in the branch (what removal frees)."""
+    nodes = set(branch_nodes)
+    total, seen = 0, set()
+    for layer_name in dict.fromkeys(n[0] for n in branch_nodes):
+        layer_nodes = {n for n in graph.node_inputs if n[0] == layer_name}
+        if not layer_nodes <= nodes:
+            continue
+        for w in graph.layer(layer_name).weights:
+            if id(w) not in seen:
+                seen.add(id(w))
+                total += _size(w.shape)
+    return total
+
+
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _block_name(graph, add_node):
+    layer_name, index = add_node
+    shared = sum(1 for n in graph.node_inputs if n[0] == layer_name) > 1
+    return f"{layer_name}:{index}" if shared else layer_name
+
+
+def _analyse_add(graph, add_node, node_flops):
+    """Turn one ``Add`` node into a :class:`Block`, or None when it joins unrelated tensors."""
+    inputs = list(dict.fromkeys(graph.node_inputs[add_node]))
+    if len(inputs) != 2:
+        if len(inputs) < 2:
+            return None
+        reason = f"Add with {len(inputs)} inputs; only two-input residual joins can be removed"
+        return _make_block(graph, add_node, None, inputs[0], inputs[1], (), (), False, reason, node_flops)
+    t_a, t_b = inputs
+    anc_a, anc_b = graph.ancestors(t_a[:2]), graph.ancestors(t_b[:2])
+    if t_a[:2] in anc_b:
+        shortcut, branch_out = t_a, t_b
+    elif t_b[:2] in anc_a:
+        shortcut, branch_out = t_b, t_a
+    else:
+        common = anc_a & anc_b
+        if not common:
+            return None  # adds two unrelated tensors: not a residual block
+        x_node = max(common, key=graph.position.__getitem__)
+        side_a = sorted(_between(graph, x_node, t_a), key=graph.position.__getitem__)
+        side_b = sorted(_between(graph, x_node, t_b), key=graph.position.__getitem__)
+        if len(side_a) > len(side_b):
+            side_a, side_b, t_a, t_b = side_b, side_a, t_b, t_a
+        x_tensor = _tensor_of(graph, x_node, side_a + side_b)
+        via = ", ".join(n[0] for n in side_a)
+        reason = (f"projection/down-sampling shortcut: the shortcut goes through {via} "
+                  f"(shape {_fmt(graph.shapes.get(x_tensor))} -> {_fmt(graph.shapes.get(t_a))}), "
+                  f"so removing the branch would not leave y = x")
+        return _make_block(graph, add_node, x_tensor, t_a, t_b, tuple(side_b), tuple(side_a), False, reason,
+                           node_flops)
+    branch = sorted(_between(graph, shortcut[:2], branch_out), key=graph.position.__getitem__)
+    reasons = []
+    shape_x, shape_f = graph.shapes.get(shortcut), graph.shapes.get(branch_out)
+    if shape_x != shape_f:
+        reasons.append(f"branch output shape {_fmt(shape_f)} differs from the shortcut's {_fmt(shape_x)}")
+    shortcut_anc = graph.ancestors(shortcut[:2])
+    branch_set = set(branch)
+    foreign = sorted({t[0] for n in branch for t in graph.node_inputs[n]
+                      if t[:2] not in branch_set and t[:2] not in shortcut_anc})
+    if foreign:
+        reasons.append(f"the branch also reads {', '.join(foreign)}, which is not computed from the block input")
+    leaks = sorted({c[0] for n in branch for t in graph.output_tensors(n)
+                    for c in graph.consumers.get(t, []) if c not in branch_set and c != add_node}
+                   | {t[0] for n in branch for t in graph.output_tensors(n) if t in graph.output_keys})
+    if leaks:
+        reasons.append(f"branch tensors are also used outside the block, by {', '.join(leaks)}")
+    return _make_block(graph, add_node, shortcut, shortcut, branch_out, tuple(branch), (), not reasons,
+                       "; ".join(reasons), node_flops)
+
+
+def _tensor_of(graph, node, consumers):
+    """The output tensor of ``node`` read by one of ``consumers`` (tensor 0 by default)."""
+    consumer_set = set(consumers)
+    for t in graph.output_tensors(node):
+        if any(c in consumer_set for c in graph.consumers.get(t, [])):
+            return t
+    return node + (0,)
+
+
+def _between(graph, source_node, target_tensor):
+    """Nodes that depend on ``source_node`` and that ``target_tensor`` depends on (source excluded)."""
+    return [n for n in graph.ancestors(target_tensor[:2])
+            if n != source_node and source_node in graph.ancestors(n)]
+
+
+def _fmt(shape):
+    return "?" if shape is None else "(" + ", ".join("None" if d is None else str(d) for d in shape[1:]) + ")"
+
+
+def _make_block(graph, add_node, x_tensor, shortcut_tensor, branch_out, branch, shortcut_side, removable,
+                reason, node_flops):
+    flops = sum(node_flops(n) for n in branch) + node_flops(add_node)
+    return Block(
+        name=_block_name(graph, add_node),
+        add_layer=add_node[0],
+        branch_layers=tuple(dict.fromkeys(n[0] for n in branch)),
+        shortcut_input=x_tensor[0] if x_tensor else "",
+        removable=bool(removable),
+        reason=reason,
+        flops=int(flops),
+        params=_branch_params(graph, branch),
+        shortcut_layers=tuple(n[0] for n in shortcut_side),
+        branch_output=branch_out[0],
+        shape=tuple(graph.shapes.get(branch_out, ())[1:]),
+        branch_nodes=tuple(branch),
+        add_node=add_node[1],
+    )
+
+
+def find_blocks(model, warn=True):
+    """Find the residual blocks of a functional Keras model.
+
+    Args:
+        model: a functional ``keras.Model`` (``keras.Sequential`` and subclassed models are accepted
+            and yield no block, since their graph has no residual join that can be read).
+        warn: emit a :class:`NoResidualBlocksWarning` when no block is found.
+
+    Returns:
+        A :class:`BlockList` (a list of :class:`Block` in graph order) whose ``message`` says how many
+        blocks were found and how many are removable, or why there are none. Projection and
+        down-sampling blocks are listed with ``removable=False`` and the reason.
+
+    The model is not modified.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"find_blocks expects a keras.Model, got {type(model).__name__!r}.")
+    if not is_functional(model):
+        message = (f"{model.name!r} is a {type(model).__name__} whose graph cannot be read through "
+                   f"get_config() (a subclassed or unbuilt model): no residual block can be found or removed. "
+                   f"Build it with the functional API (keras.Input + layer calls) to use keras_lottery.blocks.")
+        return _empty(message, warn)
+    from keras_lottery import metrics
+
+    graph = FunctionalGraph(model)
+    node_flops = metrics.NodeFlops(graph)
+    blocks = []
+    for node in graph.order:
+        if graph.class_names[node[0]] != "Add" or not graph.node_inputs[node]:
+            continue
+        block = _analyse_add(graph, node, node_flops)
+        if block is not None:
+            blocks.append(block)
+    if not blocks:
+        return _empty(f"{model.name!r} has no residual block: no Add layer joins a tensor with a branch "
+                      f"computed from it (a plain network such as VGG); nothing can be removed.", warn)
+    n_removable = sum(b.removable for b in blocks)
+    return BlockList(blocks, f"{model.name!r}: {len(blocks)} residual blocks, {n_removable} removable.")
+
+
+def _empty(message, warn):
+    if warn:
+        warnings.warn(message, NoResidualBlocksWarning, stacklevel=3)
+    return BlockList([], message)

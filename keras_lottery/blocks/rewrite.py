@@ -1,0 +1,167 @@
+"""Remove residual branches from a functional model: rewrite its config, rebuild, copy weights by name."""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+
+from keras_lottery.blocks.graph import Block, FunctionalGraph, _as_key, _iter_keras_tensors, find_blocks, is_functional
+
+
+def resolve_blocks(model, blocks_or_names, found=None):
+    """Turn a list of :class:`Block` objects and/or block names into the model's :class:`Block` objects.
+
+    Raises ``ValueError`` for unknown names (listing the removable ones), for non-removable blocks
+    (with the reason) and for duplicates; ``TypeError`` for items that are neither.
+    """
+    if isinstance(blocks_or_names, (str, Block)):
+        blocks_or_names = [blocks_or_names]
+    items = list(blocks_or_names)
+    if not items:
+        return []
+    found = found if found is not None else find_blocks(model, warn=False)
+    by_name = {b.name: b for b in found}
+    resolved = []
+    for item in items:
+        if isinstance(item, Block):
+            name = item.name
+        elif isinstance(item, str):
+            name = item
+        else:
+            raise TypeError(f"Blocks to remove must be Block objects or block names (str), got {item!r} "
+                            f"of type {type(item).__name__}.")
+        if name not in by_name:
+            raise ValueError(f"{model.name!r} has no residual block named {name!r}. Removable blocks: "
+                             f"{[b.name for b in found if b.removable] or 'none'}. {found.message}")
+        block = by_name[name]
+        if not block.removable:
+            raise ValueError(f"Block {name!r} of {model.name!r} cannot be removed: {block.reason}.")
+        if block in resolved:
+            raise ValueError(f"Block {name!r} is listed twice.")
+        resolved.append(block)
+    return resolved
+
+
+def _replace_histories(obj, mapping):
+    for kt in _iter_keras_tensors(obj):
+        kt["config"]["keras_history"] = list(mapping(_as_key(kt["config"]["keras_history"])))
+
+
+def _rewrite_output_spec(obj, mapping):
+    if isinstance(obj, list) and len(obj) == 3 and isinstance(obj[0], str):
+        return list(mapping(_as_key(obj)))
+    if isinstance(obj, dict):
+        return {k: _rewrite_output_spec(v, mapping) for k, v in obj.items()}
+    return [_rewrite_output_spec(v, mapping) for v in obj]
+
+
+def removed_config(model, blocks, graph=None):
+    """The ``get_config()`` of ``model`` with the branches (and ``Add`` layers) of ``blocks`` removed.
+
+    Every consumer of a removed ``Add`` reads the block's shortcut tensor instead (following chains of
+    consecutive removed blocks); layers left with no call are dropped; node indices are renumbered.
+    """
+    graph = graph or FunctionalGraph(model)
+    dropped, replacement = set(), {}
+    for block in blocks:
+        add_node = (block.add_layer, block.add_node)
+        branch = set(block.branch_nodes)
+        dropped |= branch | {add_node}
+        inputs = graph.node_inputs[add_node]
+        shortcut = [t for t in inputs if t[:2] not in branch]
+        if len(shortcut) != 1:
+            raise ValueError(f"Block {block.name!r} does not have exactly one shortcut input into "
+                             f"{block.add_layer!r} (got {shortcut}); it cannot be removed.")
+        for t in graph.output_tensors(add_node):
+            replacement[t] = shortcut[0]
+
+    def resolve(key):
+        seen = set()
+        while key in replacement:
+            if key in seen:
+                raise RuntimeError(f"Cycle while resolving {key} through removed blocks.")
+            seen.add(key)
+            key = replacement[key]
+        return key
+
+    renumber = {}
+    for layer_config in graph.config["layers"]:
+        name = layer_config["name"]
+        kept = [i for i in range(len(layer_config.get("inbound_nodes") or [])) if (name, i) not in dropped]
+        renumber.update({(name, old): new for new, old in enumerate(kept)})
+
+    def mapping(key):
+        key = resolve(key)
+        if key[:2] in dropped:
+            raise RuntimeError(f"Tensor {key} of a removed branch is still used; the block analysis is wrong.")
+        return (key[0], renumber.get(key[:2], key[1]), key[2])
+
+    config = copy.deepcopy(graph.config)
+    new_layers = []
+    for layer_config in config["layers"]:
+        name = layer_config["name"]
+        nodes = layer_config.get("inbound_nodes") or []
+        if nodes:
+            nodes = [node for i, node in enumerate(nodes) if (name, i) not in dropped]
+            if not nodes:
+                continue
+            for node in nodes:
+                _replace_histories(node, mapping)
+            layer_config["inbound_nodes"] = nodes
+        new_layers.append(layer_config)
+    config["layers"] = new_layers
+    config["output_layers"] = _rewrite_output_spec(config["output_layers"], mapping)
+    return config
+
+
+def copy_weights(source, target):
+    """Assign every layer of ``target`` the weights of the ``source`` layer with the same name.
+
+    Raises ``ValueError`` when a layer is missing from ``source`` or its weight shapes differ.
+    """
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        try:
+            src = source.get_layer(layer.name)
+        except ValueError as error:
+            raise ValueError(f"Layer {layer.name!r} of {target.name!r} has no namesake in {source.name!r}.") from error
+        if len(src.weights) != len(layer.weights):
+            raise ValueError(f"Layer {layer.name!r}: {len(src.weights)} weights in {source.name!r}, "
+                             f"{len(layer.weights)} in {target.name!r}.")
+        for new, old in zip(layer.weights, src.weights):
+            if tuple(new.shape) != tuple(old.shape):
+                raise ValueError(f"Weight {old.path!r}: shape {tuple(old.shape)} in {source.name!r} but "
+                                 f"{tuple(new.shape)} in {target.name!r}.")
+            new.assign(old.value)
+
+
+def remove(model, blocks, name=None, custom_objects=None):
+    """A new functional model without the branches of ``blocks``: ``y = x`` where each block was.
+
+    Args:
+        model: a functional ``keras.Model``; it is not modified.
+        blocks: :class:`Block` objects and/or block names (``Block.name``, the ``Add`` layer's name),
+            all removable. An empty list rebuilds the same graph, computing exactly the same function.
+        name: name of the new model (default: the original's).
+        custom_objects: passed to ``keras.Model.from_config`` for models with custom layers.
+
+    Returns:
+        An uncompiled ``keras.Model`` with the same inputs and outputs; every remaining layer keeps its
+        name and carries the original weights (batch-norm statistics included). The removed ``Add``
+        layers disappear too; what followed them (e.g. the post-add ReLU) stays.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"remove expects a keras.Model, got {type(model).__name__!r}.")
+    if not is_functional(model):
+        raise TypeError(f"remove needs a functional model whose graph get_config() describes; {model.name!r} is a "
+                        f"{type(model).__name__}. Subclassed models cannot be rewritten.")
+    graph = FunctionalGraph(model)
+    resolved = resolve_blocks(model, blocks)
+    config = removed_config(model, resolved, graph)
+    if name is not None:
+        config["name"] = name
+    new_model = keras.Model.from_config(config, custom_objects=custom_objects)
+    copy_weights(model, new_model)
+    return new_model

@@ -1,0 +1,277 @@
+"""Cost metrics of Keras models: FLOPs, parameters, memory, and training-step timing.
+
+What is counted (per example, i.e. batch size 1, one forward pass):
+
+* **FLOPs** are floating-point operations with a multiply-add counted as **two** FLOPs
+  (``FLOPs = 2 x MACs``; :func:`macs` gives multiply-adds). Convolutions (1D/2D/3D, grouped,
+  depthwise, separable, transposed) and ``Dense``: ``2 x`` multiply-adds, plus one per output for the
+  bias. Normalization (batch/layer norm, ``Rescaling``): two per element (inference form, scale and
+  shift). Activations: one per element. ``Add``/``Subtract``/``Multiply``/``Average``/``Maximum``/
+  ``Minimum``: ``inputs - 1`` per output element. Pooling: one per window element per output;
+  global pooling: one per input element. Shape-only layers (input, padding, reshape, flatten,
+  dropout, concatenate, ...) count zero. Other layers count zero and are listed by
+  :func:`layer_flops` under ``uncounted``. Nested functional models are counted recursively.
+* **Parameters** are every weight of the model, trainable or not (batch-norm moving statistics
+  included), each variable once: ``params(model, trainable_only=True)`` gives trainable ones.
+* **Memory** (:func:`memory`) is an estimate in bytes: parameters (each weight's size times its
+  dtype's bytes) and activations (every layer output, once, for ``batch_size`` examples in the
+  layer's compute dtype: what a training step keeps for back-propagation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+
+import keras
+import numpy as np
+
+from keras_lottery.blocks.graph import FunctionalGraph, is_functional
+
+_ZERO_COST = {
+    "InputLayer", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+    "Reshape", "Flatten", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianDropout", "GaussianNoise", "AlphaDropout", "Permute", "RepeatVector", "Identity", "Concatenate",
+    "ActivityRegularization", "Masking", "UpSampling1D", "UpSampling2D", "UpSampling3D",
+}
+_ELEMENTWISE = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
+_NORMALIZATION = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
+                  "Rescaling", "Normalization"}
+_MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
+
+
+def _prod(shape):
+    n = 1
+    for d in shape:
+        n *= 1 if d is None else int(d)
+    return n
+
+
+def _spatial(shape, data_format):
+    return shape[2:] if data_format == "channels_first" else shape[1:-1]
+
+
+class NodeFlops:
+    """FLOPs of each node of a :class:`~keras_lottery.blocks.graph.FunctionalGraph` (callable on a node key)."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.uncounted = set()
+        self._cache = {}
+
+    def __call__(self, node):
+        if node not in self._cache:
+            self._cache[node] = int(self._compute(node))
+        return self._cache[node]
+
+    def _compute(self, node):
+        graph = self.graph
+        layer = graph.layer(node[0])
+        in_shapes = [graph.shapes[t] for t in graph.node_inputs[node] if t in graph.shapes]
+        out_shapes = [graph.shapes[t] for t in graph.output_tensors(node) if t in graph.shapes]
+        if not out_shapes and in_shapes:
+            out_shapes = [tuple(layer.compute_output_shape(in_shapes[0] if len(in_shapes) == 1 else in_shapes))]
+        return layer_forward_flops(layer, in_shapes, out_shapes, self.uncounted)
+
+
+def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None):
+    """FLOPs of one call of ``layer`` on one example, from its input and output shapes (batch dim first)."""
+    cls = type(layer).__name__
+    out = out_shapes[0] if out_shapes else ()
+    n_out = _prod(out[1:])
+    if isinstance(layer, keras.Model):
+        return flops(layer)
+    if cls in _ZERO_COST:
+        return 0
+    fmt = getattr(layer, "data_format", "channels_last")
+    bias = n_out if getattr(layer, "use_bias", False) else 0
+    if cls in ("SeparableConv1D", "SeparableConv2D"):
+        spatial = _prod(_spatial(out, fmt))
+        return 2 * spatial * (_prod(layer.depthwise_kernel.shape) + _prod(layer.pointwise_kernel.shape)) + bias
+    if cls.startswith("Conv") and cls.endswith("Transpose"):
+        return 2 * _prod(_spatial(in_shapes[0], fmt)) * _prod(layer.kernel.shape) + bias
+    if cls in ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D"):
+        return 2 * _prod(_spatial(out, fmt)) * _prod(layer.kernel.shape) + bias
+    if cls == "Dense":
+        rows = _prod(in_shapes[0][1:-1]) if in_shapes else 1
+        return 2 * rows * _prod(layer.kernel.shape) + bias
+    if cls in _NORMALIZATION:
+        return 2 * n_out
+    if cls in _ELEMENTWISE:
+        return n_out
+    if cls in _MERGE:
+        return max(len(in_shapes) - 1, 1) * n_out
+    if cls.startswith("Global") and "Pooling" in cls:
+        return _prod(in_shapes[0][1:]) if in_shapes else 0
+    if "Pooling" in cls:
+        return n_out * _prod(layer.pool_size)
+    if uncounted is not None:
+        uncounted.add(f"{layer.name} ({cls})")
+    return 0
+
+
+def _check_model(model, what):
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{what} expects a keras.Model, got {type(model).__name__!r}.")
+    if not model.built:
+        raise ValueError(f"{what} needs a built model; {model.name!r} is not built (call it on data or build it).")
+
+
+def _graph_or_raise(model, what):
+    _check_model(model, what)
+    if not is_functional(model):
+        raise TypeError(f"{what} counts operations from the functional graph; {model.name!r} is a "
+                        f"{type(model).__name__} (subclassed) model. Accepted: functional or Sequential models.")
+    return FunctionalGraph(model)
+
+
+def layer_flops(model):
+    """Per-layer FLOPs of one example: ``{"layers": {layer_name: flops}, "uncounted": [...]}``.
+
+    A shared layer's FLOPs add up over its calls. ``uncounted`` names layers of a type this module has
+    no rule for (counted as zero).
+    """
+    if isinstance(model, keras.Sequential) and model.built:
+        uncounted = set()
+        per_layer = {layer.name: layer_forward_flops(layer, [tuple(layer.input.shape)], [tuple(layer.output.shape)],
+                                                     uncounted) for layer in model.layers}
+        return {"layers": per_layer, "uncounted": sorted(uncounted)}
+    graph = _graph_or_raise(model, "layer_flops")
+    counter = NodeFlops(graph)
+    per_layer = {}
+    for node in graph.order:
+        per_layer[node[0]] = per_layer.get(node[0], 0) + counter(node)
+    return {"layers": per_layer, "uncounted": sorted(counter.uncounted)}
+
+
+def flops(model):
+    """FLOPs of one forward pass of one example (multiply-add = 2 FLOPs; see the module docstring)."""
+    return int(sum(layer_flops(model)["layers"].values()))
+
+
+def macs(model):
+    """Multiply-accumulates of the convolutions and dense layers of one forward pass of one example."""
+    graph = _graph_or_raise(model, "macs")
+    total = 0
+    for node in graph.order:
+        layer = graph.layer(node[0])
+        cls = type(layer).__name__
+        if cls in ("Dense",) or (cls.startswith(("Conv", "Depthwise", "Separable"))):
+            f = NodeFlops(graph)(node)
+            bias = _prod(graph.shapes[graph.output_tensors(node)[0]][1:]) if getattr(layer, "use_bias", False) else 0
+            total += (f - bias) // 2
+    return int(total)
+
+
+def params(model, trainable_only=False):
+    """Number of scalar weights of ``model`` (each variable once); only trainable ones if asked."""
+    _check_model(model, "params")
+    weights = model.trainable_weights if trainable_only else model.weights
+    seen, total = set(), 0
+    for w in weights:
+        if id(w) not in seen:
+            seen.add(id(w))
+            total += _prod(w.shape)
+    return int(total)
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes held by a training step: ``parameters`` + ``activations`` = ``total``."""
+
+    parameters: int
+    activations: int
+    batch_size: int
+
+    @property
+    def total(self):
+        return self.parameters + self.activations
+
+
+def memory(model, batch_size=1):
+    """Estimate the memory of a training step of ``model`` on ``batch_size`` examples, in bytes.
+
+    Parameters: each weight once, at its dtype's size. Activations: each layer call's outputs once
+    (the model input included), ``batch_size`` examples, at the layer's compute dtype. Optimizer
+    slots, gradients and framework workspace are not included; use the figure to compare models.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    _check_model(model, "memory")
+    seen, param_bytes = set(), 0
+    for w in model.weights:
+        if id(w) not in seen:
+            seen.add(id(w))
+            param_bytes += _prod(w.shape) * np.dtype(w.dtype).itemsize
+    act = 0
+    if isinstance(model, keras.Sequential):
+        for layer in model.layers:
+            itemsize = np.dtype(layer.compute_dtype or "float32").itemsize
+            act += _prod(layer.output.shape[1:]) * itemsize
+        act += _prod(model.inputs[0].shape[1:]) * np.dtype(model.inputs[0].dtype).itemsize
+        return MemoryEstimate(parameters=int(param_bytes), activations=int(act * batch_size), batch_size=batch_size)
+    graph = _graph_or_raise(model, "memory")
+    for node in graph.order:
+        layer = graph.layer(node[0])
+        itemsize = np.dtype(getattr(layer, "compute_dtype", None) or "float32").itemsize
+        for t in graph.output_tensors(node):
+            if t in graph.shapes:
+                act += _prod(graph.shapes[t][1:]) * itemsize
+    return MemoryEstimate(parameters=int(param_bytes), activations=int(act * batch_size), batch_size=batch_size)
+
+
+# --------------------------------------------------------------------------------------------------
+# Timing
+
+
+def time_call(fn, *args, repeat=1, **kwargs):
+    """Run ``fn(*args, **kwargs)`` ``repeat`` times; return (last result, list of wall seconds per call)."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        times.append(time.perf_counter() - start)
+    return result, times
+
+
+def make_train_step(model, optimizer=None, loss=None, jit_compile=False):
+    """Compile a copy-free training step for ``model``: returns ``step(x, y)`` that runs one update.
+
+    The model is compiled with ``optimizer`` (SGD with momentum 0.9 by default) and ``loss`` (sparse
+    categorical cross-entropy from logits by default); ``step`` calls ``model.train_on_batch``.
+    """
+    model.compile(optimizer=optimizer or keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=jit_compile)
+
+    def step(x, y):
+        return model.train_on_batch(x, y)
+
+    return step
+
+
+def interleaved_step_times(steps, x, y, rounds=5, steps_per_round=5, warmup=2):
+    """Time several training steps fairly on a shared machine.
+
+    Args:
+        steps: ``{name: step(x, y)}`` callables (e.g. from :func:`make_train_step`).
+        x, y: one batch, the same for every step function.
+        rounds: timing rounds; in each round every step function runs ``steps_per_round`` times in turn,
+            so that load changes on the machine hit all of them alike.
+        warmup: untimed calls of each step function first (tracing, allocation).
+
+    Returns:
+        ``{name: median seconds per step}`` over the per-round means.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step(x, y)
+    per_round = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(steps_per_round):
+                step(x, y)
+            per_round[name].append((time.perf_counter() - start) / steps_per_round)
+    return {name: statistics.median(values) for name, values in per_round.items()}
