@@ -141,18 +141,14 @@ def _output_mode(model, outputs):
 
 
 def _flops(model):
-    try:
-        from keras_lottery import metrics
-    except ImportError:
-        return None
+    from keras_lottery import metrics
+
     return int(metrics.flops(model))
 
 
 def _params(model):
-    try:
-        from keras_lottery import metrics
-    except ImportError:
-        return int(model.count_params())
+    from keras_lottery import metrics
+
     return int(metrics.params(model))
 
 
@@ -196,22 +192,18 @@ def _describe(model, mode, measure_size):
 
 
 def _blocks_removed(dense, ticket):
+    """Names of ``dense``'s residual blocks whose branch layers are all absent from ``ticket``."""
+    import warnings
+
     try:
-        from keras_lottery import blocks
+        from keras_lottery.blocks import find_blocks
     except ImportError:
         return []
-    finder = getattr(blocks, "find_blocks", None)
-    if finder is None:
-        return []
-    present = {layer.name for layer in ticket.layers}
-    removed = []
-    for block in finder(dense):
-        name = getattr(block, "name", block)
-        layers = getattr(block, "layers", None) or []
-        layer_names = [getattr(l, "name", l) for l in layers]
-        if layer_names and not any(n in present for n in layer_names):
-            removed.append(str(name))
-    return removed
+    present = {layer.name for layer in card_lib.walk_layers(ticket)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = find_blocks(dense, warn=False)
+    return [b.name for b in found if b.branch_layers and not any(n in present for n in b.branch_layers)]
 
 
 def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=None, hparams=None, run_dir=None,
