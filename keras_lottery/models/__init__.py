@@ -27,8 +27,17 @@ def names():
     return sorted(_FIXED) + ["resnet20", "resnet32", "resnet56", "resnet110"]
 
 
+def check_name(name):
+    """Raises ValueError unless ``name`` is a zoo model (a ResNet's depth must be 6n+2)."""
+    match = _RESNET.match(name)
+    if name in _FIXED or (match and int(match.group(1)) >= 8 and (int(match.group(1)) - 2) % 6 == 0):
+        return
+    raise ValueError(f"Unknown model {name!r}. Accepted: {', '.join(names())} (or resnet<6n+2>).")
+
+
 def get(name, input_shape, classes, seed=None, **kwargs):
     """Builds the zoo model called ``name`` for ``input_shape`` and ``classes``."""
+    check_name(name)
     if name in _FIXED:
         return _FIXED[name](input_shape=input_shape, classes=classes, seed=seed, **kwargs)
     match = _RESNET.match(name)
@@ -37,4 +46,4 @@ def get(name, input_shape, classes, seed=None, **kwargs):
     raise ValueError(f"Unknown model {name!r}. Accepted: {', '.join(names())} (or resnet<6n+2>).")
 
 
-__all__ = ["conv_net", "get", "lenet_300_100", "names", "resnet_cifar", "vgg16"]
+__all__ = ["check_name", "conv_net", "get", "lenet_300_100", "names", "resnet_cifar", "vgg16"]

@@ -1,0 +1,1 @@
+"""absl binaries, one per experiment: parse flags, call the library, write a run directory."""

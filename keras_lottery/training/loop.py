@@ -1,0 +1,195 @@
+"""A resumable ``model.fit``: checkpoints in a directory, survives ``kill -9``, never redoes a run.
+
+Training runs from ``start_step`` to ``end_step`` in chunks of ``eval_every`` iterations (one epoch by
+default). After each chunk the model (weights, masks, optimizer state) is saved as
+``ckpt-<step>.keras`` and then ``state.json`` is replaced atomically to point at it, with the history
+so far; older checkpoints are deleted only after that. So a process killed at any instant leaves a
+``state.json`` naming a complete checkpoint, and the same call continues from it, feeding the data
+stream from the same step. When training ends, the test split is evaluated and ``metrics.json`` is
+written last: its presence marks the run finished, and calling again returns it without training.
+"""
+
+import csv
+import glob
+import math
+import os
+import sys
+import time
+
+import keras
+
+from keras_lottery import runs
+from keras_lottery.training.optimizers import compile_for_classification, total_steps
+
+STATE = "state.json"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+FINAL_MODEL = "model.keras"
+
+
+class _Progress(keras.callbacks.Callback):
+    """Counts steps, stops at ``end_step``, times the training part of each chunk, checkpoints."""
+
+    def __init__(self, directory, step, end_step, history, extra_state):
+        super().__init__()
+        self.directory = directory
+        self.step = step
+        self.end_step = end_step
+        self.history = history
+        self.extra_state = extra_state
+        self._chunk_start = None
+        self._train_time = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._chunk_start = time.perf_counter()
+        self._train_time = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        self._train_time = time.perf_counter() - self._chunk_start
+        if self.step >= self.end_step:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"step": self.step, "train_time_s": round(self._train_time, 4)}
+        row.update({key: float(value) for key, value in (logs or {}).items()})
+        self.history.append(row)
+        save_checkpoint(self.model, self.directory, self.step, self.history, self.extra_state)
+
+
+def save_checkpoint(model, directory, step, history, extra_state=None):
+    """Saves ``model`` at ``step`` and points ``state.json`` at it (atomically), then prunes old ones."""
+    name = f"ckpt-{step:09d}.keras"
+    tmp = os.path.join(directory, f"tmp-{name}")
+    model.save(tmp)
+    os.replace(tmp, os.path.join(directory, name))
+    state = {"step": step, "checkpoint": name, "history": history}
+    state.update(extra_state or {})
+    runs.write_json_atomic(os.path.join(directory, STATE), state)
+    for old in glob.glob(os.path.join(directory, "ckpt-*.keras")) + glob.glob(os.path.join(directory, "tmp-*")):
+        if os.path.basename(old) != name:
+            os.remove(old)
+
+
+def read_state(directory):
+    """The saved ``state.json`` of a directory, or None."""
+    return runs.read_json(os.path.join(directory, STATE))
+
+
+def load_checkpoint(directory):
+    """The model saved by the latest complete checkpoint of ``directory`` (compiled), and its state."""
+    state = read_state(directory)
+    if state is None:
+        raise FileNotFoundError(f"No checkpoint in {directory} (no {STATE}).")
+    return keras.saving.load_model(os.path.join(directory, state["checkpoint"])), state
+
+
+def _write_history(directory, history):
+    keys = []
+    for row in history:
+        keys += [key for key in row if key not in keys]
+    tmp = os.path.join(directory, HISTORY + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, os.path.join(directory, HISTORY))
+
+
+def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eval_every=None,
+        callbacks=(), compile_model=True, emissions=None, verbose="auto", final_metrics=None):
+    """Trains ``model`` on ``datasets`` with ``hparams`` (a ``TrainingHparams``), resumably.
+
+    Args:
+      model: the model to train; ignored in favour of the checkpoint when ``directory`` holds one.
+      datasets: a ``keras_lottery.data.Datasets``.
+      hparams: a ``TrainingHparams`` (optimizer, schedule, length T, data seed is in ``datasets``).
+      directory: where checkpoints, ``history.csv`` and ``metrics.json`` go.
+      start_step: the data position and step count training begins at (k when rewinding). The
+        optimizer's own iteration count drives the learning-rate schedule; set it to match.
+      end_step: the step training stops at; ``hparams.steps`` by default.
+      eval_every: validation and checkpoint interval in iterations; one epoch by default.
+      callbacks: more Keras callbacks for ``fit``.
+      compile_model: compile ``model`` with a fresh optimizer first; pass False when the caller has
+        compiled it (with a restored optimizer, for instance).
+      emissions: an ``Emissions`` callback, or None for no energy tracking.
+      verbose: Keras' verbosity; ``"auto"`` shows the progress bar on a terminal, one line per
+        chunk otherwise.
+      final_metrics: a function ``model -> dict`` adding entries to ``metrics.json``.
+
+    Returns:
+      ``(model, metrics)``: the trained model and the dict written to ``metrics.json``, which holds
+      the final test and validation accuracy, the best validation accuracy and its step, the
+      measured training time, and energy / CO2 when tracked.
+    """
+    os.makedirs(directory, exist_ok=True)
+    metrics_path = os.path.join(directory, METRICS)
+    spe = datasets.steps_per_epoch
+    end_step = total_steps(hparams, spe) if end_step is None else int(end_step)
+    chunk = int(eval_every or spe)
+    if chunk < 1 or end_step <= start_step:
+        raise ValueError(f"Nothing to train: start_step={start_step}, end_step={end_step}, eval_every={chunk}.")
+    if os.path.exists(metrics_path):  # finished: report, do not redo
+        state = read_state(directory)
+        final = os.path.join(directory, FINAL_MODEL)
+        return keras.saving.load_model(final), runs.read_json(metrics_path)
+
+    state = read_state(directory)
+    if state is not None:
+        model, state = load_checkpoint(directory)
+        step, history = state["step"], state["history"]
+        extra = {key: state[key] for key in ("emissions",) if key in state}
+    else:
+        if compile_model:
+            compile_for_classification(model, hparams, spe)
+        step, history, extra = start_step, [], {}
+
+    if step < end_step:
+        progress = _Progress(directory, step, end_step, history, extra)
+        fit_callbacks = [progress, *callbacks] + ([emissions] if emissions is not None else [])
+        has_validation = len(datasets.x_val) > 0
+        model.fit(
+            datasets.train(start_step=step),
+            steps_per_epoch=chunk,
+            epochs=math.ceil((end_step - start_step) / chunk),
+            initial_epoch=(step - start_step) // chunk,
+            validation_data=datasets.validation() if has_validation else None,
+            callbacks=fit_callbacks,
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose,
+            shuffle=False,  # the stream is already in its seeded order
+        )
+        if emissions is not None and emissions.result:
+            previous = extra.get("emissions", {"energy_kwh": 0.0, "emissions_kg": 0.0, "duration_s": 0.0})
+            extra["emissions"] = {key: previous.get(key, 0.0) + emissions.result[key]
+                                  for key in ("energy_kwh", "emissions_kg", "duration_s")}
+            extra["emissions"]["country"] = emissions.result["country"]
+            save_checkpoint(model, directory, progress.step, history, extra)
+
+    test_loss, test_accuracy = model.evaluate(datasets.test(), verbose=0)[:2]
+    metrics = summarize(history, start_step)
+    metrics.update({"test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
+                    "steps_per_epoch": spe})
+    if "emissions" in extra:
+        metrics.update({f"emissions_{key}" if key != "country" else "emissions_country": value
+                        for key, value in extra["emissions"].items()})
+    if final_metrics:
+        metrics.update(final_metrics(model))
+    _write_history(directory, history)
+    model.save(os.path.join(directory, FINAL_MODEL + ".tmp.keras"))
+    os.replace(os.path.join(directory, FINAL_MODEL + ".tmp.keras"), os.path.join(directory, FINAL_MODEL))
+    runs.write_json_atomic(metrics_path, metrics)
+    return model, metrics
+
+
+def summarize(history, start_step=0):
+    """Final and best validation accuracy (with the step it occurred at) and time from a history."""
+    metrics = {"start_step": start_step, "end_step": history[-1]["step"] if history else start_step,
+               "train_time_s": round(sum(row.get("train_time_s", 0.0) for row in history), 3)}
+    if history and "accuracy" in history[-1]:
+        metrics["train_accuracy"] = history[-1]["accuracy"]
+    with_val = [row for row in history if "val_accuracy" in row]
+    if with_val:
+        best = max(with_val, key=lambda row: row["val_accuracy"])  # first maximum: the earliest step
+        metrics.update({"val_accuracy": with_val[-1]["val_accuracy"], "best_val_accuracy": best["val_accuracy"],
+                        "best_val_step": best["step"]})
+    return metrics

@@ -1,0 +1,52 @@
+"""Optimizers and compilation from ``TrainingHparams``."""
+
+import keras
+
+from keras_lottery.training import durations
+from keras_lottery.training.lr_schedule import StepSchedule
+
+
+def total_steps(hparams, steps_per_epoch):
+    """The training length T in iterations."""
+    steps = durations.to_steps(hparams.steps, steps_per_epoch)
+    if steps < 1:
+        raise ValueError(f"--steps={hparams.steps!r} is less than one iteration.")
+    return steps
+
+
+def learning_rate(hparams, steps_per_epoch):
+    """The ``StepSchedule`` for these hyper-parameters."""
+    total = total_steps(hparams, steps_per_epoch)
+    return StepSchedule(
+        hparams.lr,
+        warmup_steps=durations.to_steps(hparams.warmup, steps_per_epoch, total),
+        milestones=durations.to_step_list(hparams.milestones, steps_per_epoch, total),
+        gamma=hparams.gamma,
+    )
+
+
+def make_optimizer(hparams, steps_per_epoch):
+    """A fresh Keras optimizer (zero slots, iteration 0) for ``hparams``."""
+    hparams.validate()
+    lr = learning_rate(hparams, steps_per_epoch)
+    common = {"clipnorm": hparams.clipnorm or None}
+    if hparams.optimizer != "adamw":
+        common["weight_decay"] = hparams.weight_decay or None
+    if hparams.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=hparams.momentum, nesterov=hparams.nesterov, **common)
+    if hparams.optimizer == "adam":
+        return keras.optimizers.Adam(lr, **common)
+    if hparams.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=hparams.weight_decay, **common)
+    return keras.optimizers.RMSprop(lr, momentum=hparams.momentum, **common)
+
+
+def compile_for_classification(model, hparams, steps_per_epoch, jit_compile="auto"):
+    """Compiles ``model`` (logits output) with a fresh optimizer, cross-entropy and accuracy."""
+    model.compile(
+        optimizer=make_optimizer(hparams, steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
+    return model

@@ -1,0 +1,57 @@
+"""Measures what sparsity and block removal do to an exported SavedModel's size.
+
+Untrained zoo models, pruned by global magnitude with a numpy mask (the size of a float32 tensor
+full of zeros does not depend on training), or with residual blocks removed, exported with
+``keras_lottery.export.for_serving``; prints a Markdown table of the numbers in the model cards.
+
+  python scripts/export_sizes.py
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_lottery as kl  # noqa: E402
+from keras_lottery import blocks, export, wrappers  # noqa: E402
+from keras_lottery.masks import Mask  # noqa: E402
+
+
+def magnitude_ticket(dense, density):
+    """``dense`` masked so that the largest-magnitude ``density`` fraction of all kernels survives."""
+    masked = wrappers.mask(dense)
+    current = Mask.from_model(masked)
+    weights = {p: np.abs(masked.get_layer(p.split("/")[0]).layer.kernel.numpy()) for p in current}
+    threshold = np.quantile(np.concatenate([w.ravel() for w in weights.values()]), 1 - density)
+    Mask({p: w > threshold for p, w in weights.items()}).apply_to(masked)
+    return masked
+
+
+def main():
+    keras.utils.set_random_seed(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lenet = kl.models.lenet_300_100(seed=0)
+        for density in (0.2, 0.1, 0.02):
+            result = export.for_serving(magnitude_ticket(lenet, density), os.path.join(tmp, f"lenet{density}"),
+                                        dense_model=lenet)
+            rows.append((f"LeNet-300-100, weight ticket, density {density}", result.card))
+        resnet = kl.models.resnet_cifar(20, seed=0)
+        removable = blocks.find_blocks(resnet, warn=False).removable
+        ticket = blocks.remove(resnet, [b.name for b in removable[:3]])
+        result = export.for_serving(ticket, os.path.join(tmp, "resnet"), dense_model=resnet)
+        rows.append(("ResNet-20, layer ticket, 3 blocks removed", result.card))
+    print("| model | density | FLOPs ticket / dense | SavedModel bytes ticket / dense | gzip bytes ticket / dense |")
+    print("|---|---|---|---|---|")
+    for label, card in rows:
+        s, f = card["size"], card["flops"]
+        print(f"| {label} | {card['density']['global']['density']:.3f} | {f['ticket']:,} / {f['dense']:,} | "
+              f"{s['ticket']['bytes']:,} / {s['dense']['bytes']:,} | "
+              f"{s['ticket']['gzip_bytes']:,} / {s['dense']['gzip_bytes']:,} ({s['gzip_ratio']:.2f}x) |")
+
+
+if __name__ == "__main__":
+    main()
