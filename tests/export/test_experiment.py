@@ -1,0 +1,79 @@
+"""experiments/export.py: from a run directory to saved_models/<name>/<version>/."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_lottery import export
+
+from experiments import export as export_binary  # noqa: E402
+
+
+@pytest.fixture
+def imp_run(tmp_path):
+    """A small IMP run directory: hparams.json, level_0 (dense) and level_1 (masked, pruned) models."""
+    from export_tickets import masked_lenet
+
+    dense, masked, mask = masked_lenet()
+    run = tmp_path / "runs" / "imp" / "lenet"
+    (run / "level_0").mkdir(parents=True)
+    (run / "level_1").mkdir()
+    dense.save(run / "level_0" / "model.keras")
+    masked.save(run / "level_1" / "model.keras")
+    (run / "hparams.json").write_text(json.dumps({"model": {"name": "lenet_300_100"}, "pruning": {"rate": 0.8}}))
+    (run / "level_1" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.81, "test_loss": 0.5}))
+    return run, masked, mask
+
+
+def test_export_an_imp_level(imp_run, tmp_path, capsys):
+    run, masked, mask = imp_run
+    base = tmp_path / "saved_models"
+    result = export_binary.export_run(str(run), level=1, base_dir=str(base))
+    assert result.path == os.path.join(str(base), "lenet_level1", "1")
+    card = result.card
+    assert card["ticket"] == "weight"
+    assert card["accuracy"] == {"test_accuracy": 0.81}
+    assert card["hparams"] == {"model": {"name": "lenet_300_100"}, "pruning": {"rate": 0.8}}
+    assert card["run_dir"] == os.path.normpath(str(run))
+    assert card["density"]["global"]["alive"] == mask.alive
+    assert card["size"]["dense"]["gzip_bytes"] > card["size"]["ticket"]["gzip_bytes"]
+    # The sample request beside the versions matches the signature recorded in the card.
+    with open(base / "lenet_level1" / "request.json") as f:
+        inputs = export.request_inputs(f.read(), card["signature"]["inputs"])
+    assert inputs["images"].shape == (1, 6, 6, 1)
+    out = capsys.readouterr().out
+    assert "Verified without Keras" in out
+    assert export.docker_command(str(base / "lenet_level1"), "lenet_level1") in out
+    # Exporting again takes the next version; TF Serving ignores request.json (not a number).
+    again = export_binary.export_run(str(run), level=1, base_dir=str(base), verify=False)
+    assert again.version == 2 and export.existing_versions(base / "lenet_level1") == [1, 2]
+
+
+def test_export_a_layer_lottery_ticket(tmp_path):
+    import keras_lottery as kl
+    from keras_lottery import blocks
+
+    dense = kl.models.resnet_cifar(8, input_shape=(8, 8, 3), classes=3, width=4, seed=2)
+    ticket = blocks.remove(dense, [blocks.find_blocks(dense, warn=False).removable[0].name])
+    run = tmp_path / "runs" / "layer_lottery" / "resnet8"
+    run.mkdir(parents=True)
+    ticket.save(run / "ticket.keras")
+    dense.save(run / "dense.keras")
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    result = export_binary.export_run(str(run), base_dir=str(tmp_path / "sm"), name="resnet8_ticket",
+                                      verify=False)
+    assert result.card["ticket"] == "layer"
+    assert result.card["blocks_removed"] == ["stage1_block1_add"]
+    assert result.card["accuracy"] == {"accuracy": 0.5}
+    assert result.card["flops"]["ratio"] < 1
+
+
+def test_missing_sources_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        export_binary.sources(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="No IMP level directory"):
+        export_binary.sources(str(tmp_path), level=3)
+    with pytest.raises(FileNotFoundError, match="No layer-lottery ticket"):
+        export_binary.sources(str(tmp_path))
