@@ -7,7 +7,9 @@ batch norm in training mode, as in the SNIP and GraSP papers; no state of the mo
 
 * ``snip``: per weight ``|w * dL/dw|`` (Lee et al. 2019); block score = **sum** over the block's
   trainable weights (its "connection sensitivity mass").
-* ``grasp``: per weight ``S = -w * (H g)`` with ``g = dL/dw`` and ``H`` the Hessian (Wang et al. 2020).
+* ``grasp``: per weight ``S = -w * (H g)`` with ``g = dL/dw`` and ``H`` the Hessian (Wang et al. 2020),
+  ``H g`` by double back-propagation on a twin of the model whose batch norm keeps second
+  derivatives (see :class:`ExactBatchNormalization`).
   GraSP removes the weights with the *largest* ``S``; a block's score is therefore
   ``sum(w * H g) = -sum(S)``, which is sign-aware: to first order, zeroing the whole block changes
   the squared gradient norm by ``-2 * sum(w * H g)``, so the block with the lowest score is the one
@@ -236,40 +238,99 @@ def _aggregate(per_weight, model, blocks, variables, aggregate):
     return out
 
 
-def gradients(model, batches, loss, hessian_vector=None, training=True):
-    """Loss gradients (and optionally Hessian-vector products) w.r.t. ``model.trainable_variables``.
+def gradients(model, batches, loss, training=True, offset=None):
+    """Loss gradients w.r.t. ``model.trainable_variables``, averaged over batches, as float32 arrays.
 
-    The only TensorFlow-specific function of this module (``tf.GradientTape``). The model runs through
-    ``stateless_call``, so batch-norm statistics are not updated. Gradients are averaged over batches.
-    With ``hessian_vector`` (a list aligned with the trainable variables), returns ``H @ v`` instead.
+    The only TensorFlow-specific code of this module (``tf.GradientTape``). The model runs through
+    ``stateless_call``, so neither weights nor batch-norm statistics change. With ``offset`` (arrays
+    aligned with the trainable variables) the gradient is taken at ``weights + offset``.
     """
     import tensorflow as tf
 
     variables = model.trainable_variables
     values = [tf.convert_to_tensor(v.value) for v in variables]
+    if offset is not None:
+        values = [v + tf.cast(o, v.dtype) for v, o in zip(values, offset)]
     frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
     total = [tf.zeros_like(v) for v in values]
-
-    def loss_of(x, y):
-        outputs, _ = model.stateless_call(values, frozen, x, training=training)
-        return loss(y, outputs)
-
     for x, y in batches:
-        if hessian_vector is None:
-            with tf.GradientTape() as tape:
-                tape.watch(values)
-                value = loss_of(x, y)
-            grads = tape.gradient(value, values)
-        else:
-            with tf.GradientTape() as outer:
-                outer.watch(values)
-                with tf.GradientTape() as inner:
-                    inner.watch(values)
-                    value = loss_of(x, y)
-                first = inner.gradient(value, values)
-                dot = tf.add_n([tf.reduce_sum(g * tf.cast(v, g.dtype))
-                                for g, v in zip(first, hessian_vector) if g is not None])
-            grads = outer.gradient(dot, values)
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            outputs, _ = model.stateless_call(values, frozen, x, training=training)
+            value = loss(y, outputs)
+        grads = tape.gradient(value, values)
+        total = [t if g is None else t + g for t, g in zip(total, grads)]
+    return [(t / len(batches)).numpy() for t in total]
+
+
+class ExactBatchNormalization(keras.layers.BatchNormalization):
+    """Batch norm whose training-mode moments are plain ``mean`` / ``mean((x - mean)^2)``.
+
+    TensorFlow's ``tf.nn.moments`` (behind Keras batch norm) stops the gradient through the batch
+    mean inside the variance: first derivatives stay exact, second derivatives do not. Scoring that
+    needs Hessian-vector products runs on a twin of the model with this layer instead (same weights).
+    Inference mode is the parent's.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not training:
+            return super().call(inputs, training=training, mask=mask)
+        x = keras.ops.cast(inputs, self.compute_dtype)
+        rank = len(x.shape)
+        axis = self.axis % rank
+        axes = [i for i in range(rank) if i != axis]
+        mean = keras.ops.mean(x, axis=axes, keepdims=True)
+        variance = keras.ops.mean(keras.ops.square(x - mean), axis=axes, keepdims=True)
+        out = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        shape = [1] * rank
+        shape[axis] = x.shape[axis]
+        if self.scale:
+            out = out * keras.ops.reshape(keras.ops.cast(self.gamma, out.dtype), shape)
+        if self.center:
+            out = out + keras.ops.reshape(keras.ops.cast(self.beta, out.dtype), shape)
+        return out
+
+
+def twin(model, dtype=None, exact_batch_norm=False):
+    """A copy of functional ``model`` (same graph, layer names and weights), optionally in ``dtype``
+    and with :class:`ExactBatchNormalization` in place of ``BatchNormalization``."""
+    from keras_lottery.blocks.rewrite import copy_weights
+
+    config = model.get_config()
+    for layer_config in config["layers"]:
+        if dtype is not None and "dtype" in layer_config.get("config", {}):
+            layer_config["config"]["dtype"] = dtype
+        if exact_batch_norm and layer_config["class_name"] == "BatchNormalization":
+            layer_config.update(class_name="ExactBatchNormalization", module=None,
+                                registered_name="ExactBatchNormalization")
+    copy = keras.Model.from_config(config, custom_objects={"ExactBatchNormalization": ExactBatchNormalization})
+    copy_weights(model, copy)
+    return copy
+
+
+def hessian_vector_product(model, batches, loss, vector, training=True):
+    """``H @ vector`` for the Hessian ``H`` of the batch-averaged loss w.r.t. ``model.trainable_variables``.
+
+    Double back-propagation with ``tf.GradientTape`` through ``stateless_call`` (no state changes).
+    Call it on ``twin(model, exact_batch_norm=True)`` for models with batch norm (see
+    :class:`ExactBatchNormalization`); :func:`grasp` does.
+    """
+    import tensorflow as tf
+
+    values = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
+    frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
+    vector = [tf.convert_to_tensor(v, dtype=t.dtype) for v, t in zip(vector, values)]
+    total = [tf.zeros_like(v) for v in values]
+    for x, y in batches:
+        with tf.GradientTape() as outer:
+            outer.watch(values)
+            with tf.GradientTape() as inner:
+                inner.watch(values)
+                outputs, _ = model.stateless_call(values, frozen, x, training=training)
+                value = loss(y, outputs)
+            first = inner.gradient(value, values)
+            dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(first, vector) if g is not None])
+        grads = outer.gradient(dot, values)
         total = [t if g is None else t + g for t, g in zip(total, grads)]
     return [(t / len(batches)).numpy() for t in total]
 
@@ -292,11 +353,12 @@ def snip(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
 def grasp(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
     """GraSP, sign-aware: sum (or mean) over the block's weights of ``w * (H g)`` (= minus GraSP's score)."""
     batches = _require_data(data, "grasp")
-    variables = model.trainable_variables
-    g = gradients(model, batches, loss, training=training)
-    hg = gradients(model, batches, loss, hessian_vector=g, training=training)
+    exact = twin(model, exact_batch_norm=True)
+    variables = exact.trainable_variables
+    g = gradients(exact, batches, loss, training=training)
+    hg = hessian_vector_product(exact, batches, loss, g, training=training)
     saliency = [np.asarray(v.numpy(), np.float64) * h for v, h in zip(variables, hg)]
-    return _aggregate(saliency, model, blocks, variables, aggregate)
+    return _aggregate(saliency, exact, blocks, variables, aggregate)
 
 
 @register("synflow")
@@ -304,29 +366,22 @@ def synflow(model, blocks, data, *, loss, seed, aggregate="sum"):
     """SynFlow: ``|w| * dR/d|w|`` with ``R = sum(f_|w|(1))``, in float64, batch norm in inference mode."""
     import tensorflow as tf
 
-    from keras_lottery.blocks.rewrite import copy_weights
-
-    config = model.get_config()
-    for layer_config in config["layers"]:
-        if "dtype" in layer_config.get("config", {}):
-            layer_config["config"]["dtype"] = "float64"
-    twin = keras.Model.from_config(config)
-    copy_weights(model, twin)
-    for v in twin.weights:
+    linear = twin(model, dtype="float64")
+    for v in linear.weights:
         v.assign(keras.ops.abs(v.value))
-    variables = twin.trainable_variables
+    variables = linear.trainable_variables
     values = [tf.convert_to_tensor(v.value) for v in variables]
-    frozen = [tf.convert_to_tensor(v.value) for v in twin.non_trainable_variables]
-    ones = [tf.ones((1,) + tuple(t.shape[1:]), tf.float64) for t in twin.inputs]
+    frozen = [tf.convert_to_tensor(v.value) for v in linear.non_trainable_variables]
+    ones = [tf.ones((1,) + tuple(t.shape[1:]), tf.float64) for t in linear.inputs]
     with tf.GradientTape() as tape:
         tape.watch(values)
-        outputs, _ = twin.stateless_call(values, frozen, ones if len(ones) > 1 else ones[0], training=False)
+        outputs, _ = linear.stateless_call(values, frozen, ones if len(ones) > 1 else ones[0], training=False)
         total = tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(outputs)])
     grads = tape.gradient(total, values)
     if not np.isfinite(float(total)):
         raise FloatingPointError(f"SynFlow overflowed float64 on {model.name!r} (R = {float(total)}).")
     saliency = [np.zeros(v.shape) if g is None else (v * g).numpy() for v, g in zip(values, grads)]
-    return _aggregate(saliency, twin, blocks, variables, aggregate)
+    return _aggregate(saliency, linear, blocks, variables, aggregate)
 
 
 @register("random")
@@ -353,6 +408,11 @@ def l1(model, blocks, data, *, loss, seed):
     return out
 
 
+def _inputs(model):
+    """The model's inputs in the structure a call expects (a single tensor for one input)."""
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+
 def branch_outputs(model, blocks, batches):
     """Yield, per batch, ``{block name: branch output array}`` (inference mode)."""
     tensors = []
@@ -363,7 +423,7 @@ def branch_outputs(model, blocks, batches):
         except (AttributeError, ValueError) as error:
             raise ValueError(f"Block {block.name!r}: the output of {layer.name!r} is ambiguous (a shared layer); "
                              f"activation criteria need single-call branch outputs.") from error
-    probe = keras.Model(model.inputs, tensors)
+    probe = keras.Model(_inputs(model), tensors)
     for x, _ in batches:
         outputs = probe(x, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
@@ -420,7 +480,7 @@ class _Ablation:
 
     def __init__(self, model, names):
         self.model, self.names = model, list(names)
-        self.probe = keras.Model(model.inputs, [model.get_layer(n).output for n in self.names])
+        self.probe = keras.Model(_inputs(model), [model.get_layer(n).output for n in self.names])
 
     def reference(self, x):
         return self._listed(self.probe(x, training=False))
@@ -444,7 +504,7 @@ class _Ablation:
         from keras_lottery.blocks.rewrite import remove
 
         ticket = remove(self.model, [block])
-        probe = keras.Model(ticket.inputs, [ticket.get_layer(n).output for n in self.names])
+        probe = keras.Model(_inputs(ticket), [ticket.get_layer(n).output for n in self.names])
         return self._listed(probe(x, training=False))
 
 

@@ -1,0 +1,180 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_lottery as kl
+from keras_lottery.blocks import criteria
+
+
+def _scaled_copy(model, block, factor):
+    """A copy of ``model`` whose block's branch weights are multiplied by ``factor``."""
+    copy = kl.blocks.remove(model, [])
+    for layer_name in block.branch_layers:
+        for w in copy.get_layer(layer_name).trainable_weights:
+            w.assign(w.numpy() * factor)
+    return copy
+
+
+def _loss(model, x, y):
+    loss = kl.blocks.criteria._as_loss(None)
+    return float(loss(y, model(x, training=True)))
+
+
+def test_registry_lists_builtins_and_user_criteria(resnet14):
+    assert {"snip", "grasp", "synflow", "random", "l1", "hrank", "expectabs", "kl", "cka"} <= set(criteria.names())
+
+    def depth_rank(model, blocks, data, *, loss, seed):
+        return {b.name: float(-i) for i, b in enumerate(blocks)}
+
+    criteria.register("depth_rank", depth_rank)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            criteria.register("depth_rank", depth_rank)
+        scores = kl.blocks.score(resnet14, criterion="depth_rank")
+        assert kl.blocks.lowest(scores, 1) == ["stage3_block2_add"]
+    finally:
+        criteria.unregister("depth_rank")
+    assert "depth_rank" not in criteria.names()
+    with pytest.raises(ValueError, match="Unknown block criterion 'nope'; registered: .*grasp"):
+        kl.blocks.score(resnet14, criterion="nope")
+    with pytest.raises(ValueError, match="one score per block"):
+        kl.blocks.score(resnet14, criterion=lambda model, blocks, data, **kw: {"x": 1.0})
+    with pytest.raises(ValueError, match="non-finite"):
+        kl.blocks.score(resnet14, criterion=lambda model, blocks, data, **kw: {b.name: np.nan for b in blocks})
+
+
+def test_lowest_is_deterministic():
+    scores = {"a": 1.0, "b": 0.5, "c": 0.5, "d": -2.0}
+    assert kl.blocks.lowest(scores, 3) == ["d", "b", "c"]
+    assert kl.blocks.lowest(scores, 0) == []
+    with pytest.raises(ValueError, match="between 0 and the number of scored blocks \\(4\\), got 5"):
+        kl.blocks.lowest(scores, 5)
+
+
+def _smooth_resnet():
+    """A residual net with tanh and batch norm: smooth, so finite differences are trustworthy."""
+    import keras
+
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+    for i in range(2):
+        y = keras.layers.Conv2D(4, 3, padding="same", name=f"b{i}_conv")(x)
+        y = keras.layers.BatchNormalization(name=f"b{i}_bn")(y)
+        y = keras.layers.Activation("tanh", name=f"b{i}_tanh")(y)
+        x = keras.layers.Add(name=f"b{i}_add")([x, y])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="predictions")(x))
+
+
+def test_exact_batch_norm_twin_matches_keras_batch_norm(resnet14, images16):
+    x, _ = images16
+    exact = criteria.twin(resnet14, exact_batch_norm=True)
+    for training in (False, True):
+        np.testing.assert_allclose(exact(x, training=training), resnet14(x, training=training), rtol=1e-4, atol=1e-4)
+
+
+def test_grasp_block_score_is_first_order_change_of_gradient_norm():
+    """sum(w * Hg) over a block = d/d(eps) of ||g||^2 / 2 when the block's weights are scaled by (1 + eps)."""
+    model = _smooth_resnet()
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6, 6, 3)).astype("float32"), rng.integers(0, 3, size=16)
+    scores = kl.blocks.score(model, (x, y), criterion="grasp")
+    loss = criteria._as_loss(None)
+
+    def grad_norm2(m):
+        return sum(float(np.sum(gi.astype(np.float64) ** 2)) for gi in criteria.gradients(m, [(x, y)], loss))
+
+    for block in kl.blocks.find_blocks(model):
+        eps = 1e-2
+        estimate = (grad_norm2(_scaled_copy(model, block, 1 + eps))
+                    - grad_norm2(_scaled_copy(model, block, 1 - eps))) / (4 * eps)
+        assert scores[block.name] == pytest.approx(estimate, rel=0.05)
+    # plain autodiff through Keras batch norm drops second-order terms: the twin is needed
+    g = criteria.gradients(model, [(x, y)], loss)
+    plain = criteria.hessian_vector_product(model, [(x, y)], loss, g)
+    exact = criteria.hessian_vector_product(criteria.twin(model, exact_batch_norm=True), [(x, y)], loss, g)
+    assert not np.allclose(plain[0], exact[0], rtol=1e-2)
+
+
+def test_snip_sums_absolute_saliencies(resnet14, images16):
+    x, y = images16
+    blocks = kl.blocks.find_blocks(resnet14).removable
+    total = kl.blocks.score(resnet14, (x, y), criterion="snip")
+    mean = kl.blocks.score(resnet14, (x, y), criterion="snip", aggregate="mean")
+    for block in blocks:
+        n = sum(int(np.prod(w.shape)) for name in block.branch_layers
+                for w in resnet14.get_layer(name).trainable_weights)
+        assert total[block.name] == pytest.approx(mean[block.name] * n, rel=1e-6)
+    # the sum of |w g| bounds |sum w g|, measured by finite differences of the loss
+    block = blocks[0]
+    eps = 1e-2
+    signed = (_loss(_scaled_copy(resnet14, block, 1 + eps), x, y) - _loss(_scaled_copy(resnet14, block, 1 - eps), x, y)) / (2 * eps)
+    assert total[block.name] >= abs(signed) * 0.95 and total[block.name] > 0
+    with pytest.raises(ValueError, match="aggregate must be 'sum' or 'mean', got 'max'"):
+        kl.blocks.score(resnet14, (x, y), criterion="snip", aggregate="max")
+
+
+def test_scoring_does_not_change_the_model_and_accepts_datasets(resnet14, images16):
+    x, y = images16
+    before = [w.numpy().copy() for w in resnet14.weights]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    from_ds = kl.blocks.score(resnet14, ds.take(1), criterion="snip")
+    from_tuple = kl.blocks.score(resnet14, (x[:4], y[:4]), criterion="snip")
+    assert from_ds == pytest.approx(from_tuple, rel=1e-5)
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, resnet14.weights))
+    with pytest.raises(ValueError, match="needs data"):
+        kl.blocks.score(resnet14, None, criterion="grasp")
+    with pytest.raises(TypeError, match="\\(x, y\\) pair"):
+        kl.blocks.score(resnet14, [x], criterion="snip")
+
+
+def test_data_free_criteria(resnet14):
+    synflow = kl.blocks.score(resnet14, criterion="synflow")
+    assert list(synflow) == kl.blocks.find_blocks(resnet14).names(removable_only=True)
+    assert all(v > 0 for v in synflow.values())
+    a, b = (kl.blocks.score(resnet14, criterion="random", seed=s) for s in (0, 0))
+    assert a == b and a != kl.blocks.score(resnet14, criterion="random", seed=1)
+
+
+def test_l1_is_biased_to_early_stages():
+    """At He initialization wider (later) blocks have larger L1 norms, so L1 removes stage-1 blocks first."""
+    model = kl.models.resnet_cifar(20, input_shape=(16, 16, 3), width=8, seed=0)
+    lowest = kl.blocks.lowest(kl.blocks.score(model, criterion="l1"), k=3)
+    assert sorted(lowest) == ["stage1_block1_add", "stage1_block2_add", "stage1_block3_add"]
+
+
+def test_activation_criteria(resnet14, images16):
+    x, y = images16
+    probe = kl.blocks.criteria.branch_outputs(resnet14, kl.blocks.find_blocks(resnet14).removable, [(x, y)])
+    outputs = next(probe)
+    expect = kl.blocks.score(resnet14, (x, y), criterion="expectabs")
+    for name, value in expect.items():
+        assert value == pytest.approx(float(np.abs(outputs[name]).mean()), rel=1e-5)
+    hrank = kl.blocks.score(resnet14, (x, y), criterion="hrank")
+    assert hrank["stage1_block1_add"] <= 16 and hrank["stage3_block2_add"] <= 4
+    assert all(v > 0 for v in hrank.values())
+
+
+def test_kl_and_cka_match_explicit_removal(resnet14, images16):
+    x, y = images16
+    name = "stage2_block2_add"
+    ticket = kl.blocks.remove(resnet14, [name])
+    p = tf.nn.softmax(resnet14(x, training=False)).numpy().astype(np.float64)
+    q = tf.nn.softmax(ticket(x, training=False)).numpy().astype(np.float64)
+    expected_kl = float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
+    assert kl.blocks.score(resnet14, (x, y), criterion="kl")[name] == pytest.approx(expected_kl, rel=1e-3, abs=1e-7)
+
+    def pooled(model):
+        import keras
+
+        return keras.Model(model.inputs[0], model.get_layer("pool").output)(x, training=False).numpy()
+
+    cka = kl.blocks.score(resnet14, (x, y), criterion="cka")
+    assert cka[name] == pytest.approx(1 - criteria.linear_cka(pooled(resnet14), pooled(ticket)), abs=1e-5)
+    assert criteria.linear_cka(pooled(resnet14), pooled(resnet14)) == pytest.approx(1.0)
+
+
+def test_score_rejects_plain_networks():
+    vgg = kl.models.lenet_300_100(input_shape=(28, 28, 1), classes=10)
+    with pytest.raises(ValueError, match="Nothing to score.*no residual block"):
+        kl.blocks.score(vgg, criterion="random")
