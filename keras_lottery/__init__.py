@@ -17,3 +17,6 @@ from keras_lottery.wrappers import MaskedLayer, copy_weights, mask, strip  # noq
 __all__ += ["masks", "pruning", "schedules", "wrappers", "Mask", "apply_mask", "sparsity", "GlobalMagnitude"]
 __all__ += ["LayerwiseMagnitude", "RandomPruning", "prune", "MaskedLayer", "copy_weights", "mask", "strip"]
 from keras_lottery import callbacks  # noqa: E402,F401
+from keras_lottery import blocks, metrics  # noqa: E402,F401
+from keras_lottery import data, runs, training  # noqa: E402,F401
+__all__ += ["data", "runs", "training"]

@@ -28,7 +28,7 @@ def define_flags(*hparam_classes, flag_values=None):
     """Declares one absl flag per field of each dataclass, with its default and docstring help."""
     from absl import flags
 
-    fv = flag_values or flags.FLAGS
+    fv = flags.FLAGS if flag_values is None else flag_values
     for cls in hparam_classes:
         docs = _field_docs(cls)
         for field in dataclasses.fields(cls):
@@ -43,7 +43,7 @@ def from_flags(cls, flag_values=None):
     """Builds ``cls`` from the parsed flags of the same names."""
     from absl import flags
 
-    fv = flag_values or flags.FLAGS
+    fv = flags.FLAGS if flag_values is None else flag_values
     return cls(**{field.name: fv[field.name].value for field in dataclasses.fields(cls)})
 
 

@@ -1,0 +1,120 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lottery import models, runs, training
+
+
+def test_step_schedule_warms_up_and_drops_at_milestones():
+    schedule = training.StepSchedule(0.1, warmup_steps=10, milestones=[20, 30], gamma=0.1)
+    values = [float(schedule(step)) for step in (0, 4, 9, 19, 20, 29, 30)]
+    np.testing.assert_allclose(values, [0.01, 0.05, 0.1, 0.1, 0.01, 0.01, 0.001], rtol=1e-5)
+    restored = training.StepSchedule.from_config(schedule.get_config())
+    assert float(restored(25)) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("name,cls", [("sgd", keras.optimizers.SGD), ("adam", keras.optimizers.Adam),
+                                      ("adamw", keras.optimizers.AdamW), ("rmsprop", keras.optimizers.RMSprop)])
+def test_optimizers_follow_the_hparams(name, cls):
+    hp = training.TrainingHparams(optimizer=name, nesterov=True, weight_decay=1e-4, steps="10ep", milestones="5ep")
+    optimizer = training.make_optimizer(hp, steps_per_epoch=10)
+    assert isinstance(optimizer, cls) and optimizer.weight_decay == pytest.approx(1e-4)
+    assert optimizer._learning_rate.milestones == [50]  # the schedule object itself
+    if name == "sgd":
+        assert optimizer.nesterov
+
+
+def test_bad_training_hparams_are_refused():
+    with pytest.raises(ValueError, match="--optimizer must be one of sgd, adam"):
+        training.TrainingHparams(optimizer="lion").validate()
+    with pytest.raises(ValueError, match="--lr"):
+        training.TrainingHparams(lr=0).validate()
+
+
+def _model():
+    return models.lenet_300_100((8, 8, 1), classes=4, seed=2)
+
+
+def test_fit_trains_records_and_does_not_redo_a_finished_run(tiny_datasets, tiny_training, tmp_path):
+    model, metrics = training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path), verbose=0)
+    spe = tiny_datasets.steps_per_epoch
+    assert metrics["end_step"] == 3 * spe and metrics["test_accuracy"] > 0.5
+    assert metrics["best_val_step"] in (spe, 2 * spe, 3 * spe)
+    assert {"history.csv", "metrics.json", "model.keras", "state.json"} <= set(os.listdir(tmp_path))
+    assert int(model.optimizer.iterations) == 3 * spe
+    mtime = os.path.getmtime(tmp_path / "metrics.json")
+    _, again = training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path), verbose=0)
+    assert again == metrics and os.path.getmtime(tmp_path / "metrics.json") == mtime
+
+
+class _Crash(keras.callbacks.Callback):
+    """Raises after ``at`` training batches, as a process killed mid-epoch would stop."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.seen = at, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.at:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_fit_resumes_to_the_same_weights(tiny_datasets, tiny_training, tmp_path):
+    spe = tiny_datasets.steps_per_epoch
+    reference, _ = training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path / "straight"), verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path / "crashed"), verbose=0,
+                     callbacks=[_Crash(spe + 3)])  # after one checkpoint, mid-way through the second epoch
+    assert training.read_state(str(tmp_path / "crashed"))["step"] == spe
+    resumed, metrics = training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path / "crashed"), verbose=0)
+    assert int(resumed.optimizer.iterations) == 3 * spe and len(metrics) > 0
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _train_command(root):
+    return [sys.executable, "-m", "experiments.train", "--dataset=synthetic:8x8x1:4:2400", "--batch_size=16",
+            "--validation_size=64", "--steps=6ep", "--emissions=false", f"--run_root={root}", "--run_name=r"]
+
+
+def test_kill_9_at_any_point_then_the_same_command_finishes_the_same_run(tmp_path):
+    env = dict(os.environ, TF_DETERMINISTIC_OPS="1", CUDA_VISIBLE_DEVICES="")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run(_train_command(tmp_path / "straight"), cwd=repo, env=env, check=True, capture_output=True)
+    killed_dir = tmp_path / "killed" / "train" / "r"
+    process = subprocess.Popen(_train_command(tmp_path / "killed"), cwd=repo, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed_dir / "state.json").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere inside a later epoch or a checkpoint write
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed_dir / "metrics.json").exists()
+    finished = subprocess.run(_train_command(tmp_path / "killed"), cwd=repo, env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    straight = runs.read_json(str(tmp_path / "straight" / "train" / "r" / "metrics.json"))
+    resumed = runs.read_json(str(killed_dir / "metrics.json"))
+    assert resumed["end_step"] == straight["end_step"]
+    assert resumed["test_accuracy"] == pytest.approx(straight["test_accuracy"], abs=1e-6)
+    a = keras.saving.load_model(str(tmp_path / "straight" / "train" / "r" / "model.keras"))
+    b = keras.saving.load_model(str(killed_dir / "model.keras"))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    history = (killed_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 6  # one row per epoch, none lost or duplicated
+
+
+def test_train_binary_refuses_bad_flags_before_loading_data(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-m", "experiments.train", "--model=resnet21", f"--run_root={tmp_path}"],
+                            cwd=repo, capture_output=True, text=True)
+    assert result.returncode != 0 and "Unknown model 'resnet21'" in result.stderr
+    assert not any(tmp_path.iterdir())
