@@ -20,3 +20,4 @@ from keras_lottery import callbacks  # noqa: E402,F401
 from keras_lottery import blocks, metrics  # noqa: E402,F401
 from keras_lottery import data, runs, training  # noqa: E402,F401
 __all__ += ["data", "runs", "training"]
+__all__ += ["blocks", "metrics"]
