@@ -13,10 +13,10 @@ from keras_lottery.export.savedmodel import (SIGNATURE_KEY, ExportResult, deploy
                                              for_serving, next_version)
 from keras_lottery.export.serving import docker_command, curl_command
 from keras_lottery.export.sizes import measure
-from keras_lottery.export.verify import VerificationError, run_saved_model, verify
+from keras_lottery.export.verify import VerificationError, compare, run_saved_model, verify
 
 __all__ = [
-    "CARD_FILENAME", "ExportResult", "SIGNATURE_KEY", "VerificationError", "architecture", "curl_command",
+    "CARD_FILENAME", "ExportResult", "SIGNATURE_KEY", "VerificationError", "architecture", "compare", "curl_command",
     "deployable", "density_report", "docker_command", "existing_versions", "for_serving", "input_specs",
     "measure", "next_version", "request_body", "request_inputs", "run_saved_model", "verify",
 ]

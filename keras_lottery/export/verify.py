@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["ServedOutputs", "run_saved_model", "verify", "VerificationError"]
+__all__ = ["ServedOutputs", "VerificationError", "compare", "run_saved_model", "verify"]
 
 BLOCKED = ("keras", "tf_keras", "keras_lottery")
 
@@ -108,12 +108,53 @@ def run_saved_model(export_dir, inputs, signature_name="serving_default", timeou
     return ServedOutputs(outputs, variables, info["tensorflow"])
 
 
+def compare(served, model, inputs, atol=1e-5):
+    """``{output name: max abs difference}`` between served outputs and ``model``'s; raises above ``atol``.
+
+    ``served`` is a ``ServedOutputs`` (or a dict of outputs). ``model``'s inference-mode output on
+    ``inputs`` is compared with ``logits`` when the signature has it, else with ``probabilities``;
+    ``probabilities`` next to ``logits`` is compared with the softmax of the model's logits.
+
+    Raises:
+        VerificationError: when an output differs by more than ``atol`` or is unexpected.
+    """
+    from keras_lottery.export import savedmodel
+
+    outputs = served.outputs if isinstance(served, ServedOutputs) else served
+    names = savedmodel.input_names(model)
+    if not isinstance(inputs, dict):
+        if len(names) != 1:
+            raise TypeError(f"Model {model.name!r} has inputs {names}; pass inputs as a dict keyed by them.")
+        inputs = {names[0]: inputs}
+    if set(inputs) != set(names):
+        raise ValueError(f"inputs has keys {sorted(inputs)}; the model's inputs are {names}.")
+    args = [np.asarray(inputs[n]) for n in names]
+    expected = np.asarray(model(args if len(args) > 1 else args[0], training=False))
+    reference = {}
+    if "logits" in outputs:
+        reference["logits"] = expected
+        shifted = np.exp(expected - expected.max(axis=-1, keepdims=True))
+        reference["probabilities"] = shifted / shifted.sum(axis=-1, keepdims=True)
+    else:
+        reference["probabilities"] = expected
+    diffs = {}
+    for name, value in outputs.items():
+        if name not in reference:
+            raise VerificationError(f"Unexpected output {name!r}; expected {sorted(reference)}.")
+        value = np.asarray(value)
+        if value.shape != reference[name].shape:
+            raise VerificationError(f"Output {name!r} has shape {value.shape}, the Keras model gives {reference[name].shape}.")
+        diffs[name] = float(np.max(np.abs(value.astype(np.float64) - reference[name].astype(np.float64))))
+    bad = {k: v for k, v in diffs.items() if not v <= atol}
+    if bad:
+        raise VerificationError(f"The served model differs from the Keras model by {bad} (atol={atol}).")
+    return diffs
+
+
 def verify(export_dir, model, inputs, atol=1e-5, signature_name="serving_default", timeout=300):
     """Checks that the SavedModel at ``export_dir`` computes what ``model`` computes, without Keras.
 
-    ``model``'s inference-mode output on ``inputs`` (logits or probabilities, as exported) is
-    compared with the signature's ``logits`` output when it has one, else ``probabilities``; every
-    other output must match too (``probabilities`` against the softmax of the logits).
+    Runs the signature in a fresh process (``run_saved_model``) and compares with ``compare``.
 
     Args:
         export_dir: the exported version directory.
@@ -137,23 +178,4 @@ def verify(export_dir, model, inputs, atol=1e-5, signature_name="serving_default
     if set(inputs) != set(names):
         raise ValueError(f"inputs has keys {sorted(inputs)}; the model's inputs are {names}.")
     served = run_saved_model(export_dir, inputs, signature_name, timeout)
-    args = [np.asarray(inputs[n]) for n in names]
-    expected = np.asarray(model(args if len(args) > 1 else args[0], training=False))
-    reference = {}
-    if "logits" in served.outputs:
-        reference["logits"] = expected
-        shifted = np.exp(expected - expected.max(axis=-1, keepdims=True))
-        reference["probabilities"] = shifted / shifted.sum(axis=-1, keepdims=True)
-    else:
-        reference["probabilities"] = expected
-    diffs = {}
-    for name, value in served.outputs.items():
-        if name not in reference:
-            raise VerificationError(f"Unexpected output {name!r}; expected {sorted(reference)}.")
-        if value.shape != reference[name].shape:
-            raise VerificationError(f"Output {name!r} has shape {value.shape}, the Keras model gives {reference[name].shape}.")
-        diffs[name] = float(np.max(np.abs(value.astype(np.float64) - reference[name].astype(np.float64))))
-    bad = {k: v for k, v in diffs.items() if not v <= atol}
-    if bad:
-        raise VerificationError(f"SavedModel at {export_dir} differs from the Keras model by {bad} (atol={atol}).")
-    return served, diffs
+    return served, compare(served, model, inputs, atol)

@@ -121,7 +121,13 @@ def test_tf_serving_layout(weight_export):
     assert os.listdir(weight_export["base"]) == ["1"]
 
 
-def test_verify_catches_a_different_model(weight_export):
-    dense = weight_export["dense"]  # the unpruned weights compute something else
+def test_verification_catches_a_different_model(weight_export):
+    served, x = weight_export["served"], weight_export["x"]
+    assert export.compare(served, weight_export["masked"], x) == weight_export["diffs"]
+    # The unpruned weights compute something else, and the comparison says so.
     with pytest.raises(export.VerificationError, match="differs from the Keras model"):
-        export.verify(weight_export["result"].path, dense, weight_export["x"])
+        export.compare(served, weight_export["dense"], x)
+    # A single output off by more than atol is caught too.
+    nudged = dict(served.outputs, probabilities=served.outputs["probabilities"] + 2e-5)
+    with pytest.raises(export.VerificationError, match="probabilities"):
+        export.compare(nudged, weight_export["masked"], x)
