@@ -21,3 +21,5 @@ from keras_lottery import blocks, metrics  # noqa: E402,F401
 from keras_lottery import data, runs, training  # noqa: E402,F401
 __all__ += ["data", "runs", "training"]
 __all__ += ["blocks", "metrics"]
+from keras_lottery import export  # noqa: E402,F401
+__all__ += ["export"]
