@@ -1,6 +1,6 @@
 """Measures what sparsity and block removal do to an exported SavedModel's size.
 
-Untrained zoo models, pruned by global magnitude with a numpy mask (the size of a float32 tensor
+Untrained zoo models, pruned by global magnitude (``kl.prune``; the size of a float32 tensor
 full of zeros does not depend on training), or with residual blocks removed, exported with
 ``keras_lottery.export.for_serving``; prints a Markdown table of the numbers in the model cards.
 
@@ -13,20 +13,15 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import keras_lottery as kl  # noqa: E402
-from keras_lottery import blocks, export, wrappers  # noqa: E402
-from keras_lottery.masks import Mask  # noqa: E402
+from keras_lottery import blocks, export  # noqa: E402
 
 
 def magnitude_ticket(dense, density):
-    """``dense`` masked so that the largest-magnitude ``density`` fraction of all kernels survives."""
-    masked = wrappers.mask(dense)
-    current = Mask.from_model(masked)
-    weights = {p: np.abs(masked.get_layer(p.split("/")[0]).layer.kernel.numpy()) for p in current}
-    threshold = np.quantile(np.concatenate([w.ravel() for w in weights.values()]), 1 - density)
-    Mask({p: w > threshold for p, w in weights.items()}).apply_to(masked)
+    """``dense`` masked and pruned by global magnitude to ``density`` (output layer included)."""
+    masked = kl.mask(dense)
+    kl.prune(masked, kl.GlobalMagnitude(density=density))
     return masked
 
 

@@ -1,22 +1,17 @@
 """Small tickets shared by the export tests (imported by conftest.py and test modules)."""
 
-import numpy as np
-
-
 def masked_lenet():
-    """A tiny LeNet, masked, with about 80% of fc1/fc2 and half of predictions pruned by a numpy mask."""
+    """A tiny LeNet and its weight ticket: masked, then 80% of the hidden kernels pruned by magnitude.
+
+    Returns ``(dense, masked, mask)``; ``mask`` is the ``Mask`` installed in ``masked``.
+    """
     import keras_lottery as kl
-    from keras_lottery import wrappers
     from keras_lottery.masks import Mask
 
     dense = kl.models.lenet_300_100(input_shape=(6, 6, 1), classes=4, seed=3)
-    masked = wrappers.mask(dense)
-    rng = np.random.default_rng(7)
-    rates = {"fc1/kernel": 0.8, "fc2/kernel": 0.8, "predictions/kernel": 0.5}
-    current = Mask.from_model(masked)
-    mask = Mask({path: rng.random(current[path].shape) >= rates[path] for path in current})
-    mask.apply_to(masked)
-    return dense, masked, mask
+    masked = kl.mask(dense)
+    kl.prune(masked, kl.GlobalMagnitude(rate=0.8, exclude=["predictions"]))
+    return dense, masked, Mask.from_model(masked)
 
 
 def layer_ticket():

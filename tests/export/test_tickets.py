@@ -26,8 +26,15 @@ def test_weight_ticket_zeros_are_exactly_where_the_mask_put_them(weight_export):
         assert kernel.shape == alive.shape
         assert np.all(kernel[~alive] == 0.0), path
         assert np.all(kernel[alive] != 0.0), path
-    # Biases are never masked and come through unchanged.
-    np.testing.assert_array_equal(variables["fc1/bias:0"], weight_export["masked"].get_layer("fc1").layer.bias.numpy())
+    assert 0.15 < mask.density < 0.5  # the hidden kernels really are pruned
+    # Every served variable is exactly the stripped ticket's: strip(mask(model)) after pruning.
+    import keras_lottery as kl
+
+    stripped = kl.strip(weight_export["masked"])
+    expected = {f"{l.name}/{w.name}:0": w.numpy() for l in stripped.layers for w in l.weights}
+    assert sorted(variables) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(variables[name], value)
 
 
 def test_export_does_not_mutate_the_masked_model(weight_export):
