@@ -19,7 +19,7 @@ No train step is overridden: users compile and fit as usual, with any optimizer,
 mixed precision or a ``tf.distribute`` strategy.
 
 Prunable weights. Built-in: the kernels of ``Dense``, ``Conv1D/2D/3D``, ``Conv1D/2D/3DTranspose``,
-the depthwise kernel of ``DepthwiseConv1D/2D``, both kernels of ``SeparableConv1D/2D`` and the
+the depthwise kernel of ``DepthwiseConv1D/2D`` (a variable named ``kernel`` in Keras 3), both kernels of ``SeparableConv1D/2D`` and the
 ``embeddings`` of ``Embedding``. Biases and normalization layers are never masked. A custom layer
 opts in by defining ``get_prunable_weights(self) -> list of its variables`` (called once it is
 built), the same protocol as TFMOT's ``PrunableLayer``.
@@ -36,8 +36,8 @@ __all__ = ["MaskedLayer", "copy_weights", "is_prunable", "mask", "masked_layers"
 _BUILTIN = (
     (keras.layers.SeparableConv1D, ("depthwise_kernel", "pointwise_kernel")),
     (keras.layers.SeparableConv2D, ("depthwise_kernel", "pointwise_kernel")),
-    (keras.layers.DepthwiseConv1D, ("depthwise_kernel",)),
-    (keras.layers.DepthwiseConv2D, ("depthwise_kernel",)),
+    (keras.layers.DepthwiseConv1D, ("kernel", "depthwise_kernel")),  # Keras 3 names it "kernel"
+    (keras.layers.DepthwiseConv2D, ("kernel", "depthwise_kernel")),
     (keras.layers.Conv1D, ("kernel",)),
     (keras.layers.Conv2D, ("kernel",)),
     (keras.layers.Conv3D, ("kernel",)),
