@@ -100,9 +100,13 @@ def input_names(model):
     return names
 
 
+def _library_layers(model):
+    return sorted({type(l).__name__ for l in card_lib.walk_layers(model) if type(l).__module__.startswith("keras_lottery.")})
+
+
 def is_masked(model):
-    """Whether ``model`` contains keras_lottery masking wrappers (which ``deployable`` strips)."""
-    return any(type(layer).__module__.startswith("keras_lottery.") for layer in card_lib.walk_layers(model))
+    """Whether ``model`` contains keras_lottery layers (``MaskedLayer`` wrappers), which ``deployable`` strips."""
+    return bool(_library_layers(model))
 
 
 def deployable(model):
@@ -113,17 +117,12 @@ def deployable(model):
     """
     if not is_masked(model):
         return model
-    import keras_lottery
+    from keras_lottery import wrappers
 
-    strip = getattr(keras_lottery, "strip", None)
-    if strip is None:
-        from keras_lottery import wrappers
-
-        strip = wrappers.strip
-    stripped = strip(model)
+    stripped = wrappers.strip(model)
     if is_masked(stripped):
-        kinds = sorted({type(l).__name__ for l in card_lib.walk_layers(stripped) if type(l).__module__.startswith("keras_lottery.")})
-        raise ValueError(f"Stripping {model.name!r} left keras_lottery layers {kinds}; TF Serving must not need them.")
+        raise ValueError(f"Stripping {model.name!r} left keras_lottery layers {_library_layers(stripped)}; "
+                         "export accepts models whose only keras_lottery layers are MaskedLayer wrappers.")
     return stripped
 
 

@@ -35,6 +35,10 @@ def test_serving_doc_shows_the_commands_the_library_gives():
     assert export.docker_command("saved_models/lenet_ticket", "lenet_ticket") in doc
     assert export.curl_command("lenet_ticket", "saved_models/lenet_ticket/request.json") in doc
     assert "python -m experiments.export" in doc
+    with open(os.path.join(ROOT, "saved_models", "README.md")) as f:
+        readme = f.read()
+    assert export.docker_command("saved_models/lenet_ticket", "lenet_ticket") in readme
+    assert export.curl_command("lenet_ticket", "saved_models/lenet_ticket/request.json") in readme
 
 
 def test_commands_refuse_names_that_break_the_url():
