@@ -153,12 +153,13 @@ def flops(model):
 def macs(model):
     """Multiply-accumulates of the convolutions and dense layers of one forward pass of one example."""
     graph = _graph_or_raise(model, "macs")
+    counter = NodeFlops(graph)
     total = 0
     for node in graph.order:
         layer = graph.layer(node[0])
         cls = type(layer).__name__
         if cls in ("Dense",) or (cls.startswith(("Conv", "Depthwise", "Separable"))):
-            f = NodeFlops(graph)(node)
+            f = counter(node)
             bias = _prod(graph.shapes[graph.output_tensors(node)[0]][1:]) if getattr(layer, "use_bias", False) else 0
             total += (f - bias) // 2
     return int(total)

@@ -362,6 +362,9 @@ def find_blocks(model, warn=True):
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"find_blocks expects a keras.Model, got {type(model).__name__!r}.")
+    if isinstance(model, keras.Sequential):
+        return _empty(f"{model.name!r} is a Sequential model, a plain chain of layers: it has no residual block "
+                      f"and nothing can be removed.", warn)
     if not is_functional(model):
         message = (f"{model.name!r} is a {type(model).__name__} whose graph cannot be read through "
                    f"get_config() (a subclassed or unbuilt model): no residual block can be found or removed. "

@@ -114,3 +114,10 @@ def test_find_blocks_does_not_modify_model(resnet14):
     before = resnet14.get_config()
     kl.blocks.find_blocks(resnet14)
     assert resnet14.get_config() == before
+
+
+def test_sequential_model_has_no_blocks():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    with pytest.warns(NoResidualBlocksWarning, match="Sequential model, a plain chain"):
+        assert kl.blocks.find_blocks(model) == []
+    assert kl.blocks.find_blocks(model, warn=False).message.startswith("'sequential")
