@@ -13,10 +13,11 @@ from keras_lottery.export.savedmodel import (SIGNATURE_KEY, ExportResult, deploy
                                              for_serving, next_version)
 from keras_lottery.export.serving import docker_command, curl_command
 from keras_lottery.export.sizes import measure
-from keras_lottery.export.verify import VerificationError, compare, run_saved_model, verify
+from keras_lottery.export.verification import (VerificationError, compare, keras_free_env, run_saved_model,
+                                              verify)
 
 __all__ = [
     "CARD_FILENAME", "ExportResult", "SIGNATURE_KEY", "VerificationError", "architecture", "compare", "curl_command",
-    "deployable", "density_report", "docker_command", "existing_versions", "for_serving", "input_specs",
+    "deployable", "density_report", "docker_command", "existing_versions", "keras_free_env", "for_serving", "input_specs",
     "measure", "next_version", "request_body", "request_inputs", "run_saved_model", "verify",
 ]

@@ -138,3 +138,31 @@ def test_verification_catches_a_different_model(weight_export):
     nudged = dict(served.outputs, probabilities=served.outputs["probabilities"] + 2e-5)
     with pytest.raises(export.VerificationError, match="probabilities"):
         export.compare(nudged, weight_export["masked"], x)
+
+
+@pytest.mark.parametrize("module", ["keras", "keras_lottery", "tf_keras"])
+def test_the_serving_process_cannot_import_keras_or_this_library(tmp_path, module):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = export.keras_free_env(str(tmp_path / "blocked"))
+    # Even from the checkout's root, where keras_lottery would otherwise be importable.
+    proc = subprocess.run([sys.executable, "-P", "-c", f"import {module}"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert f"{module} must not be imported" in proc.stderr
+
+
+def test_a_model_with_two_inputs(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    a = keras.Input(shape=(3,), name="pixels")
+    b = keras.Input(shape=(2,), name="meta")
+    joined = keras.layers.Concatenate(name="join")([keras.layers.Dense(4, name="fa")(a), b])
+    model = keras.Model([a, b], keras.layers.Dense(2, name="predictions")(joined), name="two_inputs")
+    result = export.for_serving(model, tmp_path / "two")
+    assert sorted(result.card["signature"]["inputs"]) == ["meta", "pixels"]
+    x = {"pixels": np.ones((2, 3), np.float32), "meta": np.arange(4, dtype=np.float32).reshape(2, 2)}
+    body = json.dumps(export.request_body(x))
+    inputs = export.request_inputs(body, result.card["signature"]["inputs"])
+    served = tf.saved_model.load(result.path).signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    assert export.compare({k: v.numpy() for k, v in served.items()}, model, x)["logits"] <= 1e-6

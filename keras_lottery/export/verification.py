@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["ServedOutputs", "VerificationError", "compare", "run_saved_model", "verify"]
+__all__ = ["ServedOutputs", "VerificationError", "compare", "keras_free_env", "run_saved_model", "verify"]
 
 BLOCKED = ("keras", "tf_keras", "keras_lottery")
 
@@ -56,12 +56,21 @@ class ServedOutputs:
         return f"ServedOutputs(outputs={sorted(self.outputs)}, variables={len(self.variables)})"
 
 
-def _blocker_dir(root):
+def keras_free_env(root):
+    """Environment for a child ``python -P`` in which ``keras``, ``tf_keras`` and ``keras_lottery`` fail to import.
+
+    Writes packages of those names that raise ``ImportError`` under ``root`` and puts ``root``
+    first on ``PYTHONPATH``, so they shadow the installed ones (and an editable install).
+    """
     for name in BLOCKED:
         os.makedirs(os.path.join(root, name), exist_ok=True)
         with open(os.path.join(root, name, "__init__.py"), "w") as f:
             f.write(f"raise ImportError('{name} must not be imported while checking a SavedModel')\n")
-    return root
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.pop("PYTHONSTARTUP", None)
+    return env
 
 
 def run_saved_model(export_dir, inputs, signature_name="serving_default", timeout=300):
@@ -85,10 +94,7 @@ def run_saved_model(export_dir, inputs, signature_name="serving_default", timeou
     with tempfile.TemporaryDirectory(prefix="kl_verify_") as tmp:
         in_path, out_path = os.path.join(tmp, "inputs.npz"), os.path.join(tmp, "outputs.npz")
         np.savez(in_path, **{k: np.asarray(v) for k, v in inputs.items()})
-        env = dict(os.environ)
-        env["PYTHONPATH"] = _blocker_dir(os.path.join(tmp, "blocked"))
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        env.pop("PYTHONSTARTUP", None)
+        env = keras_free_env(os.path.join(tmp, "blocked"))
         # -P: the working directory is not put on sys.path, so a checkout's keras_lottery stays invisible.
         cmd = [sys.executable, "-P", "-c", _CHILD, export_dir, signature_name, in_path, out_path, ",".join(BLOCKED)]
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
