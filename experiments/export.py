@@ -16,7 +16,7 @@ import json
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 flags.DEFINE_string("run_dir", None, "The run directory to export from.", required=True)
 flags.DEFINE_integer("level", None, "IMP level to export (reads <run_dir>/level_<N>/); "
@@ -128,6 +128,7 @@ def export_run(run_dir, level=None, ticket="ticket.keras", dense=None, name=None
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's SavedModel writer logs every step at INFO
     f = flags.FLAGS
     export_run(f.run_dir, f.level, f.ticket, f.dense, f.name, f.base_dir, f.version, f.verify)
 
