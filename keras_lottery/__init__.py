@@ -23,3 +23,6 @@ __all__ += ["data", "runs", "training"]
 __all__ += ["blocks", "metrics"]
 from keras_lottery import export  # noqa: E402,F401
 __all__ += ["export"]
+from keras_lottery import lottery  # noqa: E402,F401
+__all__ += ["lottery"]
+from keras_lottery.wrappers import zero_optimizer_state  # noqa: E402,F401

@@ -165,8 +165,11 @@ def keras_to_numpy(variable):
     return keras.ops.convert_to_numpy(variable.value)
 
 
-def apply_mask(model, mask):
-    """Installs ``mask`` in the masked ``model``: sets the mask variables and zeroes dead weights.
+def apply_mask(model, mask, optimizer=None):
+    """Installs ``mask`` in the masked ``model``: sets the masks, zeroes dead weights and their optimizer state.
+
+    The optimizer state (momentum, Adam moments, ...) of dead entries is zeroed in ``optimizer``
+    (default: ``model.optimizer``, if compiled), so no update can move them away from 0.
 
     ``mask`` may cover a subset of the model's weight paths (the others keep their masks); a path
     the model does not have, or a shape that differs, raises ``ValueError``. Returns the model.
@@ -183,6 +186,7 @@ def apply_mask(model, mask):
                          f"Model paths: {list(by_path)}.")
     for path, array in mask.items():
         by_path[path].set_mask(path, array)
+    wrappers.zero_optimizer_state(model, optimizer)
     return model
 
 

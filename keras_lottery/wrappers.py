@@ -5,18 +5,27 @@ How masked weights stay exactly zero, at almost no cost per step:
 1. **Forward.** ``MaskedLayer.call`` runs the wrapped layer inside a ``keras.StatelessScope`` that
    maps each prunable variable to ``variable * mask``. The layer's own ``call`` is untouched, the
    masked entries are exactly 0 in the forward pass, and their gradient is exactly 0 (the multiply
-   sits between the variable and the layer), so gradient clipping by global norm, Adam's second
-   moment and similar statistics only ever see the live weights.
-2. **After every optimizer step.** The prunable variable's Keras ``constraint`` (applied by every
-   Keras 3 optimizer right after its update, composed with any constraint the layer already had)
-   multiplies the stored value by the mask. Momentum or Adam moments carried over from before a
-   pruning step, decoupled weight decay, loss scaling: whatever the update did to a dead entry is
-   undone before anything can read it.
-3. **When a mask is installed** (``apply_mask``, ``prune``, ``copy_weights``) the stored weights are
-   multiplied by the new mask immediately.
+   sits between the variable and the layer), so gradient clipping by global norm, Adam's moments
+   and similar statistics only ever see the live weights.
+2. **When a mask is installed** (``apply_mask``, ``prune``, ``copy_weights``) the stored weights
+   *and the optimizer's per-weight state* (momentum, Adam moments, EMA, gradient accumulators:
+   every optimizer variable created for the weight, found by the ``<weight path>_<name>`` naming of
+   ``Optimizer.add_variable_from_reference``) are multiplied by the mask. From then on a dead
+   entry has zero value, zero gradient and zero state, and every Keras optimizer update keeps it
+   at exactly 0: momentum (plain or Nesterov), Adam/AdamW/RMSprop/Adagrad/Lion, decoupled weight
+   decay (a multiple of the weight), L2 regularizers (gradient 2 l w), gradient clipping, loss
+   scaling. Nothing runs per step beyond the multiply in 1.
+3. **Optional per-step re-zeroing** (``reapply_after_step=True``, or ``mask(model,
+   reapply_after_step=True)``): the prunable variable also gets a Keras ``constraint`` (composed with
+   the layer's own) that multiplies it by the mask after every optimizer step. Use it with custom
+   optimizers that move weights whose gradient and state are zero, or when optimizer state is
+   restored from before a pruning step without calling ``apply_mask``/``zero_optimizer_state``
+   afterwards. It costs one more pass over the weights per step.
 
 No train step is overridden: users compile and fit as usual, with any optimizer, ``jit_compile``,
-mixed precision or a ``tf.distribute`` strategy.
+mixed precision or a ``tf.distribute`` strategy. Restoring optimizer variables saved before a
+pruning step (rewinding) brings back momentum at dead positions: call
+``zero_optimizer_state(model)`` (or ``apply_mask(model, mask)``) after such a restore.
 
 Prunable weights. Built-in: the kernels of ``Dense``, ``Conv1D/2D/3D``, ``Conv1D/2D/3DTranspose``,
 the depthwise kernel of ``DepthwiseConv1D/2D`` (a variable named ``kernel`` in Keras 3), both kernels of ``SeparableConv1D/2D`` and the
@@ -30,7 +39,8 @@ import inspect
 import keras
 import numpy as np
 
-__all__ = ["MaskedLayer", "copy_weights", "is_prunable", "mask", "masked_layers", "prunable_weight_names", "strip"]
+__all__ = ["MaskedLayer", "copy_weights", "is_prunable", "mask", "masked_layers", "optimizer_slots",
+           "prunable_weight_names", "strip", "zero_optimizer_state"]
 
 # Order matters: subclasses first is not needed because the groups are disjoint.
 _BUILTIN = (
@@ -95,10 +105,11 @@ class MaskedLayer(keras.layers.Wrapper):
 
     Args:
         layer: a layer with built-in prunable weights or a ``get_prunable_weights()`` method.
+        reapply_after_step: also re-zero dead weights after every optimizer step (see module doc).
         **kwargs: base layer arguments (``name`` defaults to ``layer.name``).
     """
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer, reapply_after_step=False, **kwargs):
         if not isinstance(layer, keras.layers.Layer) or not is_prunable(layer):
             raise ValueError(
                 f"MaskedLayer cannot wrap {layer!r} ({type(layer).__name__}). Accepted: {SUPPORTED}, or any "
@@ -109,7 +120,11 @@ class MaskedLayer(keras.layers.Wrapper):
         super().__init__(layer, **kwargs)
         self.supports_masking = getattr(layer, "supports_masking", False)
         self._passes_training = "training" in inspect.signature(layer.call).parameters
+        self.reapply_after_step = bool(reapply_after_step)
         self._prunable = []  # list of (path, variable, mask variable)
+
+    def get_config(self):
+        return {**super().get_config(), "reapply_after_step": self.reapply_after_step}
 
     # -- building --------------------------------------------------------------------------------
     def build(self, input_shape=None):
@@ -129,7 +144,8 @@ class MaskedLayer(keras.layers.Wrapper):
                 raise ValueError(f"Prunable weight {variable.path!r} must be trainable.")
             mask_var = self.add_weight(name=f"{variable.name}_mask", shape=variable.shape, dtype=variable.dtype,
                                        initializer="ones", trainable=False, autocast=False)
-            variable.constraint = MaskConstraint(mask_var, inner=variable.constraint)
+            if self.reapply_after_step:
+                variable.constraint = MaskConstraint(mask_var, inner=variable.constraint)
             self._prunable.append((f"{self.layer.name}/{variable.name}", variable, mask_var))
         self.built = True
 
@@ -175,6 +191,36 @@ class MaskedLayer(keras.layers.Wrapper):
         """Multiplies each masked weight by its mask (after setting weights from outside)."""
         for _, variable, mask_var in self._prunable:
             variable.assign(variable.value * keras.ops.cast(mask_var.value, variable.dtype))
+
+
+def optimizer_slots(optimizer, variable):
+    """The optimizer variables created for ``variable`` (momentum, moments, EMA, accumulators)."""
+    if optimizer is None:
+        return []
+    prefix = variable.path.replace("/", "_") + "_"
+    return [v for v in optimizer.variables
+            if v.name.startswith(prefix) and tuple(v.shape) == tuple(variable.shape)]
+
+
+def zero_optimizer_state(model, optimizer=None):
+    """Multiplies the optimizer state of every masked weight by its mask; returns how many slots.
+
+    ``optimizer`` defaults to ``model.optimizer`` (nothing happens if there is none or it is not
+    built yet: fresh state is zero). Called by ``apply_mask``; call it yourself after restoring
+    optimizer variables saved before a pruning step.
+    """
+    optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
+    count = 0
+    for layer in masked_layers(model):
+        for _, variable, mask_var in layer._prunable:
+            slots = optimizer_slots(optimizer, variable)
+            if not slots:
+                continue
+            values = keras.ops.convert_to_numpy(mask_var.value)
+            for slot in slots:
+                slot.assign(keras.ops.convert_to_numpy(slot.value) * values.astype(slot.dtype))
+                count += 1
+    return count
 
 
 def masked_layers(model):
@@ -229,12 +275,14 @@ def _layers_by_name(model):
     return out
 
 
-def mask(model):
+def mask(model, reapply_after_step=False):
     """A new model in which every prunable layer of ``model`` is wrapped in ``MaskedLayer``.
 
     ``model`` (functional or Sequential, nested models included) is not modified; the new model has
     the same layer names, graph and weight values, and all masks set to ones. Layers that cannot be
     masked are copied unchanged; layers that are already ``MaskedLayer`` keep their masks.
+
+    ``reapply_after_step=True`` adds the per-step re-zeroing constraint (see the module doc).
 
     Raises:
         TypeError: for a subclassed model (the message names the alternatives).
@@ -245,7 +293,7 @@ def mask(model):
         if isinstance(layer, MaskedLayer):
             return _clone(layer)
         if is_prunable(layer):
-            return MaskedLayer(_clone(layer))
+            return MaskedLayer(_clone(layer), reapply_after_step=reapply_after_step)
         return _clone(layer)
 
     new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
@@ -312,4 +360,5 @@ def copy_weights(source, target):
         tgt_inner.set_weights(values)
         if isinstance(tgt, MaskedLayer):
             tgt.zero_dead_weights()
+    zero_optimizer_state(target)
     return target
