@@ -1,0 +1,230 @@
+"""``RewindCheckpoint``: capture theta_k and the optimizer state at step k, restore them later.
+
+Rewinding (Frankle et al., "Stabilizing the Lottery Ticket Hypothesis") resets the surviving weights
+of a pruned network to their values at an early step k of the dense run, and resumes training from
+there: the learning-rate schedule and the data order continue from k. Everything needed for that is
+a ``RewindPoint``: the model's weights at k, the optimizer's variables at k (iteration count and
+slots: momentum, Adam moments, ...) and the data position k.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+__all__ = ["RewindCheckpoint", "RewindPoint"]
+
+
+def _mask_variable_ids(model):
+    from keras_lottery import wrappers
+
+    return {id(m) for layer in wrappers.masked_layers(model) for m in layer.mask_variables().values()}
+
+
+def _optimizer_state(optimizer):
+    store = {}
+    optimizer.save_own_variables(store)
+    return [np.asarray(store[str(i)]) for i in range(len(store))]
+
+
+class RewindPoint:
+    """The state of a training run at step ``step``: weights, optimizer variables, data position.
+
+    Attributes:
+      step: the global step k (the data position; also the optimizer's iteration count at k).
+      weights: ``model.get_weights()`` at k (mask variables included, ignored on restore).
+      optimizer: the optimizer's own variables at k (``[iterations, slot, slot, ...]``), or just
+        ``[iterations]`` when the optimizer had not taken a step yet (k = 0: a fresh optimizer).
+    """
+
+    def __init__(self, step, weights, optimizer):
+        self.step = int(step)
+        self.weights = [np.array(w, copy=True) for w in weights]
+        self.optimizer = [np.array(v, copy=True) for v in optimizer]
+
+    def __repr__(self):
+        return f"RewindPoint(step={self.step}, {len(self.weights)} weights, {len(self.optimizer)} optimizer variables)"
+
+    @classmethod
+    def capture(cls, model, step=None):
+        """The current state of ``model`` (and of ``model.optimizer`` when it has one) as step ``step``.
+
+        ``step`` defaults to the optimizer's iteration count (0 without an optimizer).
+        """
+        optimizer = getattr(model, "optimizer", None)
+        state = _optimizer_state(optimizer) if optimizer is not None else [np.asarray(0, dtype=np.int64)]
+        if step is None:
+            step = int(state[0])
+        return cls(step, model.get_weights(), state)
+
+    # -- restoring ---------------------------------------------------------------------------------
+    def restore(self, model, weights=True, optimizer=True):
+        """Puts this state back into ``model``; masks are kept, dead weights stay exactly 0.
+
+        Args:
+          model: a model of the same architecture as the captured one (masked or not).
+          weights: restore the weights (theta_k). Mask variables are never touched; each masked
+            weight is multiplied by the model's current mask afterwards.
+          optimizer: restore ``model.optimizer`` (it must be compiled): iteration count k, and the
+            captured slots, or zeroed slots when the capture came before the first step.
+
+        Returns the model.
+        """
+        if weights:
+            self.restore_weights(model)
+        if optimizer:
+            if getattr(model, "optimizer", None) is None:
+                raise ValueError(f"RewindPoint.restore(optimizer=True) needs a compiled model; {model.name!r} has no "
+                                 "optimizer. Compile it first, or pass optimizer=False.")
+            self.restore_optimizer(model.optimizer, model.trainable_variables)
+        return model
+
+    def restore_weights(self, model):
+        """Sets every non-mask weight of ``model`` to its captured value, then re-applies the masks."""
+        from keras_lottery import wrappers
+
+        variables = model.weights
+        if len(variables) != len(self.weights):
+            raise ValueError(f"RewindPoint holds {len(self.weights)} weights; model {model.name!r} has "
+                             f"{len(variables)}. Restore into a model of the captured architecture.")
+        skip = _mask_variable_ids(model)
+        for variable, value in zip(variables, self.weights):
+            if tuple(variable.shape) != tuple(value.shape):
+                raise ValueError(f"RewindPoint weight for {variable.path!r} has shape {value.shape}; the model's "
+                                 f"is {tuple(variable.shape)}.")
+            if id(variable) not in skip:
+                variable.assign(value)
+        for layer in wrappers.masked_layers(model):
+            layer.zero_dead_weights()
+        return model
+
+    def restore_optimizer(self, optimizer, trainable_variables):
+        """Sets ``optimizer`` to the captured state: iterations k and the slots (zero when none were)."""
+        if not optimizer.built:
+            optimizer.build(trainable_variables)
+        own = optimizer.variables
+        if len(self.optimizer) == 1:  # captured before the first step: a fresh optimizer at iteration k
+            for variable in own:
+                if variable is optimizer.iterations or variable.path == optimizer.iterations.path:
+                    variable.assign(self.step)
+                elif variable is not getattr(optimizer, "_learning_rate", None):
+                    variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+            return optimizer
+        if len(own) != len(self.optimizer):
+            raise ValueError(f"RewindPoint holds {len(self.optimizer)} optimizer variables; {optimizer.name!r} has "
+                             f"{len(own)}. Use the same optimizer class and model as when capturing.")
+        for variable, value in zip(own, self.optimizer):
+            if tuple(variable.shape) != tuple(np.shape(value)):
+                raise ValueError(f"Optimizer variable {variable.path!r} has shape {tuple(variable.shape)}; the "
+                                 f"captured value {np.shape(value)}.")
+            variable.assign(value)
+        return optimizer
+
+    # -- files -------------------------------------------------------------------------------------
+    def save(self, path):
+        """Writes the point to ``path`` (``.npz``) atomically; returns the path."""
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        arrays = {f"w{i}": w for i, w in enumerate(self.weights)}
+        arrays.update({f"o{i}": v for i, v in enumerate(self.optimizer)})
+        arrays["__meta__"] = np.array(json.dumps({"step": self.step, "weights": len(self.weights),
+                                                  "optimizer": len(self.optimizer)}))
+        tmp = path[:-4] + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Reads a point written by ``save``."""
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            if "__meta__" not in data.files:
+                raise ValueError(f"{path!r} is not a rewind point written by RewindPoint.save.")
+            meta = json.loads(str(data["__meta__"]))
+            return cls(meta["step"], [data[f"w{i}"] for i in range(meta["weights"])],
+                       [data[f"o{i}"] for i in range(meta["optimizer"])])
+
+
+class RewindCheckpoint(keras.callbacks.Callback):
+    """Captures the weights, optimizer state and data position at step k of ``model.fit``.
+
+    ``at`` is "500it" (iterations), "2ep" (epochs), a fraction of training ("0.05") or 0 (the
+    initialization: captured when training begins, before the first step). Steps are counted from
+    the optimizer's iteration count when ``fit`` starts, so a resumed run (restored optimizer)
+    captures at the same global step. After capture, ``point`` holds a ``RewindPoint``, also written
+    to ``path`` when one is given; ``restore(model)`` puts it back::
+
+        rewind = RewindCheckpoint(at="500it")
+        masked.fit(train, epochs=..., callbacks=[rewind])
+        kl.prune(masked, kl.GlobalMagnitude(0.2))
+        rewind.restore(masked)          # survivors back to theta_k, masks kept, optimizer at k
+
+    Args:
+      at: the rewind step k.
+      steps_per_epoch: for "ep" durations; read from ``fit``'s ``steps_per_epoch`` when omitted.
+      total_steps: for fractions; ``epochs x steps_per_epoch`` of the ``fit`` call when omitted.
+      path: where to save the point (``.npz``), or None to keep it in memory only.
+    """
+
+    def __init__(self, at, steps_per_epoch=None, total_steps=None, path=None):
+        super().__init__()
+        from keras_lottery.training import durations
+
+        durations.to_steps(at, steps_per_epoch or 1, total_steps or 1)  # fail now on a malformed value
+        self.at = at
+        self.steps_per_epoch = steps_per_epoch
+        self.total_steps = total_steps
+        self.path = None if path is None else os.fspath(path)
+        self.point = None
+        self.step = None
+        self._k = None
+
+    def _resolve(self):
+        from keras_lottery.training import durations
+
+        params = self.params or {}
+        spe = self.steps_per_epoch or params.get("steps")
+        total = self.total_steps or ((params.get("epochs") or 0) * (spe or 0)) or None
+        text = str(self.at)
+        if "ep" in text and not spe:
+            raise ValueError(f"RewindCheckpoint(at={self.at!r}) needs steps_per_epoch (fit was given none).")
+        return durations.to_steps(text, spe or 1, total)
+
+    @property
+    def rewind_step(self):
+        """k in iterations (known once training has begun)."""
+        return self._k
+
+    def on_train_begin(self, logs=None):
+        self._k = self._resolve()
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self.point is None and self.step > self._k:
+            raise ValueError(f"RewindCheckpoint(at={self.at!r}) = step {self._k}, but training begins at step "
+                             f"{self.step}: that point has passed and cannot be captured.")
+        if self.step == self._k:
+            self._capture()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step == self._k:
+            self._capture()
+
+    def _capture(self):
+        if self.point is not None and self.point.step == self._k:
+            return
+        self.point = RewindPoint.capture(self.model, step=self._k)
+        if self.path:
+            self.point.save(self.path)
+
+    def restore(self, model, weights=True, optimizer=True):
+        """Restores the captured point into ``model``; see ``RewindPoint.restore``."""
+        if self.point is None:
+            raise ValueError(f"RewindCheckpoint(at={self.at!r}) has captured nothing yet: fit must reach step "
+                             f"{self._k if self._k is not None else self.at} first.")
+        return self.point.restore(model, weights=weights, optimizer=optimizer)
+
+    def get_config(self):
+        return {"at": self.at, "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                "path": self.path}

@@ -1,0 +1,342 @@
+"""Iterative magnitude pruning (IMP) with rewinding, its controls, and resumable level directories.
+
+Level 0 trains the dense network (masked, all ones) for T steps and saves the rewind point theta_k
+(weights, optimizer state, data position) once, when training passes step k. Level n >= 1 prunes
+the trained weights of level n - 1 with the rule, then restarts training from step k:
+
+* ``weights``: survivors back to theta_k, optimizer state as it was at k (a fresh optimizer for
+  k = 0, as in the reference code), the learning-rate schedule and the data order from k;
+* ``lr``: keep the final weights of level n - 1, optimizer state and schedule from k;
+* ``finetune``: keep the final weights and the final optimizer state (so the final learning rate).
+
+Every level trains T - k steps, reading the data stream from step k. Controls at a level (the
+same training in every respect but the start): ``reinit`` keeps the level's mask and draws a fresh
+initialization; ``random`` draws a random mask with the level's per-tensor densities and starts
+from the ticket's starting weights (theta_k).
+
+On disk, ``<directory>/``::
+
+    imp.json            what the run is (training and pruning hyper-parameters, seeds, k, T)
+    rewind.npz          the rewind point, written once
+    level_N/            mask.npz (+ mask.json), sparsity.json, and a ``training.fit`` directory:
+                        state.json and checkpoints while running; history.csv, model.keras and
+                        metrics.json (written last) when done
+    level_N/reinit/, level_N/random/   the controls, same layout
+
+The mask of level N is written (atomically) before level N trains, and computed only from the
+finished level N - 1, so a run killed at any moment and started again continues from its last
+checkpoint and ends with the masks of an uninterrupted run with the same seeds. Finished levels
+are read back, not retrained.
+"""
+
+import csv
+import dataclasses
+import glob
+import json
+import os
+import re
+
+import keras
+import numpy as np
+
+from keras_lottery import pruning, runs, training, wrappers
+from keras_lottery.callbacks.rewind import RewindCheckpoint, RewindPoint
+from keras_lottery.masks import Mask, apply_mask
+from keras_lottery.training import durations
+
+__all__ = ["KINDS", "level_dir", "results", "run", "rewind_step", "write_csv"]
+
+KINDS = ("ticket", "reinit", "random")
+RECORD = "imp.json"
+REWIND = "rewind.npz"
+MASK = "mask.npz"
+SPARSITY = "sparsity.json"
+
+
+def level_dir(directory, level, kind="ticket"):
+    """The directory of ``level``'s ticket, or of a control (``kind`` = reinit or random)."""
+    base = os.path.join(directory, f"level_{int(level)}")
+    return base if kind == "ticket" else os.path.join(base, kind)
+
+
+def rewind_step(pruning_hparams, steps_per_epoch, total):
+    """k in iterations; raises when k is not strictly before the end of training."""
+    k = durations.to_steps(pruning_hparams.rewind, steps_per_epoch, total)
+    if not 0 <= k < total:
+        raise ValueError(f"--rewind={pruning_hparams.rewind!r} is step {k}; it must come before the end of "
+                         f"training (T = {total} steps).")
+    return k
+
+
+def _finished(path):
+    return os.path.exists(os.path.join(path, training.loop.METRICS)) and os.path.exists(os.path.join(path, MASK))
+
+
+def _seed(*parts):
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] % (2**31 - 1))
+
+
+def _save_mask(path, mask, extra):
+    os.makedirs(path, exist_ok=True)
+    report = mask.report()
+    report.update(extra)
+    runs.write_json_atomic(os.path.join(path, SPARSITY), report)
+    mask.save(os.path.join(path, MASK))  # the npz lands last (atomic rename): its presence means done
+
+
+@dataclasses.dataclass
+class _Context:
+    directory: str
+    build_model: object
+    datasets: object
+    training: object
+    pruning: object
+    model_seed: int
+    steps: int
+    k: int
+    eval_every: object
+    emissions: object
+    verbose: object
+    log: object
+
+    def fit(self, model, path, start_step, callbacks=(), compile_model=True):
+        emissions = self.emissions() if self.emissions else None
+        return training.fit(model, self.datasets, self.training, path, start_step=start_step, end_step=self.steps,
+                            eval_every=self.eval_every, callbacks=callbacks, compile_model=compile_model,
+                            emissions=emissions, verbose=self.verbose)
+
+    def fresh(self, seed):
+        """A new masked model from ``build_model(seed)`` (the built model itself is left alone)."""
+        return wrappers.mask(self.build_model(seed))
+
+    def compile(self, model):
+        training.compile_for_classification(model, self.training, self.datasets.steps_per_epoch)
+        return model
+
+    def rewind_point(self):
+        path = os.path.join(self.directory, REWIND)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} is missing although level 0 finished; it is written when level 0 "
+                                    "passes the rewind step. Remove level_0 to retrain it.")
+        return RewindPoint.load(path)
+
+    def previous(self, level):
+        """The trained model of the ticket at ``level - 1`` (compiled, optimizer state at its end)."""
+        path = level_dir(self.directory, level - 1)
+        if not _finished(path):
+            raise RuntimeError(f"Level {level} needs the finished level {level - 1} ({path}).")
+        return keras.saving.load_model(os.path.join(path, training.loop.FINAL_MODEL))
+
+
+def _level_mask(ctx, level):
+    """The mask of ``level``: read from disk, or computed from level - 1 and written atomically."""
+    path = level_dir(ctx.directory, level)
+    if os.path.exists(os.path.join(path, MASK)):
+        return Mask.load(os.path.join(path, MASK))
+    if level == 0:
+        mask = Mask.ones_like(ctx.fresh(ctx.model_seed))
+    else:
+        previous = ctx.previous(level)
+        mask = ctx.pruning.rule_object()(pruning.weights_of(previous), Mask.from_model(previous),
+                                         pruning.layers_info(previous))
+    _save_mask(path, mask, {"level": level, "kind": "ticket", "rule": ctx.pruning.rule, "rate": ctx.pruning.rate})
+    return mask
+
+
+def _train_level_0(ctx):
+    path = level_dir(ctx.directory, 0)
+    _level_mask(ctx, 0)
+    rewind_path = os.path.join(ctx.directory, REWIND)
+    callbacks = []
+    if not os.path.exists(rewind_path):
+        callbacks.append(RewindCheckpoint(at=f"{ctx.k}it", steps_per_epoch=ctx.datasets.steps_per_epoch,
+                                          total_steps=ctx.steps, path=rewind_path))
+    ctx.fit(ctx.fresh(ctx.model_seed), path, start_step=0, callbacks=callbacks)
+    if not os.path.exists(rewind_path):
+        raise RuntimeError(f"Level 0 finished without capturing the rewind point at step {ctx.k}.")
+
+
+def _start_state(ctx, level):
+    """The optimizer state every run at ``level`` starts from (a ``RewindPoint``)."""
+    if ctx.pruning.mode == "finetune":
+        return RewindPoint.capture(ctx.previous(level))
+    return ctx.rewind_point()
+
+
+def _train_ticket(ctx, level):
+    path = level_dir(ctx.directory, level)
+    mask = _level_mask(ctx, level)
+    if _finished(path):
+        return
+    if training.read_state(path) is not None:  # resuming: fit reads the checkpoint, the model is not used
+        ctx.fit(None, path, start_step=ctx.k, compile_model=False)
+        return
+    model = ctx.previous(level)  # the architecture, and the final weights for lr / finetune
+    apply_mask(model, mask)
+    if ctx.pruning.mode == "weights":
+        ctx.compile(model)
+        ctx.rewind_point().restore(model, weights=True, optimizer=True)
+    elif ctx.pruning.mode == "lr":
+        ctx.compile(model)
+        ctx.rewind_point().restore(model, weights=False, optimizer=True)
+    ctx.fit(model, path, start_step=ctx.k, compile_model=False)
+
+
+def _train_control(ctx, level, kind):
+    path = level_dir(ctx.directory, level, kind)
+    if _finished(path):
+        return
+    if training.read_state(path) is not None:
+        ctx.fit(None, path, start_step=ctx.k, compile_model=False)
+        return
+    ticket_mask = Mask.load(os.path.join(level_dir(ctx.directory, level), MASK))
+    seed = _seed(ctx.pruning.control_seed, ctx.model_seed, level, KINDS.index(kind))
+    if kind == "reinit":
+        model, mask = ctx.fresh(seed), ticket_mask
+        apply_mask(model, mask)
+    else:
+        model = ctx.fresh(ctx.model_seed)
+        mask = pruning.RandomPruning(like=ticket_mask, seed=seed)(pruning.weights_of(model), Mask.from_model(model))
+        apply_mask(model, mask)
+        ctx.rewind_point().restore_weights(model)  # theta_k under the random mask
+    if not os.path.exists(os.path.join(path, MASK)):
+        _save_mask(path, mask, {"level": level, "kind": kind, "seed": seed})
+    ctx.compile(model)
+    _start_state(ctx, level).restore_optimizer(model.optimizer, model.trainable_variables)
+    ctx.fit(model, path, start_step=ctx.k, compile_model=False)
+
+
+def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, model_seed=0, eval_every=None,
+        emissions=None, verbose=0, log=print):
+    """Runs (or resumes, or reports) IMP with rewinding and its controls in ``directory``.
+
+    Args:
+      directory: the run's directory (created; see the module docstring for its layout).
+      build_model: ``seed -> keras.Model``, a plain (unmasked) model whose initialization is fixed
+        by ``seed``; called with ``model_seed`` for the ticket and with other seeds for the reinit
+        control. The models it returns are copied by ``keras_lottery.mask``, never modified.
+      datasets: a ``keras_lottery.data.Datasets`` (its data seed fixes the data order).
+      training_hparams: a ``TrainingHparams``; its ``steps`` is T.
+      pruning_hparams: a ``PruningHparams`` (levels, rule, rate, rewind step k, mode, controls).
+      model_seed: the ticket's initialization seed (recorded).
+      eval_every: validation / checkpoint interval in iterations (one epoch by default).
+      emissions: a zero-argument function returning an ``Emissions`` callback (one per training
+        run), or None for no energy tracking.
+      verbose: Keras verbosity for each training run.
+      log: a function receiving one line per finished run, or None.
+
+    Returns:
+      The list of per-run records of ``results(directory)``.
+
+    Raises:
+      ValueError: bad hyper-parameters (checked before anything is trained).
+      keras_lottery.runs.RunDirectoryMismatch: ``directory`` holds a run with other settings.
+    """
+    pruning_hparams.validate()
+    training_hparams.validate()
+    spe = datasets.steps_per_epoch
+    steps = training.total_steps(training_hparams, spe)
+    k = rewind_step(pruning_hparams, spe, steps)
+    probe = wrappers.mask(build_model(model_seed))
+    pruning_hparams.rule_object()(pruning.weights_of(probe), Mask.from_model(probe), pruning.layers_info(probe))
+    record = {"training": dataclasses.asdict(training_hparams), "pruning": dataclasses.asdict(pruning_hparams),
+              "dataset": dataclasses.asdict(datasets.hparams), "data_seed": datasets.data_seed,
+              "model_seed": int(model_seed), "model": probe.name, "steps_per_epoch": spe, "T": steps, "k": k}
+    _check_record(directory, record)
+    os.makedirs(directory, exist_ok=True)
+    if not os.path.exists(os.path.join(directory, RECORD)):
+        runs.write_json_atomic(os.path.join(directory, RECORD), record)
+
+    ctx = _Context(directory, build_model, datasets, training_hparams, pruning_hparams, int(model_seed), steps, k,
+                   eval_every, emissions, verbose, log)
+    controls = pruning_hparams.control_list
+    control_levels = set(pruning_hparams.control_level_list())
+    for level in range(pruning_hparams.levels + 1):
+        if level == 0:
+            _train_level_0(ctx)
+        else:
+            _train_ticket(ctx, level)
+        _log(ctx, level, "ticket")
+        for kind in controls if level in control_levels else ():
+            _train_control(ctx, level, kind)
+            _log(ctx, level, kind)
+    return results(directory)
+
+
+def _check_record(directory, record):
+    recorded = runs.read_json(os.path.join(directory, RECORD))
+    wanted = json.loads(json.dumps(record))
+    if recorded is None or recorded == wanted:
+        return
+    diffs = []
+    for key in sorted(set(recorded) | set(wanted)):
+        old, new = recorded.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            diffs += [f"{key}.{f}: directory has {old.get(f)!r}, now {new.get(f)!r}"
+                      for f in sorted(set(old) | set(new)) if old.get(f) != new.get(f)]
+        elif old != new:
+            diffs.append(f"{key}: directory has {old!r}, now {new!r}")
+    raise runs.RunDirectoryMismatch(f"{directory} holds an IMP run with other settings ({'; '.join(diffs)}). "
+                                    "Use another directory, or remove that one yourself.")
+
+
+def _log(ctx, level, kind):
+    if ctx.log is None:
+        return
+    row = _record(ctx.directory, level, kind)
+    if row:
+        ctx.log(f"level {level:2d} {kind:7s} density {row['density']:.4f}  test {row['test_accuracy']:.4f}  "
+                f"best val {row.get('best_val_accuracy', float('nan')):.4f} at it {row.get('best_val_iteration')}  "
+                f"{row['train_time_s']:.1f}s")
+
+
+def _record(directory, level, kind):
+    path = level_dir(directory, level, kind)
+    metrics = runs.read_json(os.path.join(path, training.loop.METRICS))
+    report = runs.read_json(os.path.join(path, SPARSITY))
+    if metrics is None or report is None:
+        return None
+    row = {"level": level, "kind": kind, "density": report["global"]["density"],
+           "alive": report["global"]["alive"]}
+    for key in ("test_accuracy", "val_accuracy", "best_val_accuracy", "best_val_step", "train_accuracy",
+                "train_time_s", "start_step", "end_step", "emissions_energy_kwh", "emissions_emissions_kg"):
+        if key in metrics:
+            row[key] = metrics[key]
+    if "best_val_step" in metrics:
+        row["best_val_iteration"] = metrics["best_val_step"] - metrics.get("start_step", 0)
+    for weight, layer in report["layers"].items():
+        row[f"density:{weight}"] = layer["density"]
+    return row
+
+
+def results(directory):
+    """One record per finished run in ``directory`` (level order; ticket, then controls).
+
+    Each record holds ``level``, ``kind`` (ticket / reinit / random), the global ``density`` and
+    ``density:<weight path>`` per tensor, the final ``test_accuracy`` and ``val_accuracy``,
+    ``best_val_accuracy`` with ``best_val_step`` (global step) and ``best_val_iteration`` (steps into
+    the level: the early-stopping iteration), ``train_time_s``, and the energy (kWh) / CO2 (kg)
+    when tracked.
+    """
+    levels = sorted(int(m.group(1)) for m in (re.match(r"^level_(\d+)$", os.path.basename(p))
+                                              for p in glob.glob(os.path.join(directory, "level_*"))) if m)
+    rows = []
+    for level in levels:
+        for kind in KINDS:
+            row = _record(directory, level, kind)
+            if row:
+                rows.append(row)
+    return rows
+
+
+def write_csv(rows, path):
+    """Writes records (every field, in first-seen order) to the CSV file ``path`` atomically."""
+    keys = []
+    for row in rows:
+        keys += [key for key in row if key not in keys]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

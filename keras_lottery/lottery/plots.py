@@ -1,0 +1,88 @@
+"""Matplotlib figures of IMP and stability results (written to files; the Agg backend, no display)."""
+
+__all__ = ["accuracy_vs_density", "instability_vs_k"]
+
+_STYLE = {"ticket": ("C0", "o", "IMP ticket"), "reinit": ("C3", "s", "random re-init (same mask)"),
+          "random": ("C2", "^", "random pruning (same densities)")}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def accuracy_vs_density(series, path, title=None, metric="test_accuracy"):
+    """Plots ``metric`` against density (log axis, dense on the left) and saves ``path``.
+
+    Args:
+      series: ``{label: rows}`` where rows are ``imp.results`` records, or one list of rows. Each
+        label gets one line per kind (ticket / reinit / random); the dense accuracy (level 0 of
+        the first series) is drawn as a horizontal line.
+      path: the image file to write.
+      title: the figure title.
+      metric: the record field on the y axis.
+    """
+    plt = _pyplot()
+    if not isinstance(series, dict):
+        series = {"": series}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    linestyles = ["-", "--", ":", "-."]
+    dense = None
+    for index, (label, rows) in enumerate(series.items()):
+        for kind, (color, marker, name) in _STYLE.items():
+            points = sorted(((r["density"], r[metric]) for r in rows if r["kind"] == kind and metric in r),
+                            reverse=True)
+            if kind != "ticket":
+                points = [p for p in points if p[0] < 1.0]
+            if not points:
+                continue
+            xs, ys = zip(*[(100 * d, 100 * a) for d, a in points])
+            ax.plot(xs, ys, linestyle=linestyles[index % len(linestyles)], marker=marker, color=color,
+                    label=f"{name}{', ' + label if label else ''}", markersize=4)
+        level0 = [r for r in rows if r["kind"] == "ticket" and r["level"] == 0 and metric in r]
+        if dense is None and level0:
+            dense = 100 * level0[0][metric]
+    if dense is not None:
+        ax.axhline(dense, color="k", linewidth=0.8, label=f"dense ({dense:.2f}%)")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel(metric.replace("_", " ") + " (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def instability_vs_k(rows, path, title=None):
+    """Plots train and test instability (percentage points) against the rewind step k; saves ``path``.
+
+    ``rows`` are dicts with ``k``, ``train_instability`` and ``test_instability``.
+    """
+    plt = _pyplot()
+    rows = sorted(rows, key=lambda r: r["k"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ks = [r["k"] for r in rows]
+    for key, color in (("train_instability", "C0"), ("test_instability", "C1")):
+        ax.plot(ks, [100 * r[key] for r in rows], marker="o", color=color, label=key.replace("_", " "))
+    ax.axhline(2.0, color="k", linewidth=0.8, linestyle=":", label="2% (stable below)")
+    if ks and min(ks) >= 0 and max(ks) > 0:
+        ax.set_xscale("symlog", linthresh=max(1, min([k for k in ks if k > 0] or [1])))
+    ax.set_xlabel("rewind step k (iterations)")
+    ax.set_ylabel("instability (pp of error)")
+    ax.grid(True, alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

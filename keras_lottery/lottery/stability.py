@@ -1,0 +1,215 @@
+"""Stability to SGD noise (linear mode connectivity, Frankle et al. 2019/2020).
+
+From one starting point (theta_k, and a mask for a sparse network), two copies are trained from
+step k to T with different data-order seeds (and so different augmentation noise). The error of
+``(1 - a) W1 + a W2`` is evaluated on a grid of ``a`` in [0, 1] on training and test data. The
+instability is the largest error on the path minus the mean of the two end errors; a network is
+called stable when it is below about 2%.
+
+Batch normalization: the moving mean and variance of an interpolated network are not the
+interpolation of the end points' statistics in any useful sense, so before each evaluation they
+are recomputed on (unaugmented) training data: every ``BatchNormalization`` layer gets the exact
+average of the batch means and variances over ``bn_examples`` training examples. Networks without
+batch normalization are evaluated as interpolated.
+
+Mask variables are never interpolated (both copies share the mask), and integer variables (seed
+generator states) are taken from the first copy.
+"""
+
+import copy
+import dataclasses
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+
+from keras_lottery import training, wrappers
+from keras_lottery.callbacks.rewind import RewindPoint, _mask_variable_ids
+
+__all__ = ["StabilityResult", "error_curve", "instability", "recompute_batch_norm", "with_data_seed"]
+
+
+@dataclasses.dataclass
+class StabilityResult:
+    """The error along the linear path between two trained copies, and the instability.
+
+    Attributes:
+      alphas: the interpolation coefficients a (0 is the first copy, 1 the second).
+      train_error, test_error: the error (1 - accuracy) at each a.
+      train_instability, test_instability: max error on the path minus the mean of the end errors.
+      start_step: k, where both copies started.
+      data_seeds: the data-order seeds of the two copies.
+    """
+
+    alphas: list
+    train_error: list
+    test_error: list
+    train_instability: float
+    test_instability: float
+    start_step: int = 0
+    data_seeds: tuple = ()
+
+    def as_dict(self):
+        """A JSON-ready dict."""
+        out = dataclasses.asdict(self)
+        out["data_seeds"] = list(self.data_seeds)
+        return out
+
+
+def _instability(errors):
+    errors = np.asarray(errors, dtype=np.float64)
+    return float(errors.max() - 0.5 * (errors[0] + errors[-1]))
+
+
+def with_data_seed(datasets, data_seed):
+    """A view of ``datasets`` whose training stream is ordered by ``data_seed`` (same splits)."""
+    other = copy.copy(datasets)
+    other.data_seed = int(data_seed)
+    return other
+
+
+def _batch_norm_layers(model):
+    found = []
+
+    def walk(layer):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        inner = getattr(layer, "layer", None)
+        if isinstance(inner, keras.layers.Layer):
+            walk(inner)
+        for child in getattr(layer, "layers", None) or ():
+            walk(child)
+
+    walk(model)
+    return found
+
+
+def recompute_batch_norm(model, batches):
+    """Sets each BatchNormalization's moving statistics to the average over ``batches``' statistics.
+
+    ``batches`` yields ``(images, labels)`` or images. Returns the number of batches used (0 and
+    nothing changed when the model has no batch normalization).
+    """
+    layers = _batch_norm_layers(model)
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    count = 0
+    try:
+        for batch in batches:
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            for layer in layers:  # moving = m * moving + (1 - m) * batch: a running mean when m = n / (n + 1)
+                layer.momentum = count / (count + 1.0)
+            model(images, training=True)
+            count += 1
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    if count == 0:
+        raise ValueError("recompute_batch_norm got no batches.")
+    return count
+
+
+def _interpolate(model, first, second, alpha, skip):
+    for variable, a, b in zip(model.weights, first, second):
+        if id(variable) in skip or not np.issubdtype(np.asarray(a).dtype, np.floating):
+            variable.assign(a)
+        else:
+            mixed = (1.0 - alpha) * np.asarray(a, np.float64) + alpha * np.asarray(b, np.float64)
+            variable.assign(mixed.astype(np.asarray(a).dtype))
+
+
+def error_curve(model, first, second, datasets, points=30, train_limit=10000, bn_examples=10000):
+    """Train and test error along ``(1 - a) first + a second`` for ``points`` values of a in [0, 1].
+
+    Args:
+      model: a compiled model of the architecture (masked or not) with an ``accuracy`` metric; its
+        weights are overwritten.
+      first, second: ``get_weights()`` lists of the two end points.
+      datasets: the ``Datasets`` whose training (first ``train_limit`` examples) and test splits
+        are evaluated.
+      points: grid size (>= 2).
+      train_limit: training examples evaluated (0 or None for all).
+      bn_examples: training examples used to recompute batch-norm statistics at each point.
+
+    Returns ``(alphas, train_error, test_error)`` as lists.
+    """
+    if int(points) < 2:
+        raise ValueError(f"points must be >= 2 (the two end points at least), got {points}.")
+    if len(first) != len(model.weights) or len(second) != len(model.weights):
+        raise ValueError(f"The end points hold {len(first)} and {len(second)} weights; the model has "
+                         f"{len(model.weights)}.")
+    skip = _mask_variable_ids(model)
+    has_bn = bool(_batch_norm_layers(model))
+    alphas = [float(a) for a in np.linspace(0.0, 1.0, int(points))]
+    train_error, test_error = [], []
+    for alpha in alphas:
+        _interpolate(model, first, second, alpha, skip)
+        if has_bn:
+            recompute_batch_norm(model, datasets.train_eval(limit=bn_examples))
+        train_error.append(1.0 - float(model.evaluate(datasets.train_eval(limit=train_limit or None), verbose=0,
+                                                      return_dict=True)["accuracy"]))
+        test_error.append(1.0 - float(model.evaluate(datasets.test(), verbose=0, return_dict=True)["accuracy"]))
+    return alphas, train_error, test_error
+
+
+def _copy_model(model):
+    if wrappers.masked_layers(model):
+        return wrappers.mask(model)  # same graph, weights and masks
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def instability(model, datasets, training_hparams, *, start_step=0, optimizer_state=None, data_seeds=(1, 2),
+                points=30, directory=None, train_limit=10000, bn_examples=10000, eval_every=None, verbose=0):
+    """Trains two copies of ``model`` from step ``start_step`` with different data orders; measures the path.
+
+    Args:
+      model: the starting point theta_k (masked or plain); it is copied, never modified.
+      datasets: a ``Datasets``; the copies use its splits with ``data_seeds`` for the order.
+      training_hparams: a ``TrainingHparams``; both copies train from ``start_step`` to its T.
+      start_step: k: the data position and the optimizer's iteration count at the start.
+      optimizer_state: a ``RewindPoint`` whose optimizer state (captured at k) both copies start
+        from; None for a fresh optimizer at iteration k.
+      data_seeds: the two data-order seeds (equal seeds give two identical copies: instability 0).
+      points: the grid size along the path (30 by default, as in the paper).
+      directory: where the two copies' resumable training directories go (``copy_0``, ``copy_1``);
+        a temporary directory, removed afterwards, when None.
+      train_limit, bn_examples: see ``error_curve``.
+      eval_every, verbose: passed to ``training.fit``.
+
+    Returns a ``StabilityResult``.
+    """
+    if len(tuple(data_seeds)) != 2:
+        raise ValueError(f"data_seeds takes two seeds, got {data_seeds!r}.")
+    spe = datasets.steps_per_epoch
+    total = training.total_steps(training_hparams, spe)
+    if not 0 <= int(start_step) < total:
+        raise ValueError(f"start_step={start_step} must lie in [0, T) with T = {total} steps.")
+    if int(points) < 2:
+        raise ValueError(f"points must be >= 2, got {points}.")
+    state = optimizer_state or RewindPoint(start_step, [], [np.asarray(start_step, np.int64)])
+    scratch = directory is None
+    directory = tempfile.mkdtemp(prefix="stability-") if scratch else directory
+    try:
+        ends = []
+        for index, seed in enumerate(data_seeds):
+            replica = _copy_model(model)
+            training.compile_for_classification(replica, training_hparams, spe)
+            state.restore_optimizer(replica.optimizer, replica.trainable_variables)
+            trained, _ = training.fit(replica, with_data_seed(datasets, seed), training_hparams,
+                                      os.path.join(directory, f"copy_{index}"), start_step=int(start_step),
+                                      compile_model=False, eval_every=eval_every, verbose=verbose)
+            ends.append(trained.get_weights())
+        probe = _copy_model(model)
+        training.compile_for_classification(probe, training_hparams, spe)
+        alphas, train_error, test_error = error_curve(probe, ends[0], ends[1], datasets, points=points,
+                                                      train_limit=train_limit, bn_examples=bn_examples)
+    finally:
+        if scratch:
+            shutil.rmtree(directory, ignore_errors=True)
+    return StabilityResult(alphas, train_error, test_error, _instability(train_error), _instability(test_error),
+                           int(start_step), tuple(int(s) for s in data_seeds))
