@@ -128,24 +128,28 @@ def main(argv):
     print(f"# bench_blocks on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"TF {tf.__version__}, batch {FLAGS.batch_size}, criterion {FLAGS.criterion}, "
           f"jit_compile={FLAGS.jit_compile}, {FLAGS.rounds} rounds x {FLAGS.steps_per_round} steps, medians")
-    rows = []
-    for depth, ps in plan:
-        rows += speed(depth, ps, batches, x, y)
     print("\n| model | p | FLOPs down | memory down | dense step (s) | ticket step (s) | FLOPs ratio "
           "| measured speed-up | speed-up / FLOPs ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['p']} | {r['flops_down']:.1%} | {r['memory_down']:.1%} | {r['dense_step_s']:.3f} "
-              f"| {r['ticket_step_s']:.3f} | {r['flops_ratio']:.3f} | {r['speedup']:.3f} | {r['efficiency']:.2f} |")
-    costs = [overhead(name, batches, x, y) for name in filter(None, FLAGS.overhead.split(","))]
-    if costs:
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    rows = []
+    for depth, ps in plan:
+        for r in speed(depth, ps, batches, x, y):
+            rows.append(r)
+            print(f"| {r['model']} | {r['p']} | {r['flops_down']:.1%} | {r['memory_down']:.1%} "
+                  f"| {r['dense_step_s']:.3f} | {r['ticket_step_s']:.3f} | {r['flops_ratio']:.3f} "
+                  f"| {r['speedup']:.3f} | {r['efficiency']:.2f} |", flush=True)
+    names = [name for name in FLAGS.overhead.split(",") if name]
+    costs = []
+    if names:
         print(f"\n| model | blocks (removable) | find_blocks (s) | score {FLAGS.criterion}, {FLAGS.score_batches} "
               f"batches (s) | remove 3 (s) | train step (s) | est. epoch (s) | overhead / epoch |")
-        print("|---|---|---|---|---|---|---|---|")
-        for c in costs:
+        print("|---|---|---|---|---|---|---|---|", flush=True)
+        for name in names:
+            c = overhead(name, batches, x, y)
+            costs.append(c)
             print(f"| {c['model']} | {c['blocks']} ({c['removable']}) | {c['find_s']:.2f} | {c['score_s']:.1f} "
                   f"| {c['remove_s']:.2f} | {c['step_s']:.3f} | {c['epoch_s']:.0f} "
-                  f"| {c['overhead_fraction_of_epoch']:.1%} |")
+                  f"| {c['overhead_fraction_of_epoch']:.1%} |", flush=True)
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump({"speed": rows, "overhead": costs}, f, indent=2)

@@ -20,8 +20,6 @@ import warnings
 
 import keras
 
-TensorKey = tuple  # (layer_name, node_index, tensor_index)
-NodeKey = tuple  # (layer_name, node_index)
 
 
 class NoResidualBlocksWarning(UserWarning):
