@@ -1,19 +1,22 @@
 """Exports a ticket from a run directory for TF Serving: ``saved_models/<name>/<version>/``.
 
-An IMP run's level (``--level=N`` reads ``<run_dir>/level_N/``) or a layer-lottery run's ticket
-(``--ticket``, a ``.keras`` file in the run directory) becomes a SavedModel with a model card; the
-card takes its hyper-parameters from ``<run_dir>/hparams.json`` and its accuracy from the level's
-(or the run's) ``metrics.json``. The dense model it is compared with is IMP's ``level_0`` or the
-layer-lottery run's ``--dense`` file. A sample request, ``saved_models/<name>/request.json``, is
+An IMP run's level (``--level=N`` reads ``<run_dir>/level_N/model.keras``) or a layer-lottery run's
+ticket (``--ticket=ticket_<criterion>_p<p>_r<r>.keras`` in the run directory; the only one when
+omitted) becomes a SavedModel with a model card; the card takes its hyper-parameters from
+``<run_dir>/hparams.json`` and its accuracy from the level's or the ticket training's
+``metrics.json`` (``replicate_<r>/<criterion>_p<p>/``), else the run's. The dense model it is
+compared with is IMP's ``level_0`` or the layer-lottery replicate's ``replicate_<r>/dense/``. A sample request, ``saved_models/<name>/request.json``, is
 written next to the versions, the export is checked in a process without Keras, and the commands
 that serve and query it are printed.
 
   python -m experiments.export --run_dir=runs/imp/lenet --level=5 --name=lenet_l5
-  python -m experiments.export --run_dir=runs/layer_lottery/resnet32 --name=resnet32_ticket
+  python -m experiments.export --run_dir=runs/layer_lottery/resnet20 --ticket=ticket_grasp_p3_r0.keras \
+      --name=resnet20_grasp3
 """
 
 import json
 import os
+import re
 
 import numpy as np
 from absl import app, flags, logging
@@ -21,9 +24,10 @@ from absl import app, flags, logging
 flags.DEFINE_string("run_dir", None, "The run directory to export from.", required=True)
 flags.DEFINE_integer("level", None, "IMP level to export (reads <run_dir>/level_<N>/); "
                      "omit for a layer-lottery run's --ticket.")
-flags.DEFINE_string("ticket", "ticket.keras", "Layer-lottery ticket: a .keras file, relative to --run_dir.")
+flags.DEFINE_string("ticket", None, "Layer-lottery ticket: a .keras file relative to --run_dir "
+                    "(ticket_<criterion>_p<p>_r<r>.keras); default: the run's only ticket_*.keras.")
 flags.DEFINE_string("dense", None, "The dense model to compare with (.keras, relative to --run_dir). Default: "
-                    "level_0's model for IMP runs, dense.keras for layer-lottery runs when present.")
+                    "level_0's model for IMP runs, replicate_<r>/dense/model.keras for layer-lottery tickets.")
 flags.DEFINE_string("name", None, "Model name for TF Serving; default: the run directory's name plus "
                     "_level<N> or _ticket.")
 flags.DEFINE_string("base_dir", "saved_models", "Where exported models live.")
@@ -61,7 +65,23 @@ def _accuracy(*metrics_files):
     return None
 
 
-def sources(run_dir, level=None, ticket="ticket.keras", dense=None):
+_TICKET = re.compile(r"^ticket_(?P<train>.+_p\d+)_r(?P<replicate>\d+)\.keras$")
+
+
+def _layer_ticket(run_dir, ticket):
+    if ticket is None:
+        found = sorted(f for f in os.listdir(run_dir) if f.startswith("ticket") and f.endswith(".keras"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"{run_dir!r} holds {len(found)} layer-lottery tickets ({', '.join(found) or 'none'}); "
+                                    "pick one with --ticket=FILE, or pass --level=N for an IMP run.")
+        ticket = found[0]
+    path = os.path.join(run_dir, ticket)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No layer-lottery ticket {path!r}; pass --level=N for an IMP run or --ticket=FILE.")
+    return path
+
+
+def sources(run_dir, level=None, ticket=None, dense=None):
     """What to export from ``run_dir``: ``{"model", "dense", "metrics", "kind"}`` paths (dense may be None)."""
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"--run_dir {run_dir!r} is not a directory.")
@@ -72,17 +92,21 @@ def sources(run_dir, level=None, ticket="ticket.keras", dense=None):
         model = _level_model(level_dir)
         dense_path = os.path.join(run_dir, dense) if dense else _level_model(os.path.join(run_dir, "level_0"))
         metrics = [os.path.join(level_dir, "metrics.json"), os.path.join(run_dir, "metrics.json")]
-        return {"model": model, "dense": dense_path, "metrics": metrics, "kind": f"level_{level}"}
-    model = os.path.join(run_dir, ticket)
-    if not os.path.isfile(model):
-        raise FileNotFoundError(f"No layer-lottery ticket {model!r}; pass --level=N for an IMP run or --ticket=FILE.")
-    dense_path = os.path.join(run_dir, dense) if dense else os.path.join(run_dir, "dense.keras")
-    if not dense and not os.path.isfile(dense_path):
-        dense_path = None
-    return {"model": model, "dense": dense_path, "metrics": [os.path.join(run_dir, "metrics.json")], "kind": "ticket"}
+        return {"model": model, "dense": dense_path, "metrics": metrics, "kind": f"level{level}"}
+    model = _layer_ticket(run_dir, ticket)
+    metrics = [os.path.join(run_dir, "metrics.json")]
+    dense_path = os.path.join(run_dir, dense) if dense else None
+    match = _TICKET.match(os.path.basename(model))
+    if match:
+        replicate = os.path.join(run_dir, f"replicate_{match['replicate']}")
+        metrics.insert(0, os.path.join(replicate, match["train"], "metrics.json"))
+        if not dense and os.path.isfile(os.path.join(replicate, "dense", "model.keras")):
+            dense_path = os.path.join(replicate, "dense", "model.keras")
+    kind = os.path.basename(model)[:-len(".keras")]
+    return {"model": model, "dense": dense_path, "metrics": metrics, "kind": kind}
 
 
-def export_run(run_dir, level=None, ticket="ticket.keras", dense=None, name=None, base_dir="saved_models",
+def export_run(run_dir, level=None, ticket=None, dense=None, name=None, base_dir="saved_models",
                version=None, verify=True):
     """Exports a run's ticket; returns the ``ExportResult``. See the module docstring."""
     import keras
@@ -92,7 +116,7 @@ def export_run(run_dir, level=None, ticket="ticket.keras", dense=None, name=None
 
     run_dir = os.path.normpath(run_dir)
     found = sources(run_dir, level, ticket, dense)
-    name = name or f"{os.path.basename(run_dir)}_{found['kind'].replace('level_', 'level')}"
+    name = name or f"{os.path.basename(run_dir)}_{found['kind']}"
     export.docker_command(base_dir, name)  # checks the name before any work
     hparams_file = os.path.join(run_dir, "hparams.json")
     hparams = None

@@ -57,16 +57,19 @@ def test_export_a_layer_lottery_ticket(tmp_path):
 
     dense = kl.models.resnet_cifar(8, input_shape=(8, 8, 3), classes=3, width=4, seed=2)
     ticket = blocks.remove(dense, [blocks.find_blocks(dense, warn=False).removable[0].name])
+    # The layout of keras_lottery.blocks.lottery: slim tickets at the top, trainings per replicate.
     run = tmp_path / "runs" / "layer_lottery" / "resnet8"
-    run.mkdir(parents=True)
-    ticket.save(run / "ticket.keras")
-    dense.save(run / "dense.keras")
-    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
-    result = export_binary.export_run(str(run), base_dir=str(tmp_path / "sm"), name="resnet8_ticket",
-                                      verify=False)
+    (run / "replicate_0" / "dense").mkdir(parents=True)
+    (run / "replicate_0" / "grasp_p1").mkdir()
+    ticket.save(run / "ticket_grasp_p1_r0.keras")
+    dense.save(run / "replicate_0" / "dense" / "model.keras")
+    (run / "replicate_0" / "grasp_p1" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
+    (run / "metrics.json").write_text(json.dumps({"test_accuracy": 0.1}))
+    result = export_binary.export_run(str(run), base_dir=str(tmp_path / "sm"), verify=False)
+    assert result.path == os.path.join(str(tmp_path / "sm"), "resnet8_ticket_grasp_p1_r0", "1")
     assert result.card["ticket"] == "layer"
     assert result.card["blocks_removed"] == ["stage1_block1_add"]
-    assert result.card["accuracy"] == {"accuracy": 0.5}
+    assert result.card["accuracy"] == {"test_accuracy": 0.5}
     assert result.card["flops"]["ratio"] < 1
 
 
@@ -75,5 +78,11 @@ def test_missing_sources_are_named(tmp_path):
         export_binary.sources(str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="No IMP level directory"):
         export_binary.sources(str(tmp_path), level=3)
-    with pytest.raises(FileNotFoundError, match="No layer-lottery ticket"):
+    with pytest.raises(FileNotFoundError, match="holds 0 layer-lottery tickets"):
         export_binary.sources(str(tmp_path))
+    (tmp_path / "ticket_a_p1_r0.keras").write_text("")
+    (tmp_path / "ticket_a_p2_r0.keras").write_text("")
+    with pytest.raises(FileNotFoundError, match="holds 2 layer-lottery tickets .*--ticket=FILE"):
+        export_binary.sources(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="No layer-lottery ticket"):
+        export_binary.sources(str(tmp_path), ticket="ticket_b_p1_r0.keras")
