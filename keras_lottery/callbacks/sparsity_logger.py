@@ -1,5 +1,9 @@
 """``SparsityLogger``: per-epoch density of a masked model, in the logs and optionally TensorBoard."""
 
+import importlib.util
+import json
+import os
+
 import keras
 
 from keras_lottery.masks import Mask
@@ -10,11 +14,13 @@ __all__ = ["SparsityLogger"]
 class SparsityLogger(keras.callbacks.Callback):
     """Adds ``density`` (whole mask) and ``density/<weight path>`` to the epoch logs.
 
-    With ``log_dir``, also writes them as TensorBoard scalars (``tf.summary``) at each epoch end.
-    The figures come from the installed masks; they are what ``kl.sparsity(model)`` reports.
+    With ``log_dir``, also appends them to ``<log_dir>/sparsity.jsonl`` (one JSON object per epoch,
+    with its ``epoch``) and, when the ``tensorboard`` package is installed, writes them as TensorBoard
+    scalars (``tf.summary``) in ``log_dir``. The figures come from the installed masks; they are what
+    ``kl.sparsity(model)`` reports.
 
     Args:
-        log_dir: TensorBoard directory, or ``None`` to only add the values to the logs.
+        log_dir: output directory, or ``None`` to only add the values to the logs.
         per_weight: also log each weight's density (default True).
     """
 
@@ -36,6 +42,11 @@ class SparsityLogger(keras.callbacks.Callback):
         if logs is not None:
             logs.update(values)
         if self.log_dir is not None:
+            os.makedirs(self.log_dir, exist_ok=True)
+            with open(os.path.join(self.log_dir, "sparsity.jsonl"), "a") as f:
+                f.write(json.dumps({"epoch": int(epoch), **values}) + "\n")
+            if importlib.util.find_spec("tensorboard") is None:
+                return
             import tensorflow as tf
 
             if self._writer is None:
