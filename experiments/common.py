@@ -1,8 +1,10 @@
 """Flags and set-up shared by the experiment binaries."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, even in a pipe
 
 from absl import flags  # noqa: E402
 

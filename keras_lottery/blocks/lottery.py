@@ -117,9 +117,11 @@ def _read_or_compute_scores(path, compute):
 
 
 def _epoch_time(metrics_dict, history_path):
-    """Median training time of the full-length epochs (the first includes tracing; median ignores it)."""
+    """Median training time of a chunk (an epoch by default), leaving out the first, which includes
+    tracing the training function, whenever there are others."""
     with open(history_path) as f:
         times = [float(row["train_time_s"]) for row in csv.DictReader(f)]
+    times = times[1:] if len(times) > 1 else times
     return statistics.median(times) if times else metrics_dict.get("train_time_s", 0.0)
 
 

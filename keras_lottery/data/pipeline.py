@@ -7,6 +7,7 @@ model seed but not a data seed differ only in data order and augmentation noise 
 analysis needs). Every epoch has ``steps_per_epoch = train_size // batch_size`` full batches.
 """
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -94,6 +95,14 @@ class Datasets:
             self._mean, self._std = np.zeros(self.input_shape[-1]), np.ones(self.input_shape[-1])
         self._scale = scale
         self._train_x_tensor = None
+
+    def with_data_seed(self, data_seed):
+        """The same splits and preprocessing, with another data-order / augmentation seed."""
+        if int(data_seed) == self.data_seed:
+            return self
+        clone = copy.copy(self)
+        clone.data_seed = int(data_seed)
+        return clone
 
     # -- preprocessing -------------------------------------------------------------------------
 
