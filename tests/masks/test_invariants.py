@@ -13,7 +13,6 @@ OPTIMIZERS = {
     "adam": lambda: keras.optimizers.Adam(0.05),
     "adamw": lambda: keras.optimizers.AdamW(0.05, weight_decay=0.5),
     "rmsprop": lambda: keras.optimizers.RMSprop(0.05, momentum=0.9),
-    "clipnorm": lambda: keras.optimizers.SGD(0.1, momentum=0.9, clipnorm=0.01),
     "global_clipnorm": lambda: keras.optimizers.Adam(0.05, global_clipnorm=0.01),
 }
 
@@ -23,7 +22,7 @@ def _train_prune_train(model, data, optimizer, jit_compile=False):
     masked.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit_compile)
     masked.fit(*data, batch_size=8, epochs=1, verbose=0, shuffle=False)  # dense steps: momentum everywhere
     mask = kl.prune(masked, kl.GlobalMagnitude(0.6))
-    masked.fit(*data, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    masked.fit(*data, batch_size=8, epochs=1, verbose=0, shuffle=False)
     return masked, mask
 
 
