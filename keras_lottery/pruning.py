@@ -225,8 +225,8 @@ class LayerwiseMagnitude(_Rule):
 
     ``r`` is ``rate`` unless ``layer_rates`` gives another for the tensor (key: a layer name, a
     weight path, a glob pattern or a layer class; an exact name or path wins over patterns and
-    classes, which apply in the order given), or ``output_rate`` for layers that produce a model
-    output (the LTH prunes the output layer at half the rate). LTH examples::
+    classes, which apply in the order given), or else ``output_rate`` for layers that produce a
+    model output (the LTH prunes the output layer at half the rate). LTH examples::
 
         LayerwiseMagnitude(0.2, output_rate=0.1)                      # LeNet-300-100
         LayerwiseMagnitude(0.2, layer_rates={keras.layers.Conv2D: 0.1}, output_rate=0.1)  # Conv-2/4
