@@ -77,7 +77,7 @@ class RewindPoint:
             if getattr(model, "optimizer", None) is None:
                 raise ValueError(f"RewindPoint.restore(optimizer=True) needs a compiled model; {model.name!r} has no "
                                  "optimizer. Compile it first, or pass optimizer=False.")
-            self.restore_optimizer(model.optimizer, model.trainable_variables)
+            self.restore_optimizer(model)
         return model
 
     def restore_weights(self, model):
@@ -99,10 +99,29 @@ class RewindPoint:
             layer.zero_dead_weights()
         return model
 
-    def restore_optimizer(self, optimizer, trainable_variables):
-        """Sets ``optimizer`` to the captured state: iterations k and the slots (zero when none were)."""
+    def restore_optimizer(self, model, optimizer=None):
+        """Sets the optimizer of ``model`` to the captured state; returns the optimizer.
+
+        The iteration count becomes k (so a ``StepSchedule`` replays from k) and the slots take
+        their captured values, or zeros when the capture came before the first step. The slots of
+        weights that ``model``'s masks have since pruned are then zeroed, so dead weights stay 0.
+
+        Args:
+          model: the model whose trainable variables the optimizer updates.
+          optimizer: the optimizer to set; ``model.optimizer`` by default (built if needed).
+        """
+        from keras_lottery import wrappers
+
+        optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(f"Model {model.name!r} has no optimizer to restore; compile it first.")
         if not optimizer.built:
-            optimizer.build(trainable_variables)
+            optimizer.build(model.trainable_variables)
+        self._assign_optimizer(optimizer)
+        wrappers.zero_optimizer_state(model, optimizer)
+        return optimizer
+
+    def _assign_optimizer(self, optimizer):
         own = optimizer.variables
         if len(self.optimizer) == 1:  # captured before the first step: a fresh optimizer at iteration k
             for variable in own:

@@ -202,7 +202,7 @@ def _train_control(ctx, level, kind):
     if not os.path.exists(os.path.join(path, MASK)):
         _save_mask(path, mask, {"level": level, "kind": kind, "seed": seed})
     ctx.compile(model)
-    _start_state(ctx, level).restore_optimizer(model.optimizer, model.trainable_variables)
+    _start_state(ctx, level).restore_optimizer(model)
     ctx.fit(model, path, start_step=ctx.k, compile_model=False)
 
 

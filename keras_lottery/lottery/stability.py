@@ -199,7 +199,7 @@ def instability(model, datasets, training_hparams, *, start_step=0, optimizer_st
         for index, seed in enumerate(data_seeds):
             replica = _copy_model(model)
             training.compile_for_classification(replica, training_hparams, spe)
-            state.restore_optimizer(replica.optimizer, replica.trainable_variables)
+            state.restore_optimizer(replica)
             trained, _ = training.fit(replica, with_data_seed(datasets, seed), training_hparams,
                                       os.path.join(directory, f"copy_{index}"), start_step=int(start_step),
                                       compile_model=False, eval_every=eval_every, verbose=verbose)
