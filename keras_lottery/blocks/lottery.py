@@ -243,7 +243,7 @@ def _means(rows, xi):
         mean = {"replicate": "mean", "criterion": criterion, "p": p, "removed": ""}
         for key, value in group[0].items():
             if key not in mean and isinstance(value, (int, float)) and not isinstance(value, bool):
-                mean[key] = round(statistics.fmean(g[key] for g in group), 4)
+                mean[key] = statistics.fmean(g[key] for g in group)
         mean["winning"] = bool(mean["ticket_accuracy"] + xi >= mean["dense_accuracy"])
         mean["winning_replicates"] = f"{sum(g['winning'] for g in group)}/{len(group)}"
         means.append(mean)

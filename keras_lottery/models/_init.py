@@ -4,6 +4,11 @@ import itertools
 
 import keras
 
+# Batch-norm running statistics follow PyTorch's default (0.1 new, i.e. Keras momentum 0.9), as in the
+# papers' reference code: with Keras' 0.99 the statistics lag for hundreds of steps, which makes
+# short runs and the early levels of IMP evaluate with stale statistics.
+BN_MOMENTUM = 0.9
+
 
 class InitializerFactory:
     """Hands out initializers whose seeds derive from one model seed.

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_lottery.models._init import InitializerFactory
+from keras_lottery.models._init import BN_MOMENTUM, InitializerFactory
 
 _CONV_FILTERS = {2: [[64, 64]], 4: [[64, 64], [128, 128]], 6: [[64, 64], [128, 128], [256, 256]]}
 _VGG16_FILTERS = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
@@ -46,7 +46,7 @@ def vgg16(input_shape=(32, 32, 3), classes=10, seed=None):
         for j, f in enumerate(filters, start=1):
             x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False,
                                     kernel_initializer=init("HeNormal"), name=f"block{i}_conv{j}")(x)
-            x = keras.layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{i}_bn{j}")(x)
             x = keras.layers.ReLU(name=f"block{i}_relu{j}")(x)
         if i < len(_VGG16_FILTERS):  # 32x32 reaches 2x2 after four poolings; the last is global.
             x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{i}_pool")(x)

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_lottery.models._init import InitializerFactory
+from keras_lottery.models._init import BN_MOMENTUM, InitializerFactory
 
 _STAGE_FILTERS = (16, 32, 64)
 
@@ -13,15 +13,15 @@ def _basic_block(x, filters, stride, name, init, weight_decay):
     conv = dict(padding="same", use_bias=False, kernel_regularizer=reg)
     y = keras.layers.Conv2D(filters, 3, strides=stride, kernel_initializer=init("HeNormal"),
                             name=f"{name}_conv1", **conv)(x)
-    y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = keras.layers.Conv2D(filters, 3, kernel_initializer=init("HeNormal"), name=f"{name}_conv2", **conv)(y)
-    y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
+    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(y)
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, strides=stride, kernel_initializer=init("HeNormal"),
                                        name=f"{name}_shortcut_conv", **conv)(x)
-        shortcut = keras.layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
+        shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(shortcut)
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
@@ -46,7 +46,7 @@ def resnet_cifar(depth=20, input_shape=(32, 32, 3), classes=10, width=16, seed=N
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=init("HeNormal"),
                             kernel_regularizer=reg, name="stem_conv")(inputs)
-    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for s, multiplier in enumerate((1, 2, 4), start=1):
         for b in range(1, blocks_per_stage + 1):
