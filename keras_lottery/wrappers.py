@@ -154,8 +154,16 @@ class MaskedLayer(keras.layers.Wrapper):
         if self._passes_training:
             kwargs["training"] = training
         mapping = [(v, keras.ops.multiply(v.value, keras.ops.cast(m.value, v.dtype))) for _, v, m in self._prunable]
-        with keras.StatelessScope(state_mapping=mapping, initialize_variables=False):
-            return self.layer(inputs, **kwargs)
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True, initialize_variables=False) as scope:
+            outputs = self.layer(inputs, **kwargs)
+        # The scope holds back variable updates and losses made by the wrapped layer: pass them on.
+        for variable in self.layer.non_trainable_variables:
+            value = scope.get_current_value(variable)
+            if value is not None:
+                variable.assign(value)
+        for loss in scope.losses:
+            self.add_loss(loss)
+        return outputs
 
     def compute_mask(self, inputs, mask=None):
         return self.layer.compute_mask(inputs, mask)

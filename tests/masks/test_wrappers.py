@@ -177,3 +177,28 @@ def test_copy_weights_keeps_masks(mlp):
     wrong = keras.Sequential([keras.Input((16,)), keras.layers.Dense(5, name="fc1")])
     with pytest.raises(ValueError, match="'fc1' weight shapes differ"):
         kl.copy_weights(wrong, masked)
+
+
+def test_wrapped_layer_losses_and_state_updates_pass_through():
+    class Counting(keras.layers.Layer):
+        def build(self, input_shape):
+            self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 2))
+            self.calls = self.add_weight(name="calls", shape=(), initializer="zeros", trainable=False)
+
+        def call(self, x):
+            self.calls.assign(self.calls + 1.0)
+            self.add_loss(keras.ops.sum(self.kernel) * 0.0 + 3.0)
+            return x @ self.kernel
+
+        def get_prunable_weights(self):
+            return [self.kernel]
+
+    layer = MaskedLayer(Counting(name="counting"))
+    x = np.ones((1, 3), "float32")
+    layer(x)
+    layer(x)
+    assert float(layer.layer.calls.numpy()) == 2.0
+    assert [float(v) for v in layer.losses] == [3.0]
+    dense = MaskedLayer(keras.layers.Dense(2, activity_regularizer="l2", name="reg"))
+    dense(x)
+    assert len(dense.losses) == 1
