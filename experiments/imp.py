@@ -21,6 +21,7 @@ from keras_lottery import data, lottery, models, runs, training
 
 runs.define_flags(data.DatasetHparams, training.ModelHparams, training.TrainingHparams, lottery.PruningHparams)
 flags.DEFINE_boolean("plot", True, "Write accuracy_vs_density.png.")
+flags.DEFINE_list("compare_with", [], "Other IMP run directories drawn in the same plot, labelled by their rewind step.")
 FLAGS = common.FLAGS
 
 COLUMNS = ("level", "kind", "density", "test_accuracy", "val_accuracy", "best_val_accuracy", "best_val_iteration",
@@ -38,6 +39,9 @@ def main(argv):
             value.validate()
         run = runs.RunDirectory(FLAGS.run_root, "imp", hparams, name=FLAGS.run_name or None)
         run.check()
+        for other in FLAGS.compare_with:
+            if not os.path.exists(os.path.join(other, lottery.imp.RECORD)):
+                raise ValueError(f"--compare_with={other!r} is not an IMP run directory (no {lottery.imp.RECORD}).")
     except (ValueError, runs.RunDirectoryMismatch) as error:
         sys.exit(f"error: {error}")
     datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
@@ -68,7 +72,13 @@ def main(argv):
     if FLAGS.plot:
         title = (f"{model_hp.model} on {hparams['dataset'].dataset}: IMP, rewind {hparams['pruning'].rewind}, "
                  f"mode {hparams['pruning'].mode}")
-        lottery.plots.accuracy_vs_density(rows, run.file("accuracy_vs_density.png"), title=title)
+        series = {f"k={k}": rows} if FLAGS.compare_with else rows
+        for other in FLAGS.compare_with:
+            record = runs.read_json(os.path.join(other, lottery.imp.RECORD))
+            series[f"k={record['k']}"] = lottery.imp.results(other)
+        if FLAGS.compare_with:
+            title = f"{model_hp.model} on {hparams['dataset'].dataset}: IMP, mode {hparams['pruning'].mode}"
+        lottery.plots.accuracy_vs_density(series, run.file("accuracy_vs_density.png"), title=title)
     common.print_table(rows, [c for c in COLUMNS if any(c in r for r in rows)])
     print(f"Wrote {run.file('results.csv')}")
 
