@@ -44,6 +44,7 @@ def main(argv):
                 raise ValueError(f"--compare_with={other!r} is not an IMP run directory (no {lottery.imp.RECORD}).")
     except (ValueError, runs.RunDirectoryMismatch) as error:
         sys.exit(f"error: {error}")
+    run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
     datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
     model_hp = hparams["model"]
 

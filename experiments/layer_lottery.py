@@ -33,6 +33,7 @@ def main(argv):
         value.validate()
     run = runs.RunDirectory(FLAGS.run_root, "layer_lottery", hparams, name=FLAGS.run_name or None)
     run.check()
+    run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
     datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
     found = lottery.check_model(hparams["model"], datasets.input_shape, datasets.classes, hparams["lottery"])
     run.prepare()

@@ -76,6 +76,7 @@ def main(argv):
         run.check()
     except (ValueError, runs.RunDirectoryMismatch) as error:
         sys.exit(f"error: {error}")
+    run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
     sh, th = hparams["stability"], hparams["training"]
     datasets = data.load(hparams["dataset"], data_seed=th.data_seed)
     spe = datasets.steps_per_epoch

@@ -26,6 +26,7 @@ def main(argv):
         value.validate()
     run = runs.RunDirectory(FLAGS.run_root, "train", hparams, name=FLAGS.run_name or None)
     run.check()
+    run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
     datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
     total = training.total_steps(hparams["training"], datasets.steps_per_epoch)
     run.prepare()

@@ -26,3 +26,5 @@ __all__ += ["export"]
 from keras_lottery import lottery  # noqa: E402,F401
 __all__ += ["lottery"]
 from keras_lottery.wrappers import zero_optimizer_state  # noqa: E402,F401
+from keras_lottery import distribute  # noqa: E402,F401
+__all__ += ["distribute"]

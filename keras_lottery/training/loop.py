@@ -7,6 +7,11 @@ so far; older checkpoints are deleted only after that. So a process killed at an
 ``state.json`` naming a complete checkpoint, and the same call continues from it, feeding the data
 stream from the same step. When training ends, the test split is evaluated and ``metrics.json`` is
 written last: its presence marks the run finished, and calling again returns it without training.
+
+Under a distribution strategy (call ``fit`` inside its scope), the batch size of ``datasets`` is the
+global batch, split across the replicas. In a multi-worker run only the chief writes ``directory``;
+every other worker works in a private copy of it (``keras_lottery.distribute.worker_directory``),
+so a restarted run resumes on every worker from the chief's last checkpoint.
 """
 
 import csv
@@ -18,7 +23,7 @@ import time
 
 import keras
 
-from keras_lottery import runs
+from keras_lottery import distribute, runs
 from keras_lottery.training.optimizers import compile_for_classification, total_steps
 
 STATE = "state.json"
@@ -122,6 +127,8 @@ def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eva
       the final test and validation accuracy, the best validation accuracy and its step, the
       measured training time, and energy / CO2 when tracked.
     """
+    distribute.check_global_batch(datasets.hparams.batch_size)
+    directory = distribute.worker_directory(directory)  # the chief's own; a private copy on other workers
     os.makedirs(directory, exist_ok=True)
     metrics_path = os.path.join(directory, METRICS)
     spe = datasets.steps_per_epoch

@@ -41,8 +41,17 @@ def make_optimizer(hparams, steps_per_epoch):
     return keras.optimizers.RMSprop(lr, momentum=hparams.momentum, **common)
 
 
-def compile_for_classification(model, hparams, steps_per_epoch, jit_compile="auto"):
-    """Compiles ``model`` (logits output) with a fresh optimizer, cross-entropy and accuracy."""
+def compile_for_classification(model, hparams, steps_per_epoch, jit_compile=None):
+    """Compiles ``model`` (logits output) with a fresh optimizer, cross-entropy and accuracy.
+
+    ``jit_compile`` None takes the setting of the open ``keras_lottery.distribute.execution`` block
+    (``"auto"`` outside one). Under a ``mixed_float16`` policy Keras wraps the optimizer in a
+    ``LossScaleOptimizer``.
+    """
+    if jit_compile is None:
+        from keras_lottery import distribute
+
+        jit_compile = distribute.jit_compile()
     model.compile(
         optimizer=make_optimizer(hparams, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
