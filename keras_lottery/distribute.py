@@ -328,6 +328,11 @@ def execution(strategy=None, mixed_precision=False, jit_compile=None):
     strategy = strategy or tf.distribute.get_strategy()
     if jit_compile not in (None, True, False, "auto"):
         raise ValueError(f"jit_compile must be None, 'auto', True or False; got {jit_compile!r}.")
+    if jit_compile is True and strategy.num_replicas_in_sync > 1 and not isinstance(strategy, tf.distribute.TPUStrategy):
+        raise ValueError(f"--jit_compile with {type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas) is not "
+                         "supported: Keras 3 compiles each replica's step apart and XLA then reaches variables on other "
+                         "devices. Accepted: --jit_compile on one device (--strategy=default), or --strategy=tpu (always "
+                         "XLA), or leave --jit_compile unset under mirrored / multi_worker.")
     _JIT.append("auto" if jit_compile is None else jit_compile)
     try:
         with strategy.scope(), precision(mixed_precision):
