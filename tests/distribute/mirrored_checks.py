@@ -60,7 +60,8 @@ def main():
         ticket = keras.saving.load_model(os.path.join(root, "mirrored", "level_1", "model.keras"))
         level_mask = Mask.load(os.path.join(root, "mirrored", "level_1", "mask.npz"))
         out["imp_dead_max"] = float(np.abs(dead_values(ticket, level_mask, mirrored)).max())
-    accuracy = {name: lottery.imp.results(os.path.join(root, name))[-1]["test_accuracy"] for name in ("default", "mirrored")}
+    accuracy = {name: next(row["test_accuracy"] for row in lottery.imp.results(os.path.join(root, name))
+                           if (row["level"], row["kind"]) == (1, "ticket")) for name in ("default", "mirrored")}
     out["imp_accuracy"] = accuracy
 
     # Mixed precision on two replicas (loss scaling, float16 compute), and with XLA on one device:
@@ -104,9 +105,10 @@ def main():
             scores = {c: blocks.score(net, batches, criterion=c, seed=0) for c in ("grasp", "l1")}
             ticket = blocks.remove(net, blocks.lowest(scores["grasp"], 1))
             scored[name] = (scores, np.asarray(ticket(batches[0][0], training=False)), len(ticket.layers) < len(net.layers))
-    out["blocks"] = {"scores_max_diff": max(abs(scored["default"][0][c][b] - scored["mirrored"][0][c][b])
-                                            for c in ("grasp", "l1") for b in scored["default"][0][c]),
-                     "scores_scale": max(abs(v) for c in ("grasp", "l1") for v in scored["default"][0][c].values()),
+    out["blocks"] = {"relative_diff": {c: max(abs(scored["default"][0][c][b] - scored["mirrored"][0][c][b])
+                                              for b in scored["default"][0][c])
+                                          / max(abs(v) for v in scored["default"][0][c].values())
+                                          for c in ("grasp", "l1")},
                      "same_removed": blocks.lowest(scored["default"][0]["grasp"], 1)
                      == blocks.lowest(scored["mirrored"][0]["grasp"], 1),
                      "outputs_max_diff": float(np.abs(scored["default"][1] - scored["mirrored"][1]).max()),

@@ -18,7 +18,7 @@ def test_two_replicas_imp_level_matches_one_device(checks):
     assert imp["density"][0] == imp["density"][1]
     assert imp["differ"] <= 0.002 * imp["size"], f"{imp['differ']} of {imp['size']} mask entries differ (ties only)"
     assert imp["kinds"] == [[0, "ticket"], [1, "ticket"], [1, "reinit"], [1, "random"]]  # controls ran in the scope
-    assert abs(checks["imp_accuracy"]["default"] - checks["imp_accuracy"]["mirrored"]) <= 0.05
+    assert abs(checks["imp_accuracy"]["default"] - checks["imp_accuracy"]["mirrored"]) <= 2 / 64  # 64 test examples
 
 
 def test_masked_weights_stay_exactly_zero_on_every_replica(checks):
@@ -43,6 +43,7 @@ def test_jit_compile_with_several_replicas_is_refused_with_the_alternatives(chec
 def test_stability_and_blocks_inside_the_scope(checks):
     assert checks["stability_same_seed"] == [0.0, 0.0]  # equal data seeds: identical copies on two replicas
     blocks = checks["blocks"]
-    assert blocks["scores_max_diff"] <= 1e-4 * max(1.0, blocks["scores_scale"])
+    # l1 reads weights only; GraSP's Hessian-gradient products differ by rounding (~2e-3 of the largest score seen)
+    assert blocks["relative_diff"]["l1"] <= 1e-6 and blocks["relative_diff"]["grasp"] <= 1e-2
     assert blocks["same_removed"] and blocks["smaller"]
     assert blocks["outputs_max_diff"] <= 1e-5
