@@ -54,6 +54,7 @@ def main(argv):
     total = training.total_steps(hparams["training"], datasets.steps_per_epoch)
     try:
         k = lottery.imp.rewind_step(hparams["pruning"], datasets.steps_per_epoch, total)
+        lottery.imp.check_rule(build_model, hparams["pruning"], model_hp.model_seed)
     except ValueError as error:
         sys.exit(f"error: {error}")
     run.prepare()

@@ -44,7 +44,7 @@ from keras_lottery.callbacks.rewind import RewindCheckpoint, RewindPoint
 from keras_lottery.masks import Mask, apply_mask
 from keras_lottery.training import durations
 
-__all__ = ["KINDS", "level_dir", "results", "run", "rewind_step", "write_csv"]
+__all__ = ["KINDS", "check_rule", "level_dir", "results", "run", "rewind_step", "write_csv"]
 
 KINDS = ("ticket", "reinit", "random")
 RECORD = "imp.json"
@@ -237,8 +237,7 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
     spe = datasets.steps_per_epoch
     steps = training.total_steps(training_hparams, spe)
     k = rewind_step(pruning_hparams, spe, steps)
-    probe = wrappers.mask(build_model(model_seed))
-    pruning_hparams.rule_object()(pruning.weights_of(probe), Mask.from_model(probe), pruning.layers_info(probe))
+    probe = check_rule(build_model, pruning_hparams, model_seed)
     record = {"training": dataclasses.asdict(training_hparams), "pruning": dataclasses.asdict(pruning_hparams),
               "dataset": dataclasses.asdict(datasets.hparams), "data_seed": datasets.data_seed,
               "model_seed": int(model_seed), "model": probe.name, "steps_per_epoch": spe, "T": steps, "k": k}
@@ -261,6 +260,16 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
             _train_control(ctx, level, kind)
             _log(ctx, level, kind)
     return results(directory)
+
+
+def check_rule(build_model, pruning_hparams, model_seed=0):
+    """Applies the pruning rule once to a fresh masked model, so bad selectors fail before training.
+
+    Returns the masked probe model (``build_model``'s model itself is left alone).
+    """
+    probe = wrappers.mask(build_model(model_seed))
+    pruning_hparams.rule_object()(pruning.weights_of(probe), Mask.from_model(probe), pruning.layers_info(probe))
+    return probe
 
 
 def _check_record(directory, record):
