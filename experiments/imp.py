@@ -21,7 +21,8 @@ from keras_lottery import data, lottery, models, runs, training
 
 runs.define_flags(data.DatasetHparams, training.ModelHparams, training.TrainingHparams, lottery.PruningHparams)
 flags.DEFINE_boolean("plot", True, "Write accuracy_vs_density.png.")
-flags.DEFINE_list("compare_with", [], "Other IMP run directories drawn in the same plot, labelled by their rewind step.")
+flags.DEFINE_list("compare_with", [],
+                  "Other IMP run directories drawn in the same plot, labelled by their rewind step.")
 FLAGS = common.FLAGS
 
 COLUMNS = ("level", "kind", "density", "test_accuracy", "val_accuracy", "best_val_accuracy", "best_val_iteration",

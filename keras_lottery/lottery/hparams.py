@@ -109,7 +109,8 @@ class PruningHparams:
         try:
             levels = self.control_level_list()
         except ValueError:
-            raise ValueError(f"--control_levels must be comma-separated integers, got {self.control_levels!r}.") from None
+            raise ValueError(f"--control_levels must be comma-separated integers, "
+                             f"got {self.control_levels!r}.") from None
         bad = [level for level in levels if not 1 <= level <= self.levels]
         if bad:
             raise ValueError(f"--control_levels must lie in 1..{self.levels} (--levels), got {bad}.")

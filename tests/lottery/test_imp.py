@@ -99,7 +99,8 @@ def test_weight_rewinding_starts_each_level_at_theta_k_with_the_optimizer_state_
     tickets = [r for r in rows if r["kind"] == "ticket"]
     assert [r["level"] for r in tickets] == [0, 1, 2]
     assert all(r["start_step"] == 4 and r["end_step"] == 12 for r in tickets[1:]) and tickets[0]["start_step"] == 0
-    assert {"density:fc1/kernel", "best_val_accuracy", "best_val_iteration", "test_accuracy", "train_time_s"} <= set(rows[1])
+    expected = {"density:fc1/kernel", "best_val_accuracy", "best_val_iteration", "test_accuracy", "train_time_s"}
+    assert expected <= set(rows[1])
     for name in ("mask.npz", "sparsity.json", "metrics.json", "history.csv", "model.keras"):
         assert (tmp_path / "level_1" / name).exists(), name
 

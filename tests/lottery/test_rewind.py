@@ -49,7 +49,7 @@ def test_restore_rewinds_survivors_keeps_masks_and_optimizer_state(datasets, ada
         value = keras.ops.convert_to_numpy(slot.value)
         alive = value != 0
         np.testing.assert_array_equal(value[alive], captured[alive])  # dead weights' slots zeroed, others kept
-    model.fit(datasets.train(4), steps_per_epoch=3, epochs=1, verbose=0)
+    model.fit(datasets.train(4), steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
     assert all(np.all(w[~mask[p]] == 0) for p, w in kl.pruning.weights_of(model).items())
 
 
@@ -71,7 +71,8 @@ def test_epochs_and_fractions_resolve_and_points_round_trip(datasets, adam, tmp_
     by_fraction = RewindCheckpoint(at="0.25")  # of epochs x steps_per_epoch = 2 x 6 = 12 steps: step 3
     model = kl.mask(build_model(0))
     training.compile_for_classification(model, adam, spe)
-    model.fit(datasets.train(0), steps_per_epoch=spe, epochs=2, callbacks=[by_epoch, by_fraction], verbose=0)
+    model.fit(datasets.train(0), steps_per_epoch=spe, epochs=2, callbacks=[by_epoch, by_fraction], verbose=0,
+              shuffle=False)
     assert by_epoch.point.step == spe and by_fraction.point.step == 3
     loaded = RewindPoint.load(tmp_path / "ep.npz")
     assert loaded.step == spe and len(loaded.weights) == len(by_epoch.point.weights)

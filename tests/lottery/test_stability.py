@@ -26,7 +26,8 @@ def test_different_data_orders_give_a_curve_whose_ends_are_the_trained_copies(da
     assert not np.array_equal(ends[0].get_weights()[0], ends[1].get_weights()[0])
     for end, error in zip(ends, (result.test_error[0], result.test_error[-1])):
         assert error == pytest.approx(1 - end.evaluate(datasets.test(), verbose=0, return_dict=True)["accuracy"])
-    assert result.test_instability == pytest.approx(max(result.test_error) - (result.test_error[0] + result.test_error[-1]) / 2)
+    ends_mean = (result.test_error[0] + result.test_error[-1]) / 2
+    assert result.test_instability == pytest.approx(max(result.test_error) - ends_mean)
     assert result.as_dict()["data_seeds"] == [1, 2]
 
 
@@ -40,7 +41,8 @@ def test_error_curve_on_a_path_with_a_known_answer():
                                                          normalize=False), data_seed=0)
     inputs = keras.Input((1, 1, 1))
     model = keras.Model(inputs, keras.layers.Dense(2, use_bias=False, name="out")(keras.layers.Flatten()(inputs)))
-    model.compile(loss="sparse_categorical_crossentropy", metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.compile(loss="sparse_categorical_crossentropy",
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     w1 = [np.array([[-1.0, 1.0]], dtype=np.float32)]
     alphas, train_error, test_error = stability.error_curve(model, w1, [-w1[0]], datasets, points=3)
     assert alphas == [0.0, 0.5, 1.0]
