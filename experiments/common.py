@@ -79,6 +79,19 @@ def distribute(run, batch_size):
     return run
 
 
+def hparams_from_flags(**groups):
+    """``{"dataset", "model", "training"}`` plus ``groups`` (name -> dataclass), built from the parsed
+    flags and validated, so every flag is checked before data is loaded or anything is written."""
+    from keras_lottery import data, runs, training
+
+    classes = {"dataset": data.DatasetHparams, "model": training.ModelHparams, "training": training.TrainingHparams}
+    classes.update(groups)
+    hparams = {name: runs.from_flags(cls) for name, cls in classes.items()}
+    for value in hparams.values():
+        value.validate()
+    return hparams
+
+
 def emissions_callback():
     """An ``Emissions`` callback when --emissions is on, else None."""
     if not FLAGS.emissions:

@@ -32,12 +32,8 @@ COLUMNS = ("level", "kind", "density", "test_accuracy", "val_accuracy", "best_va
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    hparams = {"dataset": runs.from_flags(data.DatasetHparams), "model": runs.from_flags(training.ModelHparams),
-               "training": runs.from_flags(training.TrainingHparams),
-               "pruning": runs.from_flags(lottery.PruningHparams)}
     try:
-        for value in hparams.values():  # every flag checked before data is loaded or anything written
-            value.validate()
+        hparams = common.hparams_from_flags(pruning=lottery.PruningHparams)
         run = runs.RunDirectory(FLAGS.run_root, "imp", hparams, name=FLAGS.run_name or None)
         run.check()
         for other in FLAGS.compare_with:

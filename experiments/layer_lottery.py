@@ -9,6 +9,8 @@ scores, the slim tickets as ``.keras`` files, and the table (``table.csv``, ``ta
 CO2, winning yes/no), which it also prints. Rerun the same command to resume.
 """
 
+import sys
+
 from absl import app, flags
 
 from experiments import common
@@ -26,16 +28,15 @@ FLAGS = common.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    hparams = {"dataset": runs.from_flags(data.DatasetHparams), "model": runs.from_flags(training.ModelHparams),
-               "training": runs.from_flags(training.TrainingHparams),
-               "lottery": runs.from_flags(lottery.LayerLotteryHparams)}
-    for value in hparams.values():
-        value.validate()
-    run = runs.RunDirectory(FLAGS.run_root, "layer_lottery", hparams, name=FLAGS.run_name or None)
-    run.check()
-    run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
-    datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
-    found = lottery.check_model(hparams["model"], datasets.input_shape, datasets.classes, hparams["lottery"])
+    try:
+        hparams = common.hparams_from_flags(lottery=lottery.LayerLotteryHparams)
+        run = runs.RunDirectory(FLAGS.run_root, "layer_lottery", hparams, name=FLAGS.run_name or None)
+        run.check()
+        run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
+        datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
+        found = lottery.check_model(hparams["model"], datasets.input_shape, datasets.classes, hparams["lottery"])
+    except (ValueError, data.DatasetNotFoundError) as error:  # RunDirectoryMismatch is a ValueError
+        sys.exit(f"error: {error}")
     run.prepare()
     print(f"Run directory: {run.path}\nData: {datasets.describe()}\n{found.summary()}")
     rows = lottery.run(run.path, datasets, hparams["model"], hparams["training"], hparams["lottery"],

@@ -66,12 +66,8 @@ FLAGS = common.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    hparams = {"dataset": runs.from_flags(data.DatasetHparams), "model": runs.from_flags(training.ModelHparams),
-               "training": runs.from_flags(training.TrainingHparams),
-               "stability": runs.from_flags(StabilityHparams)}
     try:
-        for value in hparams.values():
-            value.validate()
+        hparams = common.hparams_from_flags(stability=StabilityHparams)
         run = runs.RunDirectory(FLAGS.run_root, "stability", hparams, name=FLAGS.run_name or None)
         run.check()
     except (ValueError, runs.RunDirectoryMismatch) as error:

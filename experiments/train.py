@@ -8,6 +8,8 @@ The run directory (``<run_root>/train/<changed flags>``) holds ``hparams.json``,
 run is reported, not redone.
 """
 
+import sys
+
 from absl import app
 
 from experiments import common
@@ -20,15 +22,15 @@ FLAGS = common.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    hparams = {"dataset": runs.from_flags(data.DatasetHparams), "model": runs.from_flags(training.ModelHparams),
-               "training": runs.from_flags(training.TrainingHparams)}
-    for value in hparams.values():  # every flag checked before data is loaded or anything written
-        value.validate()
-    run = runs.RunDirectory(FLAGS.run_root, "train", hparams, name=FLAGS.run_name or None)
-    run.check()
-    run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
-    datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
-    total = training.total_steps(hparams["training"], datasets.steps_per_epoch)
+    try:
+        hparams = common.hparams_from_flags()
+        run = runs.RunDirectory(FLAGS.run_root, "train", hparams, name=FLAGS.run_name or None)
+        run.check()
+        run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
+        datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
+        total = training.total_steps(hparams["training"], datasets.steps_per_epoch)
+    except (ValueError, data.DatasetNotFoundError) as error:  # RunDirectoryMismatch is a ValueError
+        sys.exit(f"error: {error}")
     run.prepare()
     print(f"Run directory: {run.path}\nData: {datasets.describe()}")
     if run.finished:
