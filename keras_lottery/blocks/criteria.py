@@ -126,9 +126,14 @@ def _as_batches(data):
 
 def _as_loss(loss):
     if loss is None:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if isinstance(loss, str):
-        return keras.losses.get(loss)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    elif isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    if isinstance(loss, keras.losses.Loss):
+        # Loss.__call__ divides by the replica count inside a tf.distribute scope (it expects to be
+        # summed over replicas); scoring sees whole batches once, so reduce the per-example values here.
+        per_example = loss.call
+        return lambda y_true, y_pred: keras.ops.mean(per_example(y_true, y_pred))
     if callable(loss):
         return loss
     raise TypeError(f"loss must be None, a Keras loss name or a callable loss(y_true, y_pred), got {loss!r}.")

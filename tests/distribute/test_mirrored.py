@@ -48,8 +48,5 @@ def test_stability_and_blocks_inside_the_scope(checks):
     assert blocks["outputs_max_diff"] <= 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason="Known bug, not yet fixed: GraSP block scores computed inside a MirroredStrategy "
-                                       "scope differ from one-device scores (by ~75% of the largest score on resnet8); "
-                                       "l1 scores and the removed block agree. See docs/distributed.md.")
 def test_grasp_scores_inside_the_scope_match_one_device(checks):
     assert checks["blocks"]["relative_diff"]["grasp"] <= 1e-3
