@@ -40,8 +40,9 @@ _SETUP = {  # input shape, batch size, optimizer: the papers' settings
 
 
 
-def _keras3_timer(keras):
-    class Timer(keras.callbacks.Callback):
+def _epoch_timer(callback_base):
+    """A callback (subclass of ``callback_base``: Keras 3's or tf_keras') recording each epoch's seconds."""
+    class Timer(callback_base):
         def __init__(self):
             super().__init__()
             self.times = []
@@ -106,7 +107,7 @@ def bench(name, rounds, steps, sparsity, jit_compile, with_tfmot):
     runs = {}
     for label, model in (("dense", dense), ("masked", masked)):
         model.compile(optimizer3(), loss3, jit_compile=jit_compile)
-        timer = _keras3_timer(keras)
+        timer = _epoch_timer(keras.callbacks.Callback)
         runs[label] = (lambda m=model, t=timer: m.fit(x, y, batch_size=batch, epochs=1, verbose=0,
                                                       shuffle=False, callbacks=[t]), timer)
 
@@ -119,28 +120,16 @@ def bench(name, rounds, steps, sparsity, jit_compile, with_tfmot):
         base = build(tfk, input_shape, classes)
         schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=100)
         pruned = tfmot.sparsity.keras.prune_low_magnitude(base, pruning_schedule=schedule)
-        pruned.compile(tfk.optimizers.Adam(1.2e-3) if opt == "adam" else tfk.optimizers.SGD(0.1, momentum=0.9),
-                       tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
-
-        class TfkTimer(tfk.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.times = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._t0 = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self._t0)
 
         def tfk_optimizer():
             return tfk.optimizers.Adam(1.2e-3) if opt == "adam" else tfk.optimizers.SGD(0.1, momentum=0.9)
 
+        pruned.compile(tfk_optimizer(), tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
         tfk_dense.compile(tfk_optimizer(), tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
-        dtimer = TfkTimer()
+        dtimer = _epoch_timer(tfk.callbacks.Callback)
         runs["tfk_dense"] = (lambda: tfk_dense.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False,
                                                    callbacks=[dtimer]), dtimer)
-        ttimer = TfkTimer()
+        ttimer = _epoch_timer(tfk.callbacks.Callback)
         runs["tfmot"] = (lambda: pruned.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False,
                                             callbacks=[ttimer, tfmot.sparsity.keras.UpdatePruningStep()]), ttimer)
 

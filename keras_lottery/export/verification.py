@@ -114,6 +114,17 @@ def run_saved_model(export_dir, inputs, signature_name="serving_default", timeou
     return ServedOutputs(outputs, variables, info["tensorflow"])
 
 
+def _inputs_by_name(model, names, inputs):
+    """``inputs`` as a dict keyed by the model's input names (a bare array for a one-input model)."""
+    if not isinstance(inputs, dict):
+        if len(names) != 1:
+            raise TypeError(f"Model {model.name!r} has inputs {names}; pass inputs as a dict keyed by them.")
+        inputs = {names[0]: inputs}
+    if set(inputs) != set(names):
+        raise ValueError(f"inputs has keys {sorted(inputs)}; the model's inputs are {names}.")
+    return inputs
+
+
 def compare(served, model, inputs, atol=1e-5):
     """``{output name: max abs difference}`` between served outputs and ``model``'s; raises above ``atol``.
 
@@ -128,12 +139,7 @@ def compare(served, model, inputs, atol=1e-5):
 
     outputs = served.outputs if isinstance(served, ServedOutputs) else served
     names = savedmodel.input_names(model)
-    if not isinstance(inputs, dict):
-        if len(names) != 1:
-            raise TypeError(f"Model {model.name!r} has inputs {names}; pass inputs as a dict keyed by them.")
-        inputs = {names[0]: inputs}
-    if set(inputs) != set(names):
-        raise ValueError(f"inputs has keys {sorted(inputs)}; the model's inputs are {names}.")
+    inputs = _inputs_by_name(model, names, inputs)
     args = [np.asarray(inputs[n]) for n in names]
     expected = np.asarray(model(args if len(args) > 1 else args[0], training=False))
     reference = {}
@@ -177,11 +183,6 @@ def verify(export_dir, model, inputs, atol=1e-5, signature_name="serving_default
     from keras_lottery.export import savedmodel
 
     names = savedmodel.input_names(model)
-    if not isinstance(inputs, dict):
-        if len(names) != 1:
-            raise TypeError(f"Model {model.name!r} has inputs {names}; pass inputs as a dict keyed by them.")
-        inputs = {names[0]: inputs}
-    if set(inputs) != set(names):
-        raise ValueError(f"inputs has keys {sorted(inputs)}; the model's inputs are {names}.")
+    inputs = _inputs_by_name(model, names, inputs)
     served = run_saved_model(export_dir, inputs, signature_name, timeout)
     return served, compare(served, model, inputs, atol)

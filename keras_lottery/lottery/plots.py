@@ -53,13 +53,7 @@ def accuracy_vs_density(series, path, title=None, metric="test_accuracy"):
     ax.set_xlabel("weights remaining (%)")
     ax.set_ylabel(metric.replace("_", " ") + " (%)")
     ax.grid(True, which="both", alpha=0.3)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path, title)
 
 
 def instability_vs_k(rows, path, title=None):
@@ -79,6 +73,11 @@ def instability_vs_k(rows, path, title=None):
     ax.set_xlabel("rewind step k (iterations)")
     ax.set_ylabel("instability (pp of error)")
     ax.grid(True, alpha=0.3)
+    return _finish(plt, fig, ax, path, title)
+
+
+def _finish(plt, fig, ax, path, title):
+    """Title, legend and layout; saves ``path`` and closes the figure."""
     if title:
         ax.set_title(title)
     ax.legend(fontsize=8)
