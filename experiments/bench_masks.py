@@ -1,23 +1,39 @@
 r"""Step time of masked training against dense training and against TFMOT's prune_low_magnitude.
 
-For each model (LeNet-300-100, ResNet-20), in one process and on the same synthetic data:
+For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
 
 - dense: the Keras 3 model;
+- dense_copy: a second, identical Keras 3 dense model. Its ratio to ``dense`` is the noise floor of
+  the measurement: two identical models differ by this much on this machine;
 - masked: ``keras_lottery.mask(model)`` pruned to 80% sparsity (layerwise magnitude);
+- masked_forward: the same with ``mask_forward=True`` (a forward-pass multiply as well);
 - tfk_dense: the same architecture on ``tf_keras`` (TFMOT's own dense baseline);
 - tfmot: the same architecture on ``tf_keras`` wrapped in ``prune_low_magnitude`` with
   ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback.
 
-The three are timed in interleaved rounds (one epoch of ``--steps`` steps each per round) so that
-load from other processes hits them alike; the first round (tracing) is dropped and the fastest
-epoch per model is reported (on a shared machine other load only ever adds time). masked/dense compares Keras 3 with Keras 3; TFMOT/dense compares
-TFMOT with the tf_keras dense model (Keras 3 and tf_keras differ in per-step overhead, so a TFMOT
-step is compared with the dense step of its own framework). Usage::
+Every model trains with ``fit`` on one cached, batched ``tf.data`` dataset (so input conversion is
+not timed). The models are timed in interleaved rounds, one epoch of ``--steps`` steps each per
+round, in alternating order, after one untimed epoch each (tracing). Reported per model: the
+fastest epoch (ms per step) and, as the ratio, the **median over rounds of the epoch time divided by
+the dense epoch time of the same round** (a paired ratio: load from other processes hits both
+alike). Keras 3 models are compared with ``dense``; TFMOT with ``tfk_dense`` (Keras 3 and tf_keras
+differ in per-step overhead, so a TFMOT step is compared with the dense step of its own framework).
 
-    python -m experiments.bench_masks --models=lenet_300_100,resnet20 --rounds=7 --steps=50
+``--steps_per_execution=N`` runs N steps per call of the compiled function, which removes most of
+the Python work per step: the ratios then compare the compiled steps alone (stricter: the fixed
+per-step overhead no longer dilutes the mask's cost).
+
+Two identical models differ by a few tenths of a percent within one process, but a whole process
+can come out 1-2 points apart from the next (memory placement, thread scheduling): ``--processes=N``
+repeats the measurement in N fresh processes and reports the median of their ratios and each one.
+Usage::
+
+    python -m experiments.bench_masks --models=lenet_300_100 --processes=5
+    python -m experiments.bench_masks --models=resnet20
 """
 
 import os
+import statistics
 import sys
 import time
 
@@ -26,18 +42,21 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 from absl import app, flags  # noqa: E402
 
-FLAGS = flags.DEFINE_list("models", ["lenet_300_100", "resnet20"], "Models to benchmark.")
-ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved timing rounds (the first is dropped).")
-STEPS = flags.DEFINE_integer("steps", 50, "Training steps per round and model.")
+MODELS = flags.DEFINE_list("models", ["lenet_300_100", "resnet20"], "Models to benchmark.")
+ROUNDS = flags.DEFINE_integer("rounds", None, "Timed rounds (default: 30 for LeNet-300-100, 8 for ResNet-20).")
+STEPS = flags.DEFINE_integer("steps", None, "Training steps per round and model (default: 100 / 10).")
 SPARSITY = flags.DEFINE_float("sparsity", 0.8, "Sparsity of the masked and TFMOT models.")
+STEPS_PER_EXECUTION = flags.DEFINE_integer("steps_per_execution", 1, "Keras 3 steps_per_execution.")
 JIT = flags.DEFINE_bool("jit_compile", False, "Compile the Keras 3 models with XLA.")
 TFMOT = flags.DEFINE_bool("tfmot", True, "Also time TFMOT's prune_low_magnitude (tf_keras).")
+PROCESSES = flags.DEFINE_integer("processes", 1, "Repeat the whole measurement in this many fresh processes "
+                                 "(the ratio then differs more between processes than between rounds).")
+JSON_OUT = flags.DEFINE_string("json_out", None, "Internal: where a --processes child writes its timings.")
 
-_SETUP = {  # input shape, batch size, optimizer: the papers' settings
-    "lenet_300_100": ((28, 28, 1), 60, "adam"),
-    "resnet20": ((32, 32, 3), 128, "sgd"),
+_SETUP = {  # input shape, batch size, optimizer (the papers' settings), default rounds and steps
+    "lenet_300_100": ((28, 28, 1), 60, "adam", 30, 100),
+    "resnet20": ((32, 32, 3), 128, "sgd", 8, 10),
 }
-
 
 
 def _epoch_timer(callback_base):
@@ -85,31 +104,37 @@ def _tfkeras_resnet(tfk, input_shape, classes, depth=20):
     return tfk.Model(inputs, layers.Dense(classes, name="predictions")(x))
 
 
-def bench(name, rounds, steps, sparsity, jit_compile, with_tfmot):
+def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_tfmot):
+    """Times every variant of ``name``; returns ``({label: [seconds per step, one per round]}, density, zeros_ok)``."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     import keras_lottery as kl
 
-    input_shape, batch, opt = _SETUP[name]
+    input_shape, batch, opt, _, _ = _SETUP[name]
     classes = 10
     rng = np.random.default_rng(0)
     x = rng.random((batch * steps,) + input_shape, dtype=np.float32)
     y = rng.integers(0, classes, batch * steps)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
 
     def optimizer3():
         return keras.optimizers.Adam(1.2e-3) if opt == "adam" else keras.optimizers.SGD(0.1, momentum=0.9)
 
     loss3 = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     dense = kl.models.get(name, input_shape, classes, seed=0)
+    dense_copy = kl.models.get(name, input_shape, classes, seed=0)
     masked = kl.mask(dense)
-    kl.prune(masked, kl.LayerwiseMagnitude(density=1.0 - sparsity))
+    masked_forward = kl.mask(dense, mask_forward=True)
+    for model in (masked, masked_forward):
+        kl.prune(model, kl.LayerwiseMagnitude(density=1.0 - sparsity))
     runs = {}
-    for label, model in (("dense", dense), ("masked", masked)):
-        model.compile(optimizer3(), loss3, jit_compile=jit_compile)
+    for label, model in (("dense", dense), ("dense_copy", dense_copy), ("masked", masked),
+                         ("masked_forward", masked_forward)):
+        model.compile(optimizer3(), loss3, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
         timer = _epoch_timer(keras.callbacks.Callback)
-        runs[label] = (lambda m=model, t=timer: m.fit(x, y, batch_size=batch, epochs=1, verbose=0,
-                                                      shuffle=False, callbacks=[t]), timer)
+        runs[label] = (lambda m=model, t=timer: m.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[t]), timer)
 
     if with_tfmot:
         import tensorflow_model_optimization as tfmot  # sets TF_USE_LEGACY_KERAS; keras 3 is already loaded
@@ -127,43 +152,102 @@ def bench(name, rounds, steps, sparsity, jit_compile, with_tfmot):
         pruned.compile(tfk_optimizer(), tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
         tfk_dense.compile(tfk_optimizer(), tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
         dtimer = _epoch_timer(tfk.callbacks.Callback)
-        runs["tfk_dense"] = (lambda: tfk_dense.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False,
-                                                   callbacks=[dtimer]), dtimer)
+        runs["tfk_dense"] = (lambda: tfk_dense.fit(data, epochs=1, verbose=0, callbacks=[dtimer]), dtimer)
         ttimer = _epoch_timer(tfk.callbacks.Callback)
-        runs["tfmot"] = (lambda: pruned.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False,
+        runs["tfmot"] = (lambda: pruned.fit(data, epochs=1, verbose=0,
                                             callbacks=[ttimer, tfmot.sparsity.keras.UpdatePruningStep()]), ttimer)
 
-    for r in range(rounds):
+    for r in range(rounds + 1):  # round 0 traces and is dropped
         order = list(runs) if r % 2 == 0 else list(reversed(runs))
         for label in order:
             runs[label][0]()
-    # The minimum over rounds: the machine is shared, and other load only ever adds time.
-    best = {label: min(timer.times[1:]) / steps for label, (_, timer) in runs.items()}
-    density = kl.Mask.from_model(masked).density
-    zeros_ok = all(np.all(kl.pruning.weights_of(masked)[p][~m] == 0) for p, m in kl.Mask.from_model(masked).items())
-    return best, density, zeros_ok
+    per_step = {label: [t / steps for t in timer.times[1:]] for label, (_, timer) in runs.items()}
+    mask = kl.Mask.from_model(masked)
+    zeros_ok = all(np.all(kl.pruning.weights_of(m)[p][~a] == 0)
+                   for m in (masked, masked_forward) for p, a in kl.Mask.from_model(m).items())
+    return per_step, mask.density, zeros_ok
+
+
+def paired_ratio(times, baseline):
+    """Median over rounds of ``times[i] / baseline[i]``."""
+    return statistics.median(a / b for a, b in zip(times, baseline))
+
+
+_BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "tfmot": "tfk_dense"}
+
+
+def _measure_in_subprocesses(count):
+    """Runs this benchmark in ``count`` fresh processes; returns their ``rows`` (see ``_measure``)."""
+    import json
+    import subprocess
+    import tempfile
+
+    passed = [a for a in sys.argv[1:] if not a.startswith(("--processes", "--json_out"))]
+    rows_by_process = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(count):
+            out = os.path.join(tmp, f"run{i}.json")
+            subprocess.run([sys.executable, "-m", "experiments.bench_masks", *passed, "--processes=1",
+                            f"--json_out={out}"], check=True)
+            with open(out) as f:
+                rows_by_process.append(json.load(f))
+    return rows_by_process
+
+
+def _measure():
+    """``[(model, {variant: [s/step per round]}, density, zeros_ok, rounds, steps)]`` in this process."""
+    rows = []
+    for name in MODELS.value:
+        rounds = ROUNDS.value or _SETUP[name][3]
+        steps = STEPS.value or _SETUP[name][4]
+        per_step, density, zeros_ok = bench(name, rounds, steps, SPARSITY.value, STEPS_PER_EXECUTION.value,
+                                            JIT.value, TFMOT.value)
+        rows.append((name, per_step, density, bool(zeros_ok), rounds, steps))
+        print(f"{name}: " + ", ".join(f"{k} {min(v) * 1e3:.2f} ms/step" for k, v in per_step.items()), flush=True)
+    return rows
 
 
 def main(argv):
     del argv
-    rows = []
-    for name in FLAGS.value:
+    for name in MODELS.value:
         if name not in _SETUP:
             raise app.UsageError(f"--models accepts {sorted(_SETUP)}; got {name!r}.")
-        best, density, zeros_ok = bench(name, ROUNDS.value, STEPS.value, SPARSITY.value, JIT.value, TFMOT.value)
-        rows.append((name, best, density, zeros_ok))
-        print(f"{name}: " + ", ".join(f"{k} {v * 1e3:.2f} ms/step" for k, v in best.items()), flush=True)
+    if PROCESSES.value < 1:
+        raise app.UsageError("--processes must be >= 1.")
+    if PROCESSES.value > 1:
+        rows_by_process = _measure_in_subprocesses(PROCESSES.value)
+    else:
+        rows_by_process = [_measure()]
+        if JSON_OUT.value:
+            import json
+
+            with open(JSON_OUT.value, "w") as f:
+                json.dump(rows_by_process[0], f)
+            return
+    count = len(rows_by_process)
     print()
-    print("| model | batch | dense ms/step | masked ms/step | masked/dense | tf_keras dense ms/step "
-          "| TFMOT ms/step | TFMOT/tf_keras dense |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, m, density, zeros_ok in rows:
-        tf_cell = (f"{m['tfk_dense'] * 1e3:.2f} | {m['tfmot'] * 1e3:.2f} | {m['tfmot'] / m['tfk_dense']:.3f}"
-                   if "tfmot" in m else "- | - | -")
-        print(f"| {name} | {_SETUP[name][1]} | {m['dense'] * 1e3:.2f} | {m['masked'] * 1e3:.2f} | "
-              f"{m['masked'] / m['dense']:.3f} | {tf_cell} |")
-    print(f"\nmasked density {', '.join(f'{r[0]}={r[2]:.3f}' for r in rows)}; dead weights exactly 0 after "
-          f"training: {all(r[3] for r in rows)}; rounds={ROUNDS.value} (first dropped), steps={STEPS.value}, "
+    print("| model | batch | processes x rounds x steps | variant | fastest ms/step | median ms/step "
+          "| ratio to its dense: median of paired rounds" + (" (median of processes; each process)" if count > 1
+                                                            else "") + " |")
+    print("|---|---|---|---|---|---|---|")
+    for i, (name, _, _, _, rounds, steps) in enumerate(rows_by_process[0]):
+        runs = [process_rows[i][1] for process_rows in rows_by_process]
+        for label in runs[0]:
+            times = [t for run in runs for t in run[label]]
+            base = _BASELINE.get(label)
+            if base:
+                ratios = [paired_ratio(run[label], run[base]) for run in runs]
+                ratio = f"{statistics.median(ratios):.3f} to {base}"
+                if count > 1:
+                    ratio += " (" + ", ".join(f"{r:.3f}" for r in ratios) + ")"
+            else:
+                ratio = "1"
+            print(f"| {name} | {_SETUP[name][1]} | {count} x {rounds} x {steps} | {label} | {min(times) * 1e3:.2f} | "
+                  f"{statistics.median(times) * 1e3:.2f} | {ratio} |")
+    rows = [r for process_rows in rows_by_process for r in process_rows]
+    densities = sorted({f"{r[0]}={r[2]:.3f}" for r in rows})
+    print(f"\nmasked density {', '.join(densities)}; dead weights exactly 0 after training: "
+          f"{all(r[3] for r in rows)}; steps_per_execution={STEPS_PER_EXECUTION.value}, "
           f"jit_compile={JIT.value}, python {sys.version.split()[0]}")
 
 

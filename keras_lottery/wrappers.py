@@ -2,25 +2,33 @@
 
 How masked weights stay exactly zero, at almost no cost per step:
 
-1. **Forward.** ``MaskedLayer.call`` runs the wrapped layer inside a ``keras.StatelessScope`` that
-   maps each prunable variable to ``variable * mask``. The layer's own ``call`` is untouched, the
-   masked entries are exactly 0 in the forward pass, and their gradient is exactly 0 (the multiply
-   sits between the variable and the layer), so gradient clipping by global norm, Adam's moments
-   and similar statistics only ever see the live weights.
-2. **When a mask is installed** (``apply_mask``, ``prune``, ``copy_weights``) the stored weights
-   *and the optimizer's per-weight state* (momentum, Adam moments, EMA, gradient accumulators:
-   every optimizer variable created for the weight, found by the ``<weight path>_<name>`` naming of
-   ``Optimizer.add_variable_from_reference``) are multiplied by the mask. From then on a dead
-   entry has zero value, zero gradient and zero state, and every Keras optimizer update keeps it
-   at exactly 0: momentum (plain or Nesterov), Adam/AdamW/RMSprop/Adagrad/Lion, decoupled weight
-   decay (a multiple of the weight), L2 regularizers (gradient 2 l w), gradient clipping, loss
-   scaling. Nothing runs per step beyond the multiply in 1.
-3. **Optional per-step re-zeroing** (``reapply_after_step=True``, or ``mask(model,
-   reapply_after_step=True)``): the prunable variable also gets a Keras ``constraint`` (composed with
-   the layer's own) that multiplies it by the mask after every optimizer step. Use it with custom
-   optimizers that move weights whose gradient and state are zero, or when optimizer state is
-   restored from before a pruning step without calling ``apply_mask``/``zero_optimizer_state``
-   afterwards. It costs one more pass over the weights per step.
+1. **Stored weights.** Whenever a mask is installed (``apply_mask``, ``prune``, ``copy_weights``,
+   ``mask`` of an already masked model, the rewind callback) the stored weights *and the
+   optimizer's per-weight state* (momentum, Adam moments, EMA, gradient accumulators: every
+   optimizer variable created for the weight, found by the ``<weight path>_<name>`` naming of
+   ``Optimizer.add_variable_from_reference``) are multiplied by the mask.
+2. **Gradients.** ``MaskedLayer.call`` runs the wrapped layer inside a ``keras.StatelessScope``
+   that maps each prunable variable to itself through a custom-gradient identity whose gradient is
+   ``upstream * mask``. The gradient of a dead entry is therefore exactly 0 (so gradient clipping by
+   global norm, Adam's moments and similar statistics only ever see the live weights), and with
+   zero value, zero gradient and zero state every Keras optimizer update keeps it at exactly 0:
+   momentum (plain or Nesterov), Adam/AdamW/RMSprop/Adagrad/Lion, decoupled weight decay (a multiple
+   of the weight), L2 regularizers (gradient 2 l w), gradient clipping, loss scaling. The forward
+   pass reads the stored weights, whose dead entries are exactly 0 by 1 and 2, so it computes the
+   subnetwork. Per step this costs one multiply of each prunable gradient by its mask, off the
+   forward pass's critical path.
+3. **Optional forward multiply** (``mask_forward=True``): the forward pass uses
+   ``variable * mask`` instead, so dead entries are 0 in the forward pass even when someone writes
+   the stored variables behind the library's back (``variable.assign``, ``model.set_weights``). It
+   costs one more multiply per prunable weight per step, on the critical path (measured in
+   docs/masks.md). Without it, call ``apply_mask(model, Mask.from_model(model))`` (or
+   ``MaskedLayer.zero_dead_weights``) after such a write.
+4. **Optional per-step re-zeroing** (``reapply_after_step=True``): the prunable variable also gets a
+   Keras ``constraint`` (composed with the layer's own) that multiplies it by the mask after every
+   optimizer step. Use it with custom optimizers that move weights whose gradient and state are
+   zero, or when optimizer state is restored from before a pruning step without calling
+   ``apply_mask``/``zero_optimizer_state`` afterwards. It costs one more pass over the weights per
+   step.
 
 No train step is overridden: users compile and fit as usual, with any optimizer, ``jit_compile``,
 mixed precision or a ``tf.distribute`` strategy. Restoring optimizer variables saved before a
@@ -76,6 +84,27 @@ def is_prunable(layer):
     return callable(getattr(layer, "get_prunable_weights", None)) or bool(prunable_weight_names(layer))
 
 
+def _masked_gradient(value, mask_value):
+    """``value`` unchanged in the forward pass; its gradient multiplied by ``mask_value``.
+
+    Sparse gradients (``IndexedSlices``, e.g. from an ``Embedding`` lookup) stay sparse: only the
+    gathered rows of the mask are multiplied.
+    """
+    import tensorflow as tf  # the TensorFlow backend is the one this library runs on
+
+    @tf.custom_gradient
+    def identity(x):
+        def grad(upstream):
+            if isinstance(upstream, tf.IndexedSlices):
+                rows = tf.gather(tf.cast(mask_value, upstream.values.dtype), upstream.indices)
+                return tf.IndexedSlices(upstream.values * rows, upstream.indices, upstream.dense_shape)
+            return upstream * tf.cast(mask_value, upstream.dtype)
+
+        return tf.identity(x), grad
+
+    return identity(value)
+
+
 class MaskConstraint(keras.constraints.Constraint):
     """Multiplies a weight by its mask after each optimizer step (after ``inner``, if any)."""
 
@@ -105,11 +134,14 @@ class MaskedLayer(keras.layers.Wrapper):
 
     Args:
         layer: a layer with built-in prunable weights or a ``get_prunable_weights()`` method.
+        mask_forward: also multiply each prunable weight by its mask in the forward pass, so weights
+            written behind the library's back are masked too (costs one multiply per weight per
+            step; see module doc).
         reapply_after_step: also re-zero dead weights after every optimizer step (see module doc).
         **kwargs: base layer arguments (``name`` defaults to ``layer.name``).
     """
 
-    def __init__(self, layer, reapply_after_step=False, **kwargs):
+    def __init__(self, layer, mask_forward=False, reapply_after_step=False, **kwargs):
         if not isinstance(layer, keras.layers.Layer) or not is_prunable(layer):
             raise ValueError(
                 f"MaskedLayer cannot wrap {layer!r} ({type(layer).__name__}). Accepted: {SUPPORTED}, or any "
@@ -120,11 +152,13 @@ class MaskedLayer(keras.layers.Wrapper):
         super().__init__(layer, **kwargs)
         self.supports_masking = getattr(layer, "supports_masking", False)
         self._passes_training = "training" in inspect.signature(layer.call).parameters
+        self.mask_forward = bool(mask_forward)
         self.reapply_after_step = bool(reapply_after_step)
         self._prunable = []  # list of (path, variable, mask variable)
 
     def get_config(self):
-        return {**super().get_config(), "reapply_after_step": self.reapply_after_step}
+        return {**super().get_config(), "mask_forward": self.mask_forward,
+                "reapply_after_step": self.reapply_after_step}
 
     # -- building --------------------------------------------------------------------------------
     def build(self, input_shape=None):
@@ -153,7 +187,10 @@ class MaskedLayer(keras.layers.Wrapper):
     def call(self, inputs, training=None, **kwargs):
         if self._passes_training:
             kwargs["training"] = training
-        mapping = [(v, keras.ops.multiply(v.value, keras.ops.cast(m.value, v.dtype))) for _, v, m in self._prunable]
+        if self.mask_forward:
+            mapping = [(v, keras.ops.multiply(v.value, keras.ops.cast(m.value, v.dtype))) for _, v, m in self._prunable]
+        else:  # dead stored entries are exactly 0 already (module doc): only the gradient needs the mask
+            mapping = [(v, _masked_gradient(v.value, m.value)) for _, v, m in self._prunable]
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True, initialize_variables=False) as scope:
             outputs = self.layer(inputs, **kwargs)
         # The scope holds back variable updates and losses made by the wrapped layer: pass them on.
@@ -283,14 +320,16 @@ def _layers_by_name(model):
     return out
 
 
-def mask(model, reapply_after_step=False):
+def mask(model, mask_forward=False, reapply_after_step=False):
     """A new model in which every prunable layer of ``model`` is wrapped in ``MaskedLayer``.
 
     ``model`` (functional or Sequential, nested models included) is not modified; the new model has
     the same layer names, graph and weight values, and all masks set to ones. Layers that cannot be
     masked are copied unchanged; layers that are already ``MaskedLayer`` keep their masks.
 
-    ``reapply_after_step=True`` adds the per-step re-zeroing constraint (see the module doc).
+    ``mask_forward=True`` adds the forward-pass multiply and ``reapply_after_step=True`` the
+    per-step re-zeroing constraint (see the module doc); both cost time per step and are off by
+    default.
 
     Raises:
         TypeError: for a subclassed model (the message names the alternatives).
@@ -301,7 +340,7 @@ def mask(model, reapply_after_step=False):
         if isinstance(layer, MaskedLayer):
             return _clone(layer)
         if is_prunable(layer):
-            return MaskedLayer(_clone(layer), reapply_after_step=reapply_after_step)
+            return MaskedLayer(_clone(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
         return _clone(layer)
 
     new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)

@@ -116,8 +116,9 @@ def test_custom_layer_protocol_and_wrapper_in_subclassed_model():
     np.testing.assert_allclose(net(x), expected, rtol=1e-5)
 
 
-def test_forward_pass_masks_even_if_stored_weights_are_changed(mlp, mlp_data):
-    masked = kl.mask(mlp)
+def test_mask_forward_masks_weights_written_behind_the_masks_back(mlp, mlp_data):
+    masked = kl.mask(mlp, mask_forward=True)
+    assert masked.get_layer("fc1").mask_forward
     kl.prune(masked, kl.LayerwiseMagnitude(0.5))
     expected = kl.strip(masked)(mlp_data[0])
     # Write non-zero values at dead positions behind the mask's back: the forward pass ignores them.
@@ -126,6 +127,55 @@ def test_forward_pass_masks_even_if_stored_weights_are_changed(mlp, mlp_data):
     reference = kl.strip(masked)  # strip multiplies by the mask too
     np.testing.assert_allclose(masked(mlp_data[0]), reference(mlp_data[0]), rtol=1e-5, atol=1e-5)
     assert not np.allclose(masked(mlp_data[0]), expected)  # the live weights did change
+
+
+def test_default_forward_reads_stored_weights_and_apply_mask_repairs_a_write(mlp, mlp_data):
+    masked = kl.mask(mlp)
+    mask = kl.prune(masked, kl.LayerwiseMagnitude(0.5))
+    kernel = masked.get_layer("fc1").layer.kernel
+    kernel.assign(kernel.numpy() + 1.0)  # a write behind the library's back
+    assert not np.allclose(masked(mlp_data[0]), kl.strip(masked)(mlp_data[0]), atol=1e-5)
+    kl.apply_mask(masked, kl.Mask.from_model(masked))  # the documented repair
+    assert np.all(kernel.numpy()[~mask["fc1/kernel"]] == 0)
+    np.testing.assert_allclose(masked(mlp_data[0]), kl.strip(masked)(mlp_data[0]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mask_forward", [False, True])
+def test_gradient_of_dead_entries_is_exactly_zero(mlp, mlp_data, mask_forward):
+    masked = kl.mask(mlp, mask_forward=mask_forward)
+    mask = kl.prune(masked, kl.GlobalMagnitude(0.7))
+    import tensorflow as tf
+
+    x, y = mlp_data
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, masked(x, training=True))
+    variables = {p: v for layer in kl.wrappers.masked_layers(masked) for p, v in layer.prunable_variables().items()}
+    grads = tape.gradient(loss, list(variables.values()))
+    for (path, _), grad in zip(variables.items(), grads):
+        grad = keras.ops.convert_to_numpy(grad)
+        assert np.all(grad[~mask[path]] == 0)
+        assert np.count_nonzero(grad[mask[path]]) > 0
+
+
+def test_embedding_gradient_stays_sparse_and_masked():
+    import tensorflow as tf
+
+    inputs = keras.Input((3,), dtype="int32")
+    x = keras.layers.Embedding(10, 4, name="embed")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="predictions")(keras.layers.Flatten()(x)))
+    masked = kl.mask(model)
+    keep = np.arange(40).reshape(10, 4) % 3 != 0
+    kl.apply_mask(masked, {"embed/embeddings": keep})
+    table = masked.get_layer("embed").layer.embeddings
+    ids = np.array([[1, 2, 2], [5, 1, 0]], "int32")
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(masked(ids) ** 2)
+    grad = tape.gradient(loss, table)
+    assert isinstance(grad, tf.IndexedSlices)  # the lookup's gradient is not densified
+    dense = keras.ops.convert_to_numpy(tf.convert_to_tensor(grad))
+    looked_up = np.isin(np.arange(10), ids)[:, None] & np.ones((10, 4), bool)
+    assert np.all(dense[~keep] == 0) and np.all(dense[keep & looked_up] != 0)
 
 
 def test_strip_bakes_zeros_and_saves_without_custom_objects(conv_model, tmp_path):
