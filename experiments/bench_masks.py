@@ -12,8 +12,10 @@ For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
   ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback.
 
 Every model trains with ``fit`` on one cached, batched ``tf.data`` dataset (so input conversion is
-not timed). The models are timed in interleaved rounds, one epoch of ``--steps`` steps each per
-round, in alternating order, after one untimed epoch each (tracing). Reported per model: the
+not timed), or with ``--input=numpy`` on the in-memory arrays (``fit(x, y, batch_size)``, the way
+most users call it: Keras' input handling then adds the same time to every model's step). The
+models are timed in interleaved rounds, one epoch of ``--steps`` steps each per round, in
+alternating order, after one untimed epoch each (tracing). Reported per model: the
 fastest epoch (ms per step) and, as the ratio, the **median over rounds of the epoch time divided by
 the dense epoch time of the same round** (a paired ratio: load from other processes hits both
 alike). Keras 3 models are compared with ``dense``; TFMOT with ``tfk_dense`` (Keras 3 and tf_keras
@@ -48,6 +50,10 @@ STEPS = flags.DEFINE_integer("steps", None, "Training steps per round and model 
 SPARSITY = flags.DEFINE_float("sparsity", 0.8, "Sparsity of the masked and TFMOT models.")
 STEPS_PER_EXECUTION = flags.DEFINE_integer("steps_per_execution", 1, "Keras 3 steps_per_execution.")
 JIT = flags.DEFINE_bool("jit_compile", False, "Compile the Keras 3 models with XLA.")
+INPUT = flags.DEFINE_enum("input", "dataset", ["dataset", "numpy"],
+                          "dataset: fit on a cached, batched tf.data.Dataset (the step alone); numpy: "
+                          "fit(x, y, batch_size) on in-memory arrays, as most users call it (adds Keras' "
+                          "per-step input handling to every model's step).")
 TFMOT = flags.DEFINE_bool("tfmot", True, "Also time TFMOT's prune_low_magnitude (tf_keras).")
 PROCESSES = flags.DEFINE_integer("processes", 1, "Repeat the whole measurement in this many fresh processes "
                                  "(the ratio then differs more between processes than between rounds).")
@@ -104,7 +110,7 @@ def _tfkeras_resnet(tfk, input_shape, classes, depth=20):
     return tfk.Model(inputs, layers.Dense(classes, name="predictions")(x))
 
 
-def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_tfmot):
+def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_tfmot, input_kind="dataset"):
     """Times every variant of ``name``; returns ``({label: [seconds per step, one per round]}, density, zeros_ok)``."""
     import keras
     import numpy as np
@@ -117,7 +123,10 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     rng = np.random.default_rng(0)
     x = rng.random((batch * steps,) + input_shape, dtype=np.float32)
     y = rng.integers(0, classes, batch * steps)
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
+    if input_kind == "dataset":
+        fit_data = {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()}
+    else:
+        fit_data = {"x": x, "y": y, "batch_size": batch}
 
     def optimizer3():
         return keras.optimizers.Adam(1.2e-3) if opt == "adam" else keras.optimizers.SGD(0.1, momentum=0.9)
@@ -134,7 +143,8 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
                          ("masked_forward", masked_forward)):
         model.compile(optimizer3(), loss3, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
         timer = _epoch_timer(keras.callbacks.Callback)
-        runs[label] = (lambda m=model, t=timer: m.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[t]), timer)
+        runs[label] = (lambda m=model, t=timer: m.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
+                                                      callbacks=[t]), timer)
 
     if with_tfmot:
         import tensorflow_model_optimization as tfmot  # sets TF_USE_LEGACY_KERAS; keras 3 is already loaded
@@ -152,9 +162,10 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
         pruned.compile(tfk_optimizer(), tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
         tfk_dense.compile(tfk_optimizer(), tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
         dtimer = _epoch_timer(tfk.callbacks.Callback)
-        runs["tfk_dense"] = (lambda: tfk_dense.fit(data, epochs=1, verbose=0, callbacks=[dtimer]), dtimer)
+        runs["tfk_dense"] = (lambda: tfk_dense.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
+                                                   callbacks=[dtimer]), dtimer)
         ttimer = _epoch_timer(tfk.callbacks.Callback)
-        runs["tfmot"] = (lambda: pruned.fit(data, epochs=1, verbose=0,
+        runs["tfmot"] = (lambda: pruned.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
                                             callbacks=[ttimer, tfmot.sparsity.keras.UpdatePruningStep()]), ttimer)
 
     for r in range(rounds + 1):  # round 0 traces and is dropped
@@ -201,7 +212,7 @@ def _measure():
         rounds = ROUNDS.value or _SETUP[name][3]
         steps = STEPS.value or _SETUP[name][4]
         per_step, density, zeros_ok = bench(name, rounds, steps, SPARSITY.value, STEPS_PER_EXECUTION.value,
-                                            JIT.value, TFMOT.value)
+                                            JIT.value, TFMOT.value, INPUT.value)
         rows.append((name, per_step, density, bool(zeros_ok), rounds, steps))
         print(f"{name}: " + ", ".join(f"{k} {min(v) * 1e3:.2f} ms/step" for k, v in per_step.items()), flush=True)
     return rows
@@ -247,7 +258,7 @@ def main(argv):
     rows = [r for process_rows in rows_by_process for r in process_rows]
     densities = sorted({f"{r[0]}={r[2]:.3f}" for r in rows})
     print(f"\nmasked density {', '.join(densities)}; dead weights exactly 0 after training: "
-          f"{all(r[3] for r in rows)}; steps_per_execution={STEPS_PER_EXECUTION.value}, "
+          f"{all(r[3] for r in rows)}; input={INPUT.value}, steps_per_execution={STEPS_PER_EXECUTION.value}, "
           f"jit_compile={JIT.value}, python {sys.version.split()[0]}")
 
 

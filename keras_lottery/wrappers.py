@@ -36,8 +36,8 @@ pruning step (rewinding) brings back momentum at dead positions: call
 ``zero_optimizer_state(model)`` (or ``apply_mask(model, mask)``) after such a restore.
 
 Prunable weights. Built-in: the kernels of ``Dense``, ``Conv1D/2D/3D``, ``Conv1D/2D/3DTranspose``,
-the depthwise kernel of ``DepthwiseConv1D/2D`` (a variable named ``kernel`` in Keras 3), both kernels of ``SeparableConv1D/2D`` and the
-``embeddings`` of ``Embedding``. Biases and normalization layers are never masked. A custom layer
+the depthwise kernel of ``DepthwiseConv1D/2D`` (a variable named ``kernel`` in Keras 3), both
+kernels of ``SeparableConv1D/2D`` and the ``embeddings`` of ``Embedding``. Biases and normalization layers are never masked. A custom layer
 opts in by defining ``get_prunable_weights(self) -> list of its variables`` (called once it is
 built), the same protocol as TFMOT's ``PrunableLayer``.
 """
