@@ -173,10 +173,9 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
         for label in order:
             runs[label][0]()
     per_step = {label: [t / steps for t in timer.times[1:]] for label, (_, timer) in runs.items()}
-    mask = kl.Mask.from_model(masked)
-    zeros_ok = all(np.all(kl.pruning.weights_of(m)[p][~a] == 0)
-                   for m in (masked, masked_forward) for p, a in kl.Mask.from_model(m).items())
-    return per_step, mask.density, zeros_ok
+    checked = [(m, kl.Mask.from_model(m)) for m in (masked, masked_forward)]
+    zeros_ok = all(np.all(kl.pruning.weights_of(m)[p][~alive] == 0) for m, mask in checked for p, alive in mask.items())
+    return per_step, checked[0][1].density, zeros_ok
 
 
 def paired_ratio(times, baseline):

@@ -15,8 +15,8 @@ How masked weights stay exactly zero, at almost no cost per step:
    momentum (plain or Nesterov), Adam/AdamW/RMSprop/Adagrad/Lion, decoupled weight decay (a multiple
    of the weight), L2 regularizers (gradient 2 l w), gradient clipping, loss scaling. The forward
    pass reads the stored weights, whose dead entries are exactly 0 by 1 and 2, so it computes the
-   subnetwork. Per step this costs one multiply of each prunable gradient by its mask, off the
-   forward pass's critical path.
+   subnetwork. Per step this costs one multiply of each prunable gradient by its mask, between
+   the backward pass and the optimizer update (measured in docs/masks.md).
 3. **Optional forward multiply** (``mask_forward=True``): the forward pass uses
    ``variable * mask`` instead, so dead entries are 0 in the forward pass even when someone writes
    the stored variables behind the library's back (``variable.assign``, ``model.set_weights``). It
@@ -37,9 +37,9 @@ pruning step (rewinding) brings back momentum at dead positions: call
 
 Prunable weights. Built-in: the kernels of ``Dense``, ``Conv1D/2D/3D``, ``Conv1D/2D/3DTranspose``,
 the depthwise kernel of ``DepthwiseConv1D/2D`` (a variable named ``kernel`` in Keras 3), both
-kernels of ``SeparableConv1D/2D`` and the ``embeddings`` of ``Embedding``. Biases and normalization layers are never masked. A custom layer
-opts in by defining ``get_prunable_weights(self) -> list of its variables`` (called once it is
-built), the same protocol as TFMOT's ``PrunableLayer``.
+kernels of ``SeparableConv1D/2D`` and the ``embeddings`` of ``Embedding``. Biases and normalization
+layers are never masked. A custom layer opts in by defining ``get_prunable_weights(self) -> list of
+its variables`` (called once it is built), the same protocol as TFMOT's ``PrunableLayer``.
 """
 
 import inspect
