@@ -9,7 +9,11 @@ For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
 - masked_forward: the same with ``mask_forward=True`` (a forward-pass multiply as well);
 - tfk_dense: the same architecture on ``tf_keras`` (TFMOT's own dense baseline);
 - tfmot: the same architecture on ``tf_keras`` wrapped in ``prune_low_magnitude`` with
-  ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback.
+  ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback;
+- compact (``--compact``, models whose masked layers are all ``Dense``): a design alternative the
+  library does not use. Each layer trains only its live weights, one compact variable per kernel
+  that is scattered into a dense kernel in every forward pass, so the optimizer updates 20% of the
+  entries and no gradient is multiplied by a mask.
 
 Every model trains with ``fit`` on one cached, batched ``tf.data`` dataset (so input conversion is
 not timed), or with ``--input=numpy`` on the in-memory arrays (``fit(x, y, batch_size)``, the way
@@ -32,6 +36,7 @@ Usage::
 
     python -m experiments.bench_masks --models=lenet_300_100 --processes=5
     python -m experiments.bench_masks --models=resnet20
+    python -m experiments.bench_masks --models=lenet_300_100 --processes=5 --compact --notfmot
 """
 
 import os
@@ -55,6 +60,8 @@ INPUT = flags.DEFINE_enum("input", "dataset", ["dataset", "numpy"],
                           "fit(x, y, batch_size) on in-memory arrays, as most users call it (adds Keras' "
                           "per-step input handling to every model's step).")
 TFMOT = flags.DEFINE_bool("tfmot", True, "Also time TFMOT's prune_low_magnitude (tf_keras).")
+COMPACT = flags.DEFINE_bool("compact", False, "Also time the compact design alternative (live weights only, "
+                            "scattered into the kernel each step); LeNet-300-100 only.")
 PROCESSES = flags.DEFINE_integer("processes", 1, "Repeat the whole measurement in this many fresh processes "
                                  "(the ratio then differs more between processes than between rounds).")
 JSON_OUT = flags.DEFINE_string("json_out", None, "Internal: where a --processes child writes its timings.")
@@ -110,7 +117,57 @@ def _tfkeras_resnet(tfk, input_shape, classes, depth=20):
     return tfk.Model(inputs, layers.Dense(classes, name="predictions")(x))
 
 
-def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_tfmot, input_kind="dataset"):
+def compact_copy(masked):
+    """A functional copy of ``masked`` (Dense-only masked layers) that stores and trains only live weights.
+
+    Each ``MaskedLayer(Dense)`` becomes a layer with one trainable vector of its live kernel entries;
+    the forward pass scatters it into a dense kernel (so the gradient of a dead entry is never
+    formed). The copy computes the same function as ``masked``.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_lottery as kl
+
+    class CompactDense(keras.layers.Layer):
+        def __init__(self, dense, kernel, alive, **kwargs):
+            super().__init__(name=dense.name, **kwargs)
+            self.activation = dense.activation
+            self._flat_alive = np.flatnonzero(alive.ravel())
+            self._kernel_shape = tuple(alive.shape)
+            self._initial = (kernel.ravel()[self._flat_alive], dense.get_weights()[1:])
+
+        def build(self, input_shape):
+            live, rest = self._initial
+            self.indices = tf.constant(self._flat_alive[:, None].astype(np.int32))
+            self.live = self.add_weight(name="live", shape=live.shape, initializer=keras.initializers.Constant(live))
+            self.bias = (self.add_weight(name="bias", shape=rest[0].shape,
+                                         initializer=keras.initializers.Constant(rest[0])) if rest else None)
+
+        def call(self, x):
+            size = int(np.prod(self._kernel_shape))
+            kernel = tf.reshape(tf.scatter_nd(self.indices, self.live.value, [size]), self._kernel_shape)
+            y = tf.matmul(x, kernel)
+            return self.activation(y + self.bias if self.bias is not None else y)
+
+    layers = kl.wrappers.masked_layers(masked)
+    if not all(isinstance(layer.layer, keras.layers.Dense) for layer in layers):
+        raise ValueError("compact_copy: every masked layer must wrap a Dense layer.")
+    weights = kl.pruning.weights_of(masked)
+    alive = kl.Mask.from_model(masked)
+
+    def clone_function(layer):
+        if isinstance(layer, kl.wrappers.MaskedLayer):
+            path = layer.weight_paths()[0]
+            return CompactDense(layer.layer, weights[path], alive[path])
+        return layer.__class__.from_config(layer.get_config())
+
+    return keras.models.clone_model(masked, clone_function=clone_function)
+
+
+def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_tfmot, input_kind="dataset",
+          with_compact=False):
     """Times every variant of ``name``; returns ``({label: [seconds per step, one per round]}, density, zeros_ok)``."""
     import keras
     import numpy as np
@@ -138,9 +195,11 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     masked_forward = kl.mask(dense, mask_forward=True)
     for model in (masked, masked_forward):
         kl.prune(model, kl.LayerwiseMagnitude(density=1.0 - sparsity))
+    variants = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward)]
+    if with_compact:
+        variants.append(("compact", compact_copy(masked)))
     runs = {}
-    for label, model in (("dense", dense), ("dense_copy", dense_copy), ("masked", masked),
-                         ("masked_forward", masked_forward)):
+    for label, model in variants:
         model.compile(optimizer3(), loss3, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
         timer = _epoch_timer(keras.callbacks.Callback)
         runs[label] = (lambda m=model, t=timer: m.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
@@ -183,7 +242,8 @@ def paired_ratio(times, baseline):
     return statistics.median(a / b for a, b in zip(times, baseline))
 
 
-_BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "tfmot": "tfk_dense"}
+_BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "compact": "dense",
+             "tfmot": "tfk_dense"}
 
 
 def _measure_in_subprocesses(count):
@@ -211,7 +271,7 @@ def _measure():
         rounds = ROUNDS.value or _SETUP[name][3]
         steps = STEPS.value or _SETUP[name][4]
         per_step, density, zeros_ok = bench(name, rounds, steps, SPARSITY.value, STEPS_PER_EXECUTION.value,
-                                            JIT.value, TFMOT.value, INPUT.value)
+                                            JIT.value, TFMOT.value, INPUT.value, COMPACT.value)
         rows.append((name, per_step, density, bool(zeros_ok), rounds, steps))
         print(f"{name}: " + ", ".join(f"{k} {min(v) * 1e3:.2f} ms/step" for k, v in per_step.items()), flush=True)
     return rows
@@ -222,6 +282,8 @@ def main(argv):
     for name in MODELS.value:
         if name not in _SETUP:
             raise app.UsageError(f"--models accepts {sorted(_SETUP)}; got {name!r}.")
+    if COMPACT.value and MODELS.value != ["lenet_300_100"]:
+        raise app.UsageError("--compact needs --models=lenet_300_100 (its masked layers are all Dense).")
     if PROCESSES.value < 1:
         raise app.UsageError("--processes must be >= 1.")
     if PROCESSES.value > 1:
