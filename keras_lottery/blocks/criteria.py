@@ -34,6 +34,9 @@ After training (they accept the same call, data given):
   baseline, see the tests).
 * ``hrank``: mean matrix rank of the branch output's feature maps (per example and channel).
 * ``expectabs``: mean absolute value of the branch output.
+* ``pls``: label information in the branch output: per-block PLS projections of its pooled channels,
+  then the mean VIP of the block's projections in one PLS over all blocks (our reading of Jordao et
+  al. 2020, see :func:`pls`).
 * ``kl``: mean ``KL(p || q)`` between the softmax of the network's output ``p`` and the output ``q``
   with the block's branch removed (``from_logits=False`` if the outputs are already probabilities).
 * ``cka``: ``1 - linear CKA`` between the network's representation with and without the block
@@ -463,6 +466,62 @@ def hrank(model, blocks, data, *, loss, seed, tolerance=None):
             sums[name] += float(ranks.sum())
             counts[name] += ranks.size
     return {name: sums[name] / counts[name] for name in sums}
+
+
+def _pooled(a, pooling):
+    """Per-example channel features of a branch output: global max/avg over the spatial axes."""
+    if a.ndim == 2:
+        return a
+    channels_first = keras.config.image_data_format() == "channels_first"
+    spatial = tuple(range(2, a.ndim)) if channels_first else tuple(range(1, a.ndim - 1))
+    return a.max(axis=spatial) if pooling == "max" else a.mean(axis=spatial)
+
+
+def _responses(labels):
+    """Labels as a response matrix: one-hot columns for integer labels, as given for one-hot/probabilities."""
+    y = np.concatenate([np.asarray(keras.ops.convert_to_numpy(b)) for b in labels])
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        y = y.reshape(-1)
+        if not np.issubdtype(y.dtype, np.integer) and not np.all(y == np.round(y)):
+            raise ValueError("pls needs class labels: integers, or one-hot rows.")
+        return (y[:, None] == np.unique(y)[None, :]).astype(np.float64)
+    return y.reshape(y.shape[0], -1).astype(np.float64)
+
+
+@register("pls")
+def pls(model, blocks, data, *, loss, seed, components=2, pooling="max"):
+    """Discriminative power of the block's branch output for the labels, by PLS + VIP (Jordao et al. 2020).
+
+    Our reading of their layer criterion: each block's branch output is pooled to one feature per
+    channel (global ``pooling``: ``"max"`` or ``"avg"``) and projected on ``components`` PLS
+    components against the one-hot labels; a second PLS on all blocks' projections together gives
+    every projected feature a VIP score, and a block scores the mean VIP of its features. A block whose
+    output carries no label information (e.g. constant) scores 0.
+    """
+    from keras_lottery.blocks import pls as pls_math
+
+    if pooling not in ("max", "avg"):
+        raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}.")
+    batches = _require_data(data, "pls")
+    y = _responses([labels for _, labels in batches])
+    if y.shape[0] < 2 or y.shape[1] < 2:
+        raise ValueError(f"pls needs at least 2 examples of at least 2 classes; data has {y.shape[0]} examples "
+                         f"and {y.shape[1]} class(es).")
+    features = {b.name: [] for b in blocks}
+    for outputs in branch_outputs(model, blocks, batches):
+        for name, a in outputs.items():
+            features[name].append(_pooled(a.astype(np.float64), pooling))
+    latent, owner = [], []
+    for block in blocks:
+        scores = pls_math.fit(np.concatenate(features[block.name]), y, components).scores
+        latent.append(scores)
+        owner += [block.name] * scores.shape[1]
+    importance = pls_math.vip(np.concatenate(latent, axis=1), y, components) if owner else np.zeros(0)
+    out = {}
+    for block in blocks:
+        mine = [v for name, v in zip(owner, importance) if name == block.name]
+        out[block.name] = float(np.mean(mine)) if mine else 0.0
+    return out
 
 
 def _zeroable(layer):

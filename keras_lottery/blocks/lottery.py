@@ -44,7 +44,8 @@ class LayerLotteryHparams:
     """What a layer-lottery experiment scores, removes and compares.
 
     Attributes:
-      criterion: comma-separated block criteria (grasp, snip, synflow, random, l1, hrank, expectabs, kl, cka).
+      criterion: comma-separated block criteria (grasp, snip, synflow, random, l1, hrank,
+        expectabs, pls, kl, cka).
       blocks: comma-separated numbers p of blocks to remove, one ticket each ("1,2,3,4").
       algorithm: init (score at theta_0, Algorithm 2) or trained (score the trained net, Algorithm 1).
       rewind_epoch: for algorithm=trained, the epoch i the surviving weights are rewound to.

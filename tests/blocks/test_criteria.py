@@ -21,7 +21,7 @@ def _loss(model, x, y):
 
 
 def test_registry_lists_builtins_and_user_criteria(resnet14):
-    assert {"snip", "grasp", "synflow", "random", "l1", "hrank", "expectabs", "kl", "cka"} <= set(criteria.names())
+    assert {"snip", "grasp", "synflow", "random", "l1", "hrank", "expectabs", "kl", "cka", "pls"} <= set(criteria.names())
 
     def depth_rank(model, blocks, data, *, loss, seed):
         return {b.name: float(-i) for i, b in enumerate(blocks)}
