@@ -249,9 +249,10 @@ def _aggregate(per_weight, model, blocks, variables, aggregate):
 def gradients(model, batches, loss, training=True, offset=None):
     """Loss gradients w.r.t. ``model.trainable_variables``, averaged over batches, as float32 arrays.
 
-    The only TensorFlow-specific code of this module (``tf.GradientTape``). The model runs through
-    ``stateless_call``, so neither weights nor batch-norm statistics change. With ``offset`` (arrays
-    aligned with the trainable variables) the gradient is taken at ``weights + offset``.
+    TensorFlow-specific (``tf.GradientTape`` in a ``tf.function``, traced once per batch shape). The
+    model runs through ``stateless_call``, so neither weights nor batch-norm statistics change. With
+    ``offset`` (arrays aligned with the trainable variables) the gradient is taken at
+    ``weights + offset``.
     """
     import tensorflow as tf
 
@@ -260,14 +261,19 @@ def gradients(model, batches, loss, training=True, offset=None):
     if offset is not None:
         values = [v + tf.cast(o, v.dtype) for v, o in zip(values, offset)]
     frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
-    total = [tf.zeros_like(v) for v in values]
-    for x, y in batches:
+
+    @tf.function(reduce_retracing=True)  # one graph for all batches: eager back-propagation is op-by-op
+    def batch_gradient(values, x, y):
         with tf.GradientTape() as tape:
             tape.watch(values)
             outputs, _ = model.stateless_call(values, frozen, x, training=training)
             value = loss(y, outputs)
         grads = tape.gradient(value, values)
-        total = [t if g is None else t + g for t, g in zip(total, grads)]
+        return [tf.zeros_like(v) if g is None else g for v, g in zip(values, grads)]
+
+    total = [tf.zeros_like(v) for v in values]
+    for x, y in batches:
+        total = [t + g for t, g in zip(total, batch_gradient(values, x, y))]
     return [(t / len(batches)).numpy() for t in total]
 
 
@@ -319,7 +325,8 @@ def twin(model, dtype=None, exact_batch_norm=False):
 def hessian_vector_product(model, batches, loss, vector, training=True):
     """``H @ vector`` for the Hessian ``H`` of the batch-averaged loss w.r.t. ``model.trainable_variables``.
 
-    Double back-propagation with ``tf.GradientTape`` through ``stateless_call`` (no state changes).
+    Double back-propagation with ``tf.GradientTape`` through ``stateless_call`` (no state changes), one
+    ``tf.function`` graph for all batches of a shape.
     Call it on ``twin(model, exact_batch_norm=True)`` for models with batch norm (see
     :class:`ExactBatchNormalization`); :func:`grasp` does.
     """
@@ -328,8 +335,9 @@ def hessian_vector_product(model, batches, loss, vector, training=True):
     values = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
     frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
     vector = [tf.convert_to_tensor(v, dtype=t.dtype) for v, t in zip(vector, values)]
-    total = [tf.zeros_like(v) for v in values]
-    for x, y in batches:
+
+    @tf.function(reduce_retracing=True)
+    def batch_product(values, vector, x, y):
         with tf.GradientTape() as outer:
             outer.watch(values)
             with tf.GradientTape() as inner:
@@ -339,7 +347,11 @@ def hessian_vector_product(model, batches, loss, vector, training=True):
             first = inner.gradient(value, values)
             dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(first, vector) if g is not None])
         grads = outer.gradient(dot, values)
-        total = [t if g is None else t + g for t, g in zip(total, grads)]
+        return [tf.zeros_like(v) if g is None else g for v, g in zip(values, grads)]
+
+    total = [tf.zeros_like(v) for v in values]
+    for x, y in batches:
+        total = [t + g for t, g in zip(total, batch_product(values, vector, x, y))]
     return [(t / len(batches)).numpy() for t in total]
 
 
