@@ -268,12 +268,25 @@ def gradients(model, batches, loss, training=True, offset=None):
             tape.watch(values)
             outputs, _ = model.stateless_call(values, frozen, x, training=training)
             value = loss(y, outputs)
-        grads = tape.gradient(value, values)
-        return [tf.zeros_like(v) if g is None else g for v, g in zip(values, grads)]
+        return _dense(tape.gradient(value, values), values)
+
+    return _batch_average(lambda x, y: batch_gradient(values, x, y), values, batches)
+
+
+def _dense(grads, values):
+    """``grads`` with a zero tensor wherever a variable got no gradient (``None``)."""
+    import tensorflow as tf
+
+    return [tf.zeros_like(v) if g is None else g for v, g in zip(values, grads)]
+
+
+def _batch_average(per_batch, values, batches):
+    """Mean over ``batches`` of ``per_batch(x, y)`` (tensors aligned with ``values``), as NumPy arrays."""
+    import tensorflow as tf
 
     total = [tf.zeros_like(v) for v in values]
     for x, y in batches:
-        total = [t + g for t, g in zip(total, batch_gradient(values, x, y))]
+        total = [t + g for t, g in zip(total, per_batch(x, y))]
     return [(t / len(batches)).numpy() for t in total]
 
 
@@ -346,13 +359,9 @@ def hessian_vector_product(model, batches, loss, vector, training=True):
                 value = loss(y, outputs)
             first = inner.gradient(value, values)
             dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(first, vector) if g is not None])
-        grads = outer.gradient(dot, values)
-        return [tf.zeros_like(v) if g is None else g for v, g in zip(values, grads)]
+        return _dense(outer.gradient(dot, values), values)
 
-    total = [tf.zeros_like(v) for v in values]
-    for x, y in batches:
-        total = [t + g for t, g in zip(total, batch_product(values, vector, x, y))]
-    return [(t / len(batches)).numpy() for t in total]
+    return _batch_average(lambda x, y: batch_product(values, vector, x, y), values, batches)
 
 
 # --------------------------------------------------------------------------------------------------
