@@ -27,7 +27,7 @@ import time
 import keras
 import numpy as np
 
-from keras_lottery.blocks.graph import FunctionalGraph, is_functional
+from keras_lottery.graph import FunctionalGraph, is_functional
 
 _ZERO_COST = {
     "InputLayer", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
@@ -53,7 +53,7 @@ def _spatial(shape, data_format):
 
 
 class NodeFlops:
-    """FLOPs of each node of a :class:`~keras_lottery.blocks.graph.FunctionalGraph` (callable on a node key)."""
+    """FLOPs of each node of a :class:`~keras_lottery.graph.FunctionalGraph` (callable on a node key)."""
 
     def __init__(self, graph):
         self.graph = graph

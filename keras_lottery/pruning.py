@@ -26,11 +26,14 @@ is not in the model, or a pattern or class that matches nothing, is an error.
 import dataclasses
 import fnmatch
 
+import keras
 import numpy as np
 
-from keras_lottery.masks import Mask, _count, apply_mask
+from keras_lottery.masking import apply_mask, masked_layers, read_mask
+from keras_lottery.masks import Mask, ceil_count
 
-__all__ = ["GlobalMagnitude", "LayerInfo", "LayerwiseMagnitude", "RandomPruning", "layers_info", "prune",
+__all__ = ["GlobalMagnitude", "LayerInfo", "LayerwiseMagnitude", "RandomPruning", "check_density", "check_rate",
+           "layers_info", "prune",
            "weights_of"]
 
 
@@ -46,14 +49,12 @@ class LayerInfo:
 
 def layers_info(model):
     """``{path: LayerInfo}`` for the masked weights of ``model`` (output layers flagged)."""
-    from keras_lottery import wrappers
-
     try:
         output_names = set(model.output_names or ())
     except (AttributeError, ValueError):  # a bare layer or an unbuilt subclassed model
         output_names = set()
     info = {}
-    for layer in wrappers.masked_layers(model):
+    for layer in masked_layers(model):
         for path in layer.weight_paths():
             info[path] = LayerInfo(layer.layer.name, type(layer.layer), path.split("/", 1)[1],
                                    layer.name in output_names)
@@ -62,12 +63,8 @@ def layers_info(model):
 
 def weights_of(model):
     """``{path: NumPy array}``: current values of the masked weights of ``model``."""
-    import keras
-
-    from keras_lottery import wrappers
-
     out = {}
-    for layer in wrappers.masked_layers(model):
+    for layer in masked_layers(model):
         for path, variable in layer.prunable_variables().items():
             out[path] = keras.ops.convert_to_numpy(variable.value)
     return out
@@ -81,21 +78,21 @@ def prune(model, rule):
     """
     if not callable(rule):
         raise TypeError(f"prune() needs a rule such as GlobalMagnitude(0.2); got {rule!r}.")
-    current = Mask.from_model(model)
+    current = read_mask(model)
     new = rule(weights_of(model), current, layers_info(model))
     apply_mask(model, new)
     return new
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _check_rate(rate, what="rate"):
+def check_rate(rate, what="rate"):
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"{what} must be a number in [0, 1) (the fraction of surviving weights to prune); "
                          f"got {rate!r}.")
     return float(rate)
 
 
-def _check_density(density):
+def check_density(density):
     if isinstance(density, bool) or not isinstance(density, (int, float, np.floating)) or not 0.0 < density <= 1.0:
         raise ValueError(f"density must be a number in (0, 1] (the fraction of weights kept); got {density!r}.")
     return float(density)
@@ -187,8 +184,8 @@ class GlobalMagnitude(_Rule):
         if (rate is None) == (density is None):
             raise ValueError(f"GlobalMagnitude takes exactly one of rate or density; got rate={rate!r}, "
                              f"density={density!r}.")
-        self.rate = None if rate is None else _check_rate(rate)
-        self.density = None if density is None else _check_density(density)
+        self.rate = None if rate is None else check_rate(rate)
+        self.density = None if density is None else check_density(density)
         self.exclude = tuple([exclude] if isinstance(exclude, (str, type)) else exclude or ())
 
     def __call__(self, weights, mask, layers_info=None):
@@ -198,7 +195,7 @@ class GlobalMagnitude(_Rule):
         candidates = [p for p in mask if p not in excluded]
         alive = sum(int(np.count_nonzero(mask[p])) for p in candidates)
         if self.rate is not None:
-            n = _count(self.rate, alive)
+            n = ceil_count(self.rate, alive)
         else:
             n = mask.alive - int(round(self.density * mask.total))
             if n > alive:
@@ -248,10 +245,10 @@ class LayerwiseMagnitude(_Rule):
                              f"density={density!r}.")
         if density is not None and (layer_rates or output_rate is not None):
             raise ValueError("LayerwiseMagnitude: layer_rates and output_rate go with rate, not with density.")
-        self.rate = None if rate is None else _check_rate(rate)
-        self.density = None if density is None else _check_density(density)
-        self.layer_rates = {k: _check_rate(v, f"layer_rates[{k!r}]") for k, v in dict(layer_rates or {}).items()}
-        self.output_rate = None if output_rate is None else _check_rate(output_rate, "output_rate")
+        self.rate = None if rate is None else check_rate(rate)
+        self.density = None if density is None else check_density(density)
+        self.layer_rates = {k: check_rate(v, f"layer_rates[{k!r}]") for k, v in dict(layer_rates or {}).items()}
+        self.output_rate = None if output_rate is None else check_rate(output_rate, "output_rate")
         self.exclude = tuple([exclude] if isinstance(exclude, (str, type)) else exclude or ())
 
     def rates(self, mask, layers_info=None):
@@ -295,7 +292,7 @@ class LayerwiseMagnitude(_Rule):
             counts = {p: int(np.count_nonzero(mask[p])) - int(round(self.density * mask[p].size))
                       for p in mask if p not in excluded}
         else:
-            counts = {p: _count(r, int(np.count_nonzero(mask[p]))) for p, r in self.rates(mask, layers_info).items()}
+            counts = {p: ceil_count(r, int(np.count_nonzero(mask[p]))) for p, r in self.rates(mask, layers_info).items()}
         for p, n in counts.items():
             if n > 0:
                 new[p] = _prune_lowest(np.abs(np.asarray(weights[p], dtype=np.float64)), mask[p], n)

@@ -1,10 +1,14 @@
-"""Run directories named by their hyper-parameters, and absl flags generated from dataclasses.
+"""Run directories: where each experiment's files live, and the rules that keep them safe.
 
 A run is a set of hyper-parameter dataclasses (data, model, training, pruning, ...). Its directory is
 ``<root>/<experiment>/<name>``, where ``name`` lists the fields that differ from their defaults
 (``default`` when none do), and it holds ``hparams.json`` with every field. Running the same command
 again finds the same directory and resumes; a directory whose ``hparams.json`` disagrees with the
 command is refused, never overwritten.
+
+This module names every file an experiment writes (the layout section below); the library's run
+functions and the export read and write through these names only. Files are written atomically
+with :mod:`keras_lottery.files`.
 """
 
 import dataclasses
@@ -13,57 +17,121 @@ import json
 import os
 import re
 
+from keras_lottery import files
+from keras_lottery.cli import define_flags, from_flags  # noqa: F401  (their former home; kept for existing code)
+
 _MAX_NAME = 120
+
+# -- layout: every file of a run directory ----------------------------------------------------------
+HPARAMS = "hparams.json"            # every hyper-parameter of the run (written first)
+EXECUTION = "execution.json"        # strategy, replicas and mixed precision of a run that used them
+# A training directory (training.fit): the experiment's own, or one inside it.
+STATE = "state.json"                # the latest complete checkpoint and the history so far
+METRICS = "metrics.json"            # final metrics; written last, it marks the training finished
+HISTORY = "history.csv"             # one row per evaluation
+FINAL_MODEL = "model.keras"         # the trained model (masks included for masked models)
+CHECKPOINT_GLOB = "ckpt-*.keras"
+# IMP (lottery.imp): level_<N>/ is a training directory with the level's mask; controls below it.
+IMP_RECORD = "imp.json"             # the settings IMP derived (k in steps, ...); checked on resume
+REWIND = "rewind.npz"               # the rewind point theta_k with the optimizer state at k
+MASK = "mask.npz"                   # a level's mask (the JSON report beside it has the same stem)
+SPARSITY = "sparsity.json"          # a level's density report
+RESULTS = "results.csv"             # IMP: one row per trained network; stability: one row per k
+# Layer lottery (lottery.layer_lottery).
+DENSE = "dense"                     # replicate_<r>/dense/: the dense model's training directory
+DENSE_TO_REWIND = "dense_to_rewind"  # replicate_<r>/dense_to_rewind/: Algorithm 1's training up to epoch i
+TABLES = ("table.csv", "table.json", "table.md")
+# Stability (lottery.stability).
+REWIND_POINTS = "rewind_points"     # rewind_points/k_<k>.npz
+PRETRAIN = "pretrain"               # the dense training up to the largest k
+STABILITY = "stability.json"        # k_<k>/stability.json: the error curves at k
+_TICKET = re.compile(r"^ticket_(?P<criterion>.+)_p(?P<p>\d+)_r(?P<replicate>\d+)\.keras$")
+_LEVEL = re.compile(r"^level_(\d+)$")
+
+
+def level_dir(directory, level, kind="ticket"):
+    """IMP: the directory of ``level``'s ticket, or of a control (``kind`` = reinit or random) inside it."""
+    base = os.path.join(directory, f"level_{int(level)}")
+    return base if kind == "ticket" else os.path.join(base, kind)
+
+
+def levels(directory):
+    """IMP: the level numbers that have a directory, in order."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(m.group(1)) for m in map(_LEVEL.match, os.listdir(directory)) if m)
+
+
+def replicate_dir(directory, replicate):
+    """Layer lottery: the directory of replicate ``replicate`` (its dense and ticket trainings, scores)."""
+    return os.path.join(directory, f"replicate_{int(replicate)}")
+
+
+def scores_file(directory, replicate, criterion):
+    """Layer lottery: the block scores of ``criterion`` in ``replicate``."""
+    return os.path.join(replicate_dir(directory, replicate), f"scores_{criterion}.json")
+
+
+def ticket_training_dir(directory, replicate, criterion, p):
+    """Layer lottery: the training directory of the ticket without the ``p`` lowest blocks of ``criterion``."""
+    return os.path.join(replicate_dir(directory, replicate), f"{criterion}_p{int(p)}")
+
+
+def ticket_file(directory, replicate, criterion, p):
+    """Layer lottery: the trained slim ticket, ``ticket_<criterion>_p<p>_r<r>.keras`` in the run directory."""
+    return os.path.join(directory, f"ticket_{criterion}_p{int(p)}_r{int(replicate)}.keras")
+
+
+def parse_ticket_file(name):
+    """``(criterion, p, replicate)`` of a :func:`ticket_file` name, or None for another name."""
+    match = _TICKET.match(os.path.basename(name))
+    return None if match is None else (match["criterion"], int(match["p"]), int(match["replicate"]))
+
+
+def ticket_files(directory):
+    """Layer lottery: the ticket file names of a run directory, sorted."""
+    return sorted(f for f in os.listdir(directory) if parse_ticket_file(f))
+
+
+def rewind_point_file(directory, step):
+    """Stability: the rewind point at step ``step``."""
+    return os.path.join(directory, REWIND_POINTS, f"k_{int(step)}.npz")
+
+
+def stability_dir(directory, step):
+    """Stability: the directory of the two copies trained from step ``step``."""
+    return os.path.join(directory, f"k_{int(step)}")
 
 
 class RunDirectoryMismatch(ValueError):
     """The run directory holds a run with other hyper-parameters."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Flags
+def differences(recorded, wanted):
+    """``["key.field: directory has X, command has Y", ...]`` between two (nested) settings dicts."""
+    out = []
+    for key in sorted(set(recorded) | set(wanted)):
+        old, new = recorded.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += [f"{key}.{f}: directory has {old.get(f)!r}, command has {new.get(f)!r}"
+                    for f in sorted(set(old) | set(new)) if old.get(f) != new.get(f)]
+        elif old != new:
+            out.append(f"{key}: directory has {old!r}, command has {new!r}")
+    return out
 
 
-def define_flags(*hparam_classes, flag_values=None):
-    """Declares one absl flag per field of each dataclass, with its default and docstring help."""
-    from absl import flags
-
-    fv = flags.FLAGS if flag_values is None else flag_values
-    for cls in hparam_classes:
-        docs = _field_docs(cls)
-        for field in dataclasses.fields(cls):
-            if field.name in fv:
-                raise ValueError(f"Flag --{field.name} of {cls.__name__} is already defined.")
-            define = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-                      str: flags.DEFINE_string}[type(field.default)]
-            define(field.name, field.default, docs.get(field.name, field.name), flag_values=fv)
+def check_record(path, record, what="run"):
+    """Raises ``RunDirectoryMismatch`` when the JSON file ``path`` exists and records other settings than ``record``."""
+    recorded = files.read_json(path)
+    wanted = json.loads(json.dumps(record, default=files.json_default))
+    if recorded is None or recorded == wanted:
+        return
+    diffs = "; ".join(differences(recorded, wanted))
+    raise RunDirectoryMismatch(f"{os.path.dirname(path) or '.'} holds a {what} with other hyper-parameters ({diffs}). "
+                               "Use another --run_root or --run_name, or remove that directory yourself.")
 
 
-def from_flags(cls, flag_values=None):
-    """Builds ``cls`` from the parsed flags of the same names."""
-    from absl import flags
-
-    fv = flags.FLAGS if flag_values is None else flag_values
-    return cls(**{field.name: fv[field.name].value for field in dataclasses.fields(cls)})
-
-
-def _field_docs(cls):
-    """Reads ``name: help`` lines from the ``Attributes:`` section of a dataclass docstring."""
-    docs, current = {}, None
-    for line in (cls.__doc__ or "").splitlines():
-        match = re.match(r"^\s{6}(\w+): (.*)$", line)
-        if match:
-            current = match.group(1)
-            docs[current] = match.group(2).strip()
-        elif current and re.match(r"^\s{8}\S", line):
-            docs[current] += " " + line.strip()
-    return docs
-
-
-# ---------------------------------------------------------------------------------------------
-# Naming
-
-
+# -- naming ---------------------------------------------------------------------------------------
 def as_dict(hparams):
     """``{group: {field: value}}`` for a ``{group: dataclass instance}`` mapping."""
     return {group: dataclasses.asdict(value) for group, value in hparams.items()}
@@ -90,36 +158,16 @@ def _clean(value):
     return re.sub(r"[^A-Za-z0-9_.:+\-]", "-", str(value))
 
 
-# ---------------------------------------------------------------------------------------------
-# The directory
-
-
+# Former names of the JSON helpers (now in keras_lottery.files).
 def write_json_atomic(path, obj):
-    """Writes JSON to ``path`` through a temporary file and a rename, so readers never see half."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Writes JSON to ``path`` atomically (``keras_lottery.files.write_json``)."""
+    files.write_json(path, obj)
 
 
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+read_json = files.read_json
 
 
-def read_json(path, default=None):
-    """Reads JSON from ``path``, or returns ``default`` when it does not exist."""
-    if not os.path.exists(path):
-        return default
-    with open(path) as f:
-        return json.load(f)
-
-
+# -- the directory ----------------------------------------------------------------------------------
 class RunDirectory:
     """The directory of one run: ``<root>/<experiment>/<run_name(hparams)>``.
 
@@ -140,34 +188,45 @@ class RunDirectory:
 
     def check(self):
         """Raises ``RunDirectoryMismatch`` when the directory records other hyper-parameters."""
-        recorded = read_json(self.file("hparams.json"))
-        wanted = json.loads(json.dumps(as_dict(self.hparams)))
-        if recorded is not None and recorded != wanted:
-            diffs = []
-            for group in sorted(set(recorded) | set(wanted)):
-                old, new = recorded.get(group, {}), wanted.get(group, {})
-                for key in sorted(set(old) | set(new)):
-                    if old.get(key) != new.get(key):
-                        diffs.append(f"{group}.{key}: directory has {old.get(key)!r}, command has {new.get(key)!r}")
+        check_record(self.file(HPARAMS), as_dict(self.hparams))
+
+    def check_execution(self, mixed_precision):
+        """Raises ``RunDirectoryMismatch`` when the run was started with another ``mixed_precision``.
+
+        A run directory without ``execution.json`` but with ``hparams.json`` is a float32 run.
+        """
+        recorded = files.read_json(self.file(EXECUTION))
+        started = recorded is not None or os.path.exists(self.file(HPARAMS))
+        was_mixed = bool(recorded and recorded.get("mixed_precision"))
+        if started and was_mixed != bool(mixed_precision):
             raise RunDirectoryMismatch(
-                f"{self.path} holds a run with other hyper-parameters ({'; '.join(diffs)}). "
-                "Use another --run_root or --run_name, or remove that directory yourself.")
+                f"{self.path} was started with --mixed_precision={was_mixed}; this command has "
+                f"--mixed_precision={bool(mixed_precision)}. Use the same setting to resume, or another --run_name.")
+
+    def record_execution(self, mixed_precision, strategy, replicas):
+        """Writes ``execution.json`` once, for a mixed-precision run (float32 runs need no record)."""
+        if mixed_precision and files.read_json(self.file(EXECUTION)) is None:
+            os.makedirs(self.path, exist_ok=True)
+            files.write_json(self.file(EXECUTION), {"mixed_precision": bool(mixed_precision), "strategy": strategy,
+                                                    "replicas": int(replicas)})
 
     def prepare(self):
         """Creates the directory and ``hparams.json``, or checks an existing one. Returns self."""
         self.check()
         os.makedirs(self.path, exist_ok=True)
-        if not os.path.exists(self.file("hparams.json")):
-            write_json_atomic(self.file("hparams.json"), as_dict(self.hparams))
+        if not os.path.exists(self.file(HPARAMS)):
+            files.write_json(self.file(HPARAMS), as_dict(self.hparams))
         return self
 
     def write_json(self, filename, obj):
-        write_json_atomic(self.file(filename), obj)
+        """Writes ``filename`` in the directory atomically."""
+        files.write_json(self.file(filename), obj)
 
     def read_json(self, filename, default=None):
-        return read_json(self.file(filename), default)
+        """Reads ``filename`` in the directory (``default`` when absent)."""
+        return files.read_json(self.file(filename), default)
 
     @property
     def finished(self):
         """True when the run wrote its final ``metrics.json``."""
-        return os.path.exists(self.file("metrics.json"))
+        return os.path.exists(self.file(METRICS))

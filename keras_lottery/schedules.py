@@ -13,16 +13,17 @@
 
 import math
 
-from keras_lottery.masks import Mask
+import tensorflow as tf
+
+from keras_lottery.masking import read_mask
+from keras_lottery.pruning import GlobalMagnitude, LayerwiseMagnitude, check_density, check_rate, prune
 
 __all__ = ["ConstantSparsity", "PolynomialDecay", "as_schedule", "iterative_densities", "one_shot"]
 
 
 def iterative_densities(rate, rounds):
     """``[(1 - rate)^1, ..., (1 - rate)^rounds]``: density after each IMP round (rate 0.2: 0.8, 0.64, ...)."""
-    from keras_lottery.pruning import _check_rate
-
-    rate = _check_rate(rate)
+    rate = check_rate(rate)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"rounds must be a non-negative integer; got {rounds!r}.")
     return [(1.0 - rate) ** n for n in range(1, rounds + 1)]
@@ -38,10 +39,8 @@ def one_shot(model, density, rule="global", exclude=()):
         ValueError: density outside (0, 1], above the current density (pruning never revives
             weights), more sparsity than the non-excluded weights can give, or an unknown rule.
     """
-    from keras_lottery.pruning import GlobalMagnitude, LayerwiseMagnitude, _check_density, prune
-
-    density = _check_density(density)
-    current = Mask.from_model(model)
+    density = check_density(density)
+    current = read_mask(model)
     if density > current.density + 1e-12:
         raise ValueError(f"one_shot: target density {density} is above the current density "
                          f"{current.density:.6f}; pruning cannot revive weights.")
@@ -122,8 +121,6 @@ class _EagerTFMOTSchedule:
         self.schedule = schedule
 
     def __call__(self, step):
-        import tensorflow as tf
-
         should, sparsity = self.schedule(tf.constant(int(step), dtype=tf.int64))
         return bool(should), float(sparsity)
 

@@ -9,7 +9,7 @@ A block's name is the name of the ``Add`` layer that joins its shortcut and bran
 
 from keras_lottery.blocks import criteria
 from keras_lottery.blocks.criteria import lowest, score
-from keras_lottery.blocks.graph import Block, BlockList, NoResidualBlocksWarning, find_blocks
+from keras_lottery.blocks.discovery import Block, BlockList, NoResidualBlocksWarning, find_blocks
 from keras_lottery.blocks.rewrite import remove
 
 __all__ = ["Block", "BlockList", "NoResidualBlocksWarning", "criteria", "find_blocks", "lowest", "remove", "score"]

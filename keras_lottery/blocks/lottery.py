@@ -32,7 +32,7 @@ import keras
 from keras_lottery import metrics as cost
 from keras_lottery import models, runs, training
 from keras_lottery.blocks.criteria import lowest, names as criterion_names, score
-from keras_lottery.blocks.graph import find_blocks
+from keras_lottery.blocks.discovery import find_blocks
 from keras_lottery.blocks.rewrite import remove
 from keras_lottery.training.loop import FINAL_MODEL
 

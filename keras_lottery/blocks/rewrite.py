@@ -1,4 +1,5 @@
-"""Remove residual branches from a functional model: rewrite its config, rebuild, copy weights by name."""
+"""Remove residual branches from a functional model: rewrite its config, rebuild, copy weights by name
+(with :func:`keras_lottery.masking.copy_weights`, the one by-name weight copy of the package)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import copy
 
 import keras
 
-from keras_lottery.blocks.graph import Block, FunctionalGraph, _as_key, _iter_keras_tensors, find_blocks, is_functional
+from keras_lottery import compat
+from keras_lottery.masking import copy_weights
+from keras_lottery.blocks.discovery import Block, find_blocks
+from keras_lottery.graph import FunctionalGraph, is_functional
 
 
 def resolve_blocks(model, blocks_or_names, found=None):
@@ -44,13 +48,13 @@ def resolve_blocks(model, blocks_or_names, found=None):
 
 
 def _replace_histories(obj, mapping):
-    for kt in _iter_keras_tensors(obj):
-        kt["config"]["keras_history"] = list(mapping(_as_key(kt["config"]["keras_history"])))
+    for kt in compat.iter_keras_tensors(obj):
+        compat.set_history_key(kt, mapping(compat.history_key(kt)))
 
 
 def _rewrite_output_spec(obj, mapping):
     if isinstance(obj, list) and len(obj) == 3 and isinstance(obj[0], str):
-        return list(mapping(_as_key(obj)))
+        return list(mapping((obj[0], int(obj[1]), int(obj[2]))))
     if isinstance(obj, dict):
         return {k: _rewrite_output_spec(v, mapping) for k, v in obj.items()}
     return [_rewrite_output_spec(v, mapping) for v in obj]
@@ -113,28 +117,6 @@ def removed_config(model, blocks, graph=None):
     config["layers"] = new_layers
     config["output_layers"] = _rewrite_output_spec(config["output_layers"], mapping)
     return config
-
-
-def copy_weights(source, target):
-    """Assign every layer of ``target`` the weights of the ``source`` layer with the same name.
-
-    Raises ``ValueError`` when a layer is missing from ``source`` or its weight shapes differ.
-    """
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        try:
-            src = source.get_layer(layer.name)
-        except ValueError as error:
-            raise ValueError(f"Layer {layer.name!r} of {target.name!r} has no namesake in {source.name!r}.") from error
-        if len(src.weights) != len(layer.weights):
-            raise ValueError(f"Layer {layer.name!r}: {len(src.weights)} weights in {source.name!r}, "
-                             f"{len(layer.weights)} in {target.name!r}.")
-        for new, old in zip(layer.weights, src.weights):
-            if tuple(new.shape) != tuple(old.shape):
-                raise ValueError(f"Weight {old.path!r}: shape {tuple(old.shape)} in {source.name!r} but "
-                                 f"{tuple(new.shape)} in {target.name!r}.")
-            new.assign(old.value)
 
 
 def remove(model, blocks, name=None, custom_objects=None):

@@ -2,7 +2,9 @@
 
 import keras
 
-from keras_lottery.masks import Mask
+from keras_lottery.masking import read_mask
+from keras_lottery.pruning import GlobalMagnitude, LayerwiseMagnitude, prune
+from keras_lottery.schedules import as_schedule
 
 __all__ = ["GradualPruning"]
 
@@ -27,8 +29,6 @@ class GradualPruning(keras.callbacks.Callback):
 
     def __init__(self, schedule, scope="layerwise", exclude=()):
         super().__init__()
-        from keras_lottery.schedules import as_schedule
-
         if scope not in ("layerwise", "global"):
             raise ValueError(f"GradualPruning scope must be 'layerwise' or 'global'; got {scope!r}.")
         self.schedule = as_schedule(schedule)
@@ -38,7 +38,7 @@ class GradualPruning(keras.callbacks.Callback):
         self.history = []  # (step, target sparsity, density after pruning)
 
     def on_train_begin(self, logs=None):
-        Mask.from_model(self.model)  # fails early, with a clear message, on a model without masks
+        read_mask(self.model)  # fails early, with a clear message, on a model without masks
         self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -48,8 +48,6 @@ class GradualPruning(keras.callbacks.Callback):
         self._step += 1
 
     def _prune(self, sparsity):
-        from keras_lottery.pruning import GlobalMagnitude, LayerwiseMagnitude, prune
-
         density = 1.0 - sparsity
         if density >= 1.0:
             return

@@ -13,19 +13,11 @@ import os
 import keras
 import numpy as np
 
+from keras_lottery import compat, files
+from keras_lottery.masking import mask_variables, masked_layers, zero_optimizer_state
+from keras_lottery.training import durations
+
 __all__ = ["RewindCheckpoint", "RewindPoint"]
-
-
-def _mask_variable_ids(model):
-    from keras_lottery import wrappers
-
-    return {id(m) for layer in wrappers.masked_layers(model) for m in layer.mask_variables().values()}
-
-
-def _optimizer_state(optimizer):
-    store = {}
-    optimizer.save_own_variables(store)
-    return [np.asarray(store[str(i)]) for i in range(len(store))]
 
 
 class RewindPoint:
@@ -53,7 +45,7 @@ class RewindPoint:
         ``step`` defaults to the optimizer's iteration count (0 without an optimizer).
         """
         optimizer = getattr(model, "optimizer", None)
-        state = _optimizer_state(optimizer) if optimizer is not None else [np.asarray(0, dtype=np.int64)]
+        state = compat.optimizer_state(optimizer) if optimizer is not None else [np.asarray(0, dtype=np.int64)]
         if step is None:
             step = int(state[0])
         return cls(step, model.get_weights(), state)
@@ -82,20 +74,18 @@ class RewindPoint:
 
     def restore_weights(self, model):
         """Sets every non-mask weight of ``model`` to its captured value, then re-applies the masks."""
-        from keras_lottery import wrappers
-
         variables = model.weights
         if len(variables) != len(self.weights):
             raise ValueError(f"RewindPoint holds {len(self.weights)} weights; model {model.name!r} has "
                              f"{len(variables)}. Restore into a model of the captured architecture.")
-        skip = _mask_variable_ids(model)
+        skip = {id(m) for m in mask_variables(model)}
         for variable, value in zip(variables, self.weights):
             if tuple(variable.shape) != tuple(value.shape):
                 raise ValueError(f"RewindPoint weight for {variable.path!r} has shape {value.shape}; the model's "
                                  f"is {tuple(variable.shape)}.")
             if id(variable) not in skip:
                 variable.assign(value)
-        for layer in wrappers.masked_layers(model):
+        for layer in masked_layers(model):
             layer.zero_dead_weights()
         return model
 
@@ -110,24 +100,23 @@ class RewindPoint:
           model: the model whose trainable variables the optimizer updates.
           optimizer: the optimizer to set; ``model.optimizer`` by default (built if needed).
         """
-        from keras_lottery import wrappers
-
         optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
         if optimizer is None:
             raise ValueError(f"Model {model.name!r} has no optimizer to restore; compile it first.")
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         self._assign_optimizer(optimizer)
-        wrappers.zero_optimizer_state(model, optimizer)
+        zero_optimizer_state(model, optimizer)
         return optimizer
 
     def _assign_optimizer(self, optimizer):
         own = optimizer.variables
+        fixed_learning_rate = compat.learning_rate_variable(optimizer)
         if len(self.optimizer) == 1:  # captured before the first step: a fresh optimizer at iteration k
             for variable in own:
                 if variable is optimizer.iterations or variable.path == optimizer.iterations.path:
                     variable.assign(self.step)
-                elif variable is not getattr(optimizer, "_learning_rate", None):
+                elif variable is not fixed_learning_rate:
                     variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
             return optimizer
         if len(own) != len(self.optimizer):
@@ -150,9 +139,8 @@ class RewindPoint:
         arrays.update({f"o{i}": v for i, v in enumerate(self.optimizer)})
         arrays["__meta__"] = np.array(json.dumps({"step": self.step, "weights": len(self.weights),
                                                   "optimizer": len(self.optimizer)}))
-        tmp = path[:-4] + ".tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        with files.atomic(path) as tmp:
+            np.savez(tmp, **arrays)
         return path
 
     @classmethod
@@ -189,8 +177,6 @@ class RewindCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, at, steps_per_epoch=None, total_steps=None, path=None):
         super().__init__()
-        from keras_lottery.training import durations
-
         durations.to_steps(at, steps_per_epoch or 1, total_steps or 1)  # fail now on a malformed value
         self.at = at
         self.steps_per_epoch = steps_per_epoch
@@ -201,8 +187,6 @@ class RewindCheckpoint(keras.callbacks.Callback):
         self._k = None
 
     def _resolve(self):
-        from keras_lottery.training import durations
-
         params = self.params or {}
         spe = self.steps_per_epoch or params.get("steps")
         total = self.total_steps or ((params.get("epochs") or 0) * (spe or 0)) or None

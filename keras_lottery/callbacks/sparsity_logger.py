@@ -5,8 +5,9 @@ import json
 import os
 
 import keras
+import tensorflow as tf
 
-from keras_lottery.masks import Mask
+from keras_lottery.masking import read_mask
 
 __all__ = ["SparsityLogger"]
 
@@ -31,7 +32,7 @@ class SparsityLogger(keras.callbacks.Callback):
         self._writer = None
 
     def _values(self):
-        report = Mask.from_model(self.model).report()
+        report = read_mask(self.model).report()
         values = {"density": report["global"]["density"]}
         if self.per_weight:
             values.update({f"density/{p}": r["density"] for p, r in report["layers"].items()})
@@ -47,8 +48,6 @@ class SparsityLogger(keras.callbacks.Callback):
                 f.write(json.dumps({"epoch": int(epoch), **values}) + "\n")
             if importlib.util.find_spec("tensorboard") is None:
                 return
-            import tensorflow as tf
-
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(self.log_dir)
             with self._writer.as_default():

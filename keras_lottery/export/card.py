@@ -11,55 +11,21 @@ import json
 import math
 import platform
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-__all__ = ["CARD_FILENAME", "PRUNABLE_WEIGHTS", "architecture", "density_report", "model_card", "walk_layers"]
+from keras_lottery import masking
+from keras_lottery.version import __version__
+
+__all__ = ["CARD_FILENAME", "architecture", "check_accuracy", "check_jsonable", "density_report", "model_card"]
 
 CARD_FILENAME = "model_card.json"
 SCHEMA = "keras-lottery/model-card/v1"
-# The weights a lottery-ticket mask covers (the same names keras_lottery.masks uses in weight paths).
-PRUNABLE_WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
-
-def walk_layers(model):
-    """Every layer of ``model``, nested models' layers included, depth first (nested models themselves too)."""
-    for layer in getattr(model, "layers", []):
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from walk_layers(layer)
-
-
-def _weight_name(variable):
-    return variable.path.rsplit("/", 1)[-1] if getattr(variable, "path", None) else variable.name.split(":")[0]
-
-
-def prunable_weights(model):
-    """``{"<layer name>/<weight name>": variable}`` for the kernels and embeddings of ``model``."""
-    out = {}
-    for layer in walk_layers(model):
-        if hasattr(layer, "layers"):
-            continue
-        for variable in layer.weights:
-            name = _weight_name(variable)
-            if name in PRUNABLE_WEIGHTS:
-                out[f"{layer.name}/{name}"] = variable
-    return out
-
-
-def density_report(model):
-    """Density of the deployed weights, in the format of ``keras_lottery.masks.Mask.report()``.
-
-    ``{"layers": {weight path: {"total", "alive", "density"}}, "global": {...}}``, where *alive*
-    counts non-zero entries of each kernel (and depthwise/pointwise kernel and embedding table).
-    """
-    layers = {}
-    for path, variable in prunable_weights(model).items():
-        array = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
-        total, alive = int(array.size), int(np.count_nonzero(array))
-        layers[path] = {"total": total, "alive": alive, "density": alive / total if total else 1.0}
-    total = sum(v["total"] for v in layers.values())
-    alive = sum(v["alive"] for v in layers.values())
-    return {"layers": layers, "global": {"total": total, "alive": alive, "density": alive / total if total else 1.0}}
+# The card's density is the library's one density report: masks for a masked model, non-zero entries
+# of the prunable weights (keras_lottery.layers) for a plain one.
+density_report = masking.density_report
 
 
 def _shape(tensor):
@@ -82,7 +48,7 @@ def architecture(model):
     }
 
 
-def _jsonable(name, value):
+def check_jsonable(name, value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     try:
@@ -125,11 +91,6 @@ def model_card(*, ticket, signature, version, density, sizes, flops, params, den
     ``ticket`` is the exported (plain Keras) model; ``dense`` is ``None`` or a dict with the dense
     model's ``architecture``, ``flops``, ``params``, ``sizes`` and ``density``.
     """
-    import keras
-    import tensorflow as tf
-
-    import keras_lottery
-
     dense = dense or {}
     arch = architecture(ticket)
     card = {
@@ -155,9 +116,9 @@ def model_card(*, ticket, signature, version, density, sizes, flops, params, den
                                               "layers": dense["architecture"]["layers"],
                                               "density": dense["density"]["global"]["density"]},
         "accuracy": check_accuracy(accuracy),
-        "hparams": _jsonable("hparams", hparams),
+        "hparams": check_jsonable("hparams", hparams),
         "run_dir": None if run_dir is None else str(run_dir),
-        "versions": {"keras_lottery": keras_lottery.__version__, "keras": keras.__version__,
+        "versions": {"keras_lottery": __version__, "keras": keras.__version__,
                      "tensorflow": tf.__version__, "python": platform.python_version()},
     }
     return card

@@ -7,9 +7,14 @@ import re
 import shutil
 import tempfile
 
+import warnings
+
 import keras
 import numpy as np
+import tensorflow as tf
 
+from keras_lottery import layers, masking, metrics
+from keras_lottery.blocks import find_blocks
 from keras_lottery.export import card as card_lib
 from keras_lottery.export import sizes as sizes_lib
 
@@ -101,7 +106,7 @@ def input_names(model):
 
 
 def _library_layers(model):
-    return sorted({type(l).__name__ for l in card_lib.walk_layers(model) if type(l).__module__.startswith("keras_lottery.")})
+    return sorted({type(l).__name__ for l in layers.walk(model) if type(l).__module__.startswith("keras_lottery.")})
 
 
 def is_masked(model):
@@ -117,9 +122,7 @@ def deployable(model):
     """
     if not is_masked(model):
         return model
-    from keras_lottery import wrappers
-
-    stripped = wrappers.strip(model)
+    stripped = masking.strip(model)
     if is_masked(stripped):
         raise ValueError(f"Stripping {model.name!r} left keras_lottery layers {_library_layers(stripped)}; "
                          "export accepts models whose only keras_lottery layers are MaskedLayer wrappers.")
@@ -140,22 +143,16 @@ def _output_mode(model, outputs):
 
 
 def _flops(model):
-    from keras_lottery import metrics
-
     return int(metrics.flops(model))
 
 
 def _params(model):
-    from keras_lottery import metrics
-
     return int(metrics.params(model))
 
 
 # -- writing -------------------------------------------------------------------------------------------
 def _write_savedmodel(model, path, mode):
     """Writes ``model`` as a SavedModel at ``path`` with one ``serving_default`` signature."""
-    import tensorflow as tf
-
     names = input_names(model)
     specs = [tf.TensorSpec(shape=t.shape, dtype=t.dtype, name=n) for t, n in zip(model.inputs, names)]
 
@@ -182,7 +179,7 @@ def _write_savedmodel(model, path, mode):
 
 def _describe(model, mode, measure_size):
     info = {"architecture": card_lib.architecture(model), "flops": _flops(model), "params": _params(model),
-            "density": card_lib.density_report(model), "sizes": None}
+            "density": masking.density_report(model), "sizes": None}
     if measure_size:
         with tempfile.TemporaryDirectory(prefix="kl_dense_export_") as tmp:
             _write_savedmodel(model, os.path.join(tmp, "1"), mode)
@@ -192,13 +189,7 @@ def _describe(model, mode, measure_size):
 
 def _blocks_removed(dense, ticket):
     """Names of ``dense``'s residual blocks whose branch layers are all absent from ``ticket``."""
-    import warnings
-
-    try:
-        from keras_lottery.blocks import find_blocks
-    except ImportError:
-        return []
-    present = {layer.name for layer in card_lib.walk_layers(ticket)}
+    present = {layer.name for layer in layers.walk(ticket)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = find_blocks(dense, warn=False)
@@ -251,19 +242,19 @@ def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=Non
     input_names(model)
     version = _check_target(base_dir, version)
     card_lib.check_accuracy(accuracy)
-    card_lib._jsonable("hparams", hparams)
+    card_lib.check_jsonable("hparams", hparams)
     if blocks_removed is not None and (isinstance(blocks_removed, str) or
                                        not all(isinstance(b, str) for b in blocks_removed)):
         raise TypeError(f"blocks_removed must be a list of block names, got {blocks_removed!r}.")
     mode = _output_mode(model, outputs)
 
     ticket = deployable(model)
-    density = card_lib.density_report(ticket)
+    density = masking.density_report(ticket)
     if not density["layers"]:
-        kinds = sorted({type(l).__name__ for l in card_lib.walk_layers(ticket)})
+        kinds = sorted({type(l).__name__ for l in layers.walk(ticket)})
         raise ValueError(f"Model {model.name!r} has no prunable weights (its layers are {kinds}); export accepts "
-                         f"tickets of models with at least one weight named {card_lib.PRUNABLE_WEIGHTS} "
-                         "(Dense, Conv*, DepthwiseConv*, SeparableConv*, Embedding).")
+                         f"tickets of models with at least one prunable layer ({layers.SUPPORTED}, or a layer "
+                         "defining get_prunable_weights()).")
     if require_sparse and density["global"]["alive"] == density["global"]["total"]:
         raise ValueError(f"require_sparse=True but no prunable weight of {model.name!r} is zero (global density "
                          "1.0); pass a pruned model (keras_lottery.mask + keras_lottery.prune) or require_sparse=False.")

@@ -2,6 +2,9 @@
 
 import dataclasses
 
+from keras_lottery import pruning
+from keras_lottery.training import durations
+
 RULES = ("global", "layerwise")
 MODES = ("weights", "lr", "finetune")
 CONTROLS = ("reinit", "random")
@@ -78,16 +81,12 @@ class PruningHparams:
 
     def rule_object(self):
         """The ``keras_lottery.pruning`` rule for one level."""
-        from keras_lottery import pruning
-
         if self.rule == "global":
             return pruning.GlobalMagnitude(self.rate, exclude=self.excluded)
         return pruning.LayerwiseMagnitude(self.rate, layer_rates=self.layer_rate_map, exclude=self.excluded)
 
     def validate(self):
         """Raises ValueError naming the first field that cannot work (before any training)."""
-        from keras_lottery.training import durations
-
         if self.levels < 0:
             raise ValueError(f"--levels must be >= 0, got {self.levels}.")
         if not 0.0 < self.rate < 1.0:

@@ -29,34 +29,25 @@ checkpoint and ends with the masks of an uninterrupted run with the same seeds. 
 are read back, not retrained.
 """
 
-import csv
 import dataclasses
-import glob
-import json
 import os
-import re
 
 import keras
 import numpy as np
 
-from keras_lottery import pruning, runs, training, wrappers
+from keras_lottery import files, masking, pruning, runs, training
 from keras_lottery.callbacks.rewind import RewindCheckpoint, RewindPoint
-from keras_lottery.masks import Mask, apply_mask
+from keras_lottery.masking import apply_mask, read_mask
+from keras_lottery.masks import Mask
 from keras_lottery.training import durations
 
 __all__ = ["KINDS", "check_rule", "level_dir", "results", "run", "rewind_step", "write_csv"]
 
 KINDS = ("ticket", "reinit", "random")
-RECORD = "imp.json"
-REWIND = "rewind.npz"
-MASK = "mask.npz"
-SPARSITY = "sparsity.json"
-
-
-def level_dir(directory, level, kind="ticket"):
-    """The directory of ``level``'s ticket, or of a control (``kind`` = reinit or random)."""
-    base = os.path.join(directory, f"level_{int(level)}")
-    return base if kind == "ticket" else os.path.join(base, kind)
+# File names and level directories are the run directory's (keras_lottery.runs); kept here under
+# the names this module has always had.
+RECORD, REWIND, MASK, SPARSITY = runs.IMP_RECORD, runs.REWIND, runs.MASK, runs.SPARSITY
+level_dir = runs.level_dir
 
 
 def rewind_step(pruning_hparams, steps_per_epoch, total):
@@ -69,7 +60,7 @@ def rewind_step(pruning_hparams, steps_per_epoch, total):
 
 
 def _finished(path):
-    return os.path.exists(os.path.join(path, training.loop.METRICS)) and os.path.exists(os.path.join(path, MASK))
+    return os.path.exists(os.path.join(path, runs.METRICS)) and os.path.exists(os.path.join(path, MASK))
 
 
 def _seed(*parts):
@@ -80,7 +71,7 @@ def _save_mask(path, mask, extra):
     os.makedirs(path, exist_ok=True)
     report = mask.report()
     report.update(extra)
-    runs.write_json_atomic(os.path.join(path, SPARSITY), report)
+    files.write_json(os.path.join(path, SPARSITY), report)
     mask.save(os.path.join(path, MASK))  # the npz lands last (atomic rename): its presence means done
 
 
@@ -107,7 +98,7 @@ class _Context:
 
     def fresh(self, seed):
         """A new masked model from ``build_model(seed)`` (the built model itself is left alone)."""
-        return wrappers.mask(self.build_model(seed))
+        return masking.mask(self.build_model(seed))
 
     def compile(self, model):
         training.compile_for_classification(model, self.training, self.datasets.steps_per_epoch)
@@ -125,7 +116,7 @@ class _Context:
         path = level_dir(self.directory, level - 1)
         if not _finished(path):
             raise RuntimeError(f"Level {level} needs the finished level {level - 1} ({path}).")
-        return keras.saving.load_model(os.path.join(path, training.loop.FINAL_MODEL))
+        return keras.saving.load_model(os.path.join(path, runs.FINAL_MODEL))
 
 
 def _level_mask(ctx, level):
@@ -134,10 +125,10 @@ def _level_mask(ctx, level):
     if os.path.exists(os.path.join(path, MASK)):
         return Mask.load(os.path.join(path, MASK))
     if level == 0:
-        mask = Mask.ones_like(ctx.fresh(ctx.model_seed))
+        mask = masking.ones_mask(ctx.fresh(ctx.model_seed))
     else:
         previous = ctx.previous(level)
-        mask = ctx.pruning.rule_object()(pruning.weights_of(previous), Mask.from_model(previous),
+        mask = ctx.pruning.rule_object()(pruning.weights_of(previous), read_mask(previous),
                                          pruning.layers_info(previous))
     _save_mask(path, mask, {"level": level, "kind": "ticket", "rule": ctx.pruning.rule, "rate": ctx.pruning.rate})
     return mask
@@ -196,7 +187,7 @@ def _train_control(ctx, level, kind):
         apply_mask(model, mask)
     else:
         model = ctx.fresh(ctx.model_seed)
-        mask = pruning.RandomPruning(like=ticket_mask, seed=seed)(pruning.weights_of(model), Mask.from_model(model))
+        mask = pruning.RandomPruning(like=ticket_mask, seed=seed)(pruning.weights_of(model), read_mask(model))
         apply_mask(model, mask)
         ctx.rewind_point().restore_weights(model)  # theta_k under the random mask
     if not os.path.exists(os.path.join(path, MASK)):
@@ -241,10 +232,10 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
     record = {"training": dataclasses.asdict(training_hparams), "pruning": dataclasses.asdict(pruning_hparams),
               "dataset": dataclasses.asdict(datasets.hparams), "data_seed": datasets.data_seed,
               "model_seed": int(model_seed), "model": probe.name, "steps_per_epoch": spe, "T": steps, "k": k}
-    _check_record(directory, record)
+    runs.check_record(os.path.join(directory, RECORD), record, what="IMP run")
     os.makedirs(directory, exist_ok=True)
     if not os.path.exists(os.path.join(directory, RECORD)):
-        runs.write_json_atomic(os.path.join(directory, RECORD), record)
+        files.write_json(os.path.join(directory, RECORD), record)
 
     ctx = _Context(directory, build_model, datasets, training_hparams, pruning_hparams, int(model_seed), steps, k,
                    eval_every, emissions, verbose, log)
@@ -267,26 +258,9 @@ def check_rule(build_model, pruning_hparams, model_seed=0):
 
     Returns the masked probe model (``build_model``'s model itself is left alone).
     """
-    probe = wrappers.mask(build_model(model_seed))
-    pruning_hparams.rule_object()(pruning.weights_of(probe), Mask.from_model(probe), pruning.layers_info(probe))
+    probe = masking.mask(build_model(model_seed))
+    pruning_hparams.rule_object()(pruning.weights_of(probe), read_mask(probe), pruning.layers_info(probe))
     return probe
-
-
-def _check_record(directory, record):
-    recorded = runs.read_json(os.path.join(directory, RECORD))
-    wanted = json.loads(json.dumps(record))
-    if recorded is None or recorded == wanted:
-        return
-    diffs = []
-    for key in sorted(set(recorded) | set(wanted)):
-        old, new = recorded.get(key), wanted.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            diffs += [f"{key}.{f}: directory has {old.get(f)!r}, now {new.get(f)!r}"
-                      for f in sorted(set(old) | set(new)) if old.get(f) != new.get(f)]
-        elif old != new:
-            diffs.append(f"{key}: directory has {old!r}, now {new!r}")
-    raise runs.RunDirectoryMismatch(f"{directory} holds an IMP run with other settings ({'; '.join(diffs)}). "
-                                    "Use another directory, or remove that one yourself.")
 
 
 def _log(ctx, level, kind):
@@ -301,8 +275,8 @@ def _log(ctx, level, kind):
 
 def _record(directory, level, kind):
     path = level_dir(directory, level, kind)
-    metrics = runs.read_json(os.path.join(path, training.loop.METRICS))
-    report = runs.read_json(os.path.join(path, SPARSITY))
+    metrics = files.read_json(os.path.join(path, runs.METRICS))
+    report = files.read_json(os.path.join(path, SPARSITY))
     if metrics is None or report is None:
         return None
     row = {"level": level, "kind": kind, "density": report["global"]["density"],
@@ -327,10 +301,8 @@ def results(directory):
     the level: the early-stopping iteration), ``train_time_s``, and the energy (kWh) / CO2 (kg)
     when tracked.
     """
-    levels = sorted(int(m.group(1)) for m in (re.match(r"^level_(\d+)$", os.path.basename(p))
-                                              for p in glob.glob(os.path.join(directory, "level_*"))) if m)
     rows = []
-    for level in levels:
+    for level in runs.levels(directory):
         for kind in KINDS:
             row = _record(directory, level, kind)
             if row:
@@ -340,12 +312,4 @@ def results(directory):
 
 def write_csv(rows, path):
     """Writes records (every field, in first-seen order) to the CSV file ``path`` atomically."""
-    keys = []
-    for row in rows:
-        keys += [key for key in row if key not in keys]
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    files.write_csv(path, rows)

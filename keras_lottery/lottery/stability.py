@@ -16,7 +16,6 @@ Mask variables are never interpolated (both copies share the mask), and integer 
 generator states) are taken from the first copy.
 """
 
-import copy
 import dataclasses
 import os
 import shutil
@@ -25,10 +24,10 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_lottery import training, wrappers
-from keras_lottery.callbacks.rewind import RewindPoint, _mask_variable_ids
+from keras_lottery import layers, masking, training
+from keras_lottery.callbacks.rewind import RewindPoint
 
-__all__ = ["StabilityResult", "error_curve", "instability", "recompute_batch_norm", "with_data_seed"]
+__all__ = ["StabilityResult", "error_curve", "instability", "recompute_batch_norm"]
 
 
 @dataclasses.dataclass
@@ -63,27 +62,8 @@ def _instability(errors):
     return float(errors.max() - 0.5 * (errors[0] + errors[-1]))
 
 
-def with_data_seed(datasets, data_seed):
-    """A view of ``datasets`` whose training stream is ordered by ``data_seed`` (same splits)."""
-    other = copy.copy(datasets)
-    other.data_seed = int(data_seed)
-    return other
-
-
 def _batch_norm_layers(model):
-    found = []
-
-    def walk(layer):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-        inner = getattr(layer, "layer", None)
-        if isinstance(inner, keras.layers.Layer):
-            walk(inner)
-        for child in getattr(layer, "layers", None) or ():
-            walk(child)
-
-    walk(model)
-    return found
+    return [layer for layer in layers.walk(model, unwrap=True) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def recompute_batch_norm(model, batches):
@@ -141,7 +121,7 @@ def error_curve(model, first, second, datasets, points=30, train_limit=10000, bn
     if len(first) != len(model.weights) or len(second) != len(model.weights):
         raise ValueError(f"The end points hold {len(first)} and {len(second)} weights; the model has "
                          f"{len(model.weights)}.")
-    skip = _mask_variable_ids(model)
+    skip = {id(m) for m in masking.mask_variables(model)}
     has_bn = bool(_batch_norm_layers(model))
     alphas = [float(a) for a in np.linspace(0.0, 1.0, int(points))]
     train_error, test_error = [], []
@@ -156,8 +136,8 @@ def error_curve(model, first, second, datasets, points=30, train_limit=10000, bn
 
 
 def _copy_model(model):
-    if wrappers.masked_layers(model):
-        return wrappers.mask(model)  # same graph, weights and masks
+    if masking.masked_layers(model):
+        return masking.mask(model)  # same graph, weights and masks
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
@@ -200,7 +180,7 @@ def instability(model, datasets, training_hparams, *, start_step=0, optimizer_st
             replica = _copy_model(model)
             training.compile_for_classification(replica, training_hparams, spe)
             state.restore_optimizer(replica)
-            trained, _ = training.fit(replica, with_data_seed(datasets, seed), training_hparams,
+            trained, _ = training.fit(replica, datasets.with_data_seed(seed), training_hparams,
                                       os.path.join(directory, f"copy_{index}"), start_step=int(start_step),
                                       compile_model=False, eval_every=eval_every, verbose=verbose)
             ends.append(trained.get_weights())

@@ -3,6 +3,7 @@
 import dataclasses
 
 from keras_lottery import models
+from keras_lottery.training import durations
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
@@ -56,8 +57,6 @@ class TrainingHparams:
 
     def validate(self):
         """Raises ValueError naming the first field that cannot work."""
-        from keras_lottery.training import durations
-
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.")
         if self.lr <= 0:

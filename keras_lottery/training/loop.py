@@ -14,7 +14,6 @@ every other worker works in a private copy of it (``keras_lottery.distribute.wor
 so a restarted run resumes on every worker from the chief's last checkpoint.
 """
 
-import csv
 import glob
 import math
 import os
@@ -23,13 +22,11 @@ import time
 
 import keras
 
-from keras_lottery import distribute, runs
+from keras_lottery import distribute, files, runs
 from keras_lottery.training.optimizers import compile_for_classification, total_steps
 
-STATE = "state.json"
-METRICS = "metrics.json"
-HISTORY = "history.csv"
-FINAL_MODEL = "model.keras"
+# The files of a training directory, named by keras_lottery.runs.
+STATE, METRICS, HISTORY, FINAL_MODEL = runs.STATE, runs.METRICS, runs.HISTORY, runs.FINAL_MODEL
 
 
 class _Progress(keras.callbacks.Callback):
@@ -65,20 +62,19 @@ class _Progress(keras.callbacks.Callback):
 def save_checkpoint(model, directory, step, history, extra_state=None):
     """Saves ``model`` at ``step`` and points ``state.json`` at it (atomically), then prunes old ones."""
     name = f"ckpt-{step:09d}.keras"
-    tmp = os.path.join(directory, f"tmp-{name}")
-    model.save(tmp)
-    os.replace(tmp, os.path.join(directory, name))
+    with files.atomic(os.path.join(directory, name)) as tmp:
+        model.save(tmp)
     state = {"step": step, "checkpoint": name, "history": history}
     state.update(extra_state or {})
-    runs.write_json_atomic(os.path.join(directory, STATE), state)
-    for old in glob.glob(os.path.join(directory, "ckpt-*.keras")) + glob.glob(os.path.join(directory, "tmp-*")):
+    files.write_json(os.path.join(directory, STATE), state)
+    for old in glob.glob(os.path.join(directory, runs.CHECKPOINT_GLOB)) + glob.glob(os.path.join(directory, "tmp-*")):
         if os.path.basename(old) != name:
             os.remove(old)
 
 
 def read_state(directory):
     """The saved ``state.json`` of a directory, or None."""
-    return runs.read_json(os.path.join(directory, STATE))
+    return files.read_json(os.path.join(directory, STATE))
 
 
 def load_checkpoint(directory):
@@ -90,15 +86,7 @@ def load_checkpoint(directory):
 
 
 def _write_history(directory, history):
-    keys = []
-    for row in history:
-        keys += [key for key in row if key not in keys]
-    tmp = os.path.join(directory, HISTORY + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, os.path.join(directory, HISTORY))
+    files.write_csv(os.path.join(directory, HISTORY), history)
 
 
 def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eval_every=None,
@@ -139,7 +127,7 @@ def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eva
     if os.path.exists(metrics_path):  # finished: report, do not redo
         state = read_state(directory)
         final = os.path.join(directory, FINAL_MODEL)
-        return keras.saving.load_model(final), runs.read_json(metrics_path)
+        return keras.saving.load_model(final), files.read_json(metrics_path)
 
     state = read_state(directory)
     if state is not None:
@@ -182,9 +170,9 @@ def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eva
     if final_metrics:
         metrics.update(final_metrics(model))
     _write_history(directory, history)
-    model.save(os.path.join(directory, FINAL_MODEL + ".tmp.keras"))
-    os.replace(os.path.join(directory, FINAL_MODEL + ".tmp.keras"), os.path.join(directory, FINAL_MODEL))
-    runs.write_json_atomic(metrics_path, metrics)
+    with files.atomic(os.path.join(directory, FINAL_MODEL)) as tmp:
+        model.save(tmp)
+    files.write_json(metrics_path, metrics)
     return model, metrics
 
 

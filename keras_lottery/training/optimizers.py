@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_lottery import distribute
 from keras_lottery.training import durations
 from keras_lottery.training.lr_schedule import StepSchedule
 
@@ -49,8 +50,6 @@ def compile_for_classification(model, hparams, steps_per_epoch, jit_compile=None
     ``LossScaleOptimizer``.
     """
     if jit_compile is None:
-        from keras_lottery import distribute
-
         jit_compile = distribute.jit_compile()
     model.compile(
         optimizer=make_optimizer(hparams, steps_per_epoch),

@@ -236,7 +236,7 @@ def test_a_finished_run_is_reported_not_redone_and_other_settings_are_refused(st
     monkeypatch.setattr(keras.Model, "fit", no_training)
     assert _run(tmp_path, datasets, adam) == first
     assert os.path.getmtime(tmp_path / "level_1" / "metrics.json") == stamp
-    with pytest.raises(runs.RunDirectoryMismatch, match=r"pruning.rate: directory has 0.5, now 0.3"):
+    with pytest.raises(runs.RunDirectoryMismatch, match=r"pruning.rate: directory has 0.5, command has 0.3"):
         _run(tmp_path, datasets, adam, rate=0.3)
     assert runs.read_json(str(tmp_path / "imp.json"))["pruning"]["rate"] == 0.5
 

@@ -1,8 +1,4 @@
-"""Residual-block discovery in functional Keras models.
-
-The functional graph is read from ``model.get_config()`` only: each layer's ``inbound_nodes`` name
-the producing layer, its node index and its tensor index (``keras_history``). No private Keras
-attribute is touched, so the same code reads any functional model Keras can serialize.
+"""Residual-block discovery in functional Keras models (on :class:`keras_lottery.graph.FunctionalGraph`).
 
 A *residual block* is an ``Add`` with two inputs where one input ``x`` (the shortcut) is an ancestor
 of the other (the branch output ``f(x)``). It is *removable* when dropping the branch leaves
@@ -14,12 +10,13 @@ An ``Add`` whose two inputs share a nearest common ancestor ``x`` but neither co
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import warnings
 
 import keras
 
+from keras_lottery import metrics
+from keras_lottery.graph import FunctionalGraph, is_functional
 
 
 class NoResidualBlocksWarning(UserWarning):
@@ -90,140 +87,6 @@ class BlockList(list):
                         f"{len(b.branch_layers):>6}  {b.reason}")
         rows.append(self.message)
         return "\n".join(rows)
-
-
-def _iter_keras_tensors(obj):
-    """Yield every serialized ``__keras_tensor__`` dict inside a node's nested args/kwargs."""
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "__keras_tensor__":
-            yield obj
-            return
-        for value in obj.values():
-            yield from _iter_keras_tensors(value)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from _iter_keras_tensors(value)
-
-
-def _as_key(history):
-    return (history[0], int(history[1]), int(history[2]))
-
-
-def is_functional(model):
-    """True for a model whose ``get_config()`` describes a functional graph (layers with inbound nodes).
-
-    Sequential models count as functional only when built; subclassed models never do.
-    """
-    if not isinstance(model, keras.Model):
-        return False
-    try:
-        config = model.get_config()
-    except (NotImplementedError, TypeError, ValueError):
-        return False
-    return (isinstance(config, dict) and "layers" in config and "input_layers" in config
-            and "output_layers" in config)
-
-
-class FunctionalGraph:
-    """The node-level graph of a functional model, read from its ``get_config()``.
-
-    Nodes are ``(layer_name, node_index)`` pairs; tensors are ``(layer_name, node_index,
-    tensor_index)`` triples, as in ``keras_history``. ``order`` is a topological order of nodes.
-    """
-
-    def __init__(self, model, config=None):
-        if not is_functional(model):
-            raise TypeError(
-                f"Expected a functional keras.Model (built with keras.Input and layer calls), got "
-                f"{type(model).__name__!r}; subclassed models have no graph that can be read or rewritten.")
-        self.model = model
-        self.config = copy.deepcopy(config if config is not None else model.get_config())
-        self.layer_configs = {lc["name"]: lc for lc in self.config["layers"]}
-        self.class_names = {lc["name"]: lc["class_name"] for lc in self.config["layers"]}
-        self.node_inputs = {}  # node -> list of input tensor keys (in call order)
-        self.consumers = {}  # tensor -> list of consuming nodes
-        self.shapes = {}  # tensor -> shape tuple (batch dim included as None)
-        for lc in self.config["layers"]:
-            nodes = lc.get("inbound_nodes") or []
-            if not nodes:  # InputLayer: one node, no inputs
-                self.node_inputs[(lc["name"], 0)] = []
-            for i, node in enumerate(nodes):
-                inputs = []
-                for kt in _iter_keras_tensors(node):
-                    key = _as_key(kt["config"]["keras_history"])
-                    inputs.append(key)
-                    self.shapes[key] = tuple(kt["config"]["shape"])
-                    self.consumers.setdefault(key, []).append((lc["name"], i))
-                self.node_inputs[(lc["name"], i)] = inputs
-        self.output_keys = [_as_key(o) for o in _as_list_of_histories(self.config["output_layers"])]
-        self.produced = {}  # node -> tensors of it that are consumed or are model outputs
-        for key in list(self.consumers) + self.output_keys:
-            self.produced.setdefault(key[:2], set()).add(key)
-        self.input_keys = [_as_key(o) for o in _as_list_of_histories(self.config["input_layers"])]
-        for key, tensor in zip(self.output_keys, _flatten(model.outputs)):
-            self.shapes.setdefault(key, tuple(tensor.shape))
-        self.order = self._topological_order()
-        self.position = {node: i for i, node in enumerate(self.order)}
-        self._ancestors = {}
-
-    def _topological_order(self):
-        order, state = [], {}
-        for start in self.node_inputs:
-            if start in state:
-                continue
-            stack = [(start, False)]
-            while stack:
-                node, done = stack.pop()
-                if done:
-                    state[node] = 2
-                    order.append(node)
-                    continue
-                if state.get(node):
-                    continue
-                state[node] = 1
-                stack.append((node, True))
-                for t in self.node_inputs[node]:
-                    parent = t[:2]
-                    if not state.get(parent):
-                        stack.append((parent, False))
-        return order
-
-    def producer(self, tensor):
-        """The node producing ``tensor``."""
-        return tensor[:2]
-
-    def ancestors(self, node):
-        """All nodes ``node`` depends on, ``node`` included."""
-        if node not in self._ancestors:
-            result = {node}
-            for t in self.node_inputs[node]:
-                result |= self.ancestors(t[:2])
-            self._ancestors[node] = frozenset(result)
-        return self._ancestors[node]
-
-    def output_tensors(self, node):
-        """The tensors of ``node`` that are consumed or are model outputs (at least tensor 0)."""
-        return sorted(self.produced.get(node, ())) or [node + (0,)]
-
-    def layer(self, name):
-        return self.model.get_layer(name)
-
-
-def _flatten(obj):
-    if isinstance(obj, (list, tuple)):
-        return [x for item in obj for x in _flatten(item)]
-    if isinstance(obj, dict):
-        return [x for item in obj.values() for x in _flatten(item)]
-    return [obj]
-
-
-def _as_list_of_histories(obj):
-    """``input_layers`` / ``output_layers`` are a history triple or (nested) lists of them."""
-    if isinstance(obj, (list, tuple)) and len(obj) == 3 and isinstance(obj[0], str):
-        return [obj]
-    if isinstance(obj, dict):
-        return [h for v in obj.values() for h in _as_list_of_histories(v)]
-    return [h for item in obj for h in _as_list_of_histories(item)]
 
 
 def _branch_params(graph, branch_nodes):
@@ -368,8 +231,6 @@ def find_blocks(model, warn=True):
                    f"get_config() (a subclassed or unbuilt model): no residual block can be found or removed. "
                    f"Build it with the functional API (keras.Input + layer calls) to use keras_lottery.blocks.")
         return _empty(message, warn)
-    from keras_lottery import metrics
-
     graph = FunctionalGraph(model)
     node_flops = metrics.NodeFlops(graph)
     blocks = []

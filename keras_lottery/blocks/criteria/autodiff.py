@@ -1,0 +1,120 @@
+"""Autodiff for the criteria: batch-averaged gradients and Hessian-vector products, and the model twin
+(optionally float64, optionally with :class:`ExactBatchNormalization`) they run on.
+
+TensorFlow-specific (``tf.GradientTape``, ``tf.function``).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_lottery.masking import copy_weights
+
+
+def gradients(model, batches, loss, training=True, offset=None):
+    """Loss gradients w.r.t. ``model.trainable_variables``, averaged over batches, as float32 arrays.
+
+    TensorFlow-specific (``tf.GradientTape`` in a ``tf.function``, traced once per batch shape). The
+    model runs through ``stateless_call``, so neither weights nor batch-norm statistics change. With
+    ``offset`` (arrays aligned with the trainable variables) the gradient is taken at
+    ``weights + offset``.
+    """
+    variables = model.trainable_variables
+    values = [tf.convert_to_tensor(v.value) for v in variables]
+    if offset is not None:
+        values = [v + tf.cast(o, v.dtype) for v, o in zip(values, offset)]
+    frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
+
+    @tf.function(reduce_retracing=True)  # one graph for all batches: eager back-propagation is op-by-op
+    def batch_gradient(values, x, y):
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            outputs, _ = model.stateless_call(values, frozen, x, training=training)
+            value = loss(y, outputs)
+        return _dense(tape.gradient(value, values), values)
+
+    return _batch_average(lambda x, y: batch_gradient(values, x, y), values, batches)
+
+
+def _dense(grads, values):
+    """``grads`` with a zero tensor wherever a variable got no gradient (``None``)."""
+    return [tf.zeros_like(v) if g is None else g for v, g in zip(values, grads)]
+
+
+def _batch_average(per_batch, values, batches):
+    """Mean over ``batches`` of ``per_batch(x, y)`` (tensors aligned with ``values``), as NumPy arrays."""
+    total = [tf.zeros_like(v) for v in values]
+    for x, y in batches:
+        total = [t + g for t, g in zip(total, per_batch(x, y))]
+    return [(t / len(batches)).numpy() for t in total]
+
+
+class ExactBatchNormalization(keras.layers.BatchNormalization):
+    """Batch norm whose training-mode moments are plain ``mean`` / ``mean((x - mean)^2)``.
+
+    TensorFlow's ``tf.nn.moments`` (behind Keras batch norm) stops the gradient through the batch
+    mean inside the variance: first derivatives stay exact, second derivatives do not. Scoring that
+    needs Hessian-vector products runs on a twin of the model with this layer instead (same weights).
+    Inference mode is the parent's.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not training:
+            return super().call(inputs, training=training, mask=mask)
+        x = keras.ops.cast(inputs, self.compute_dtype)
+        rank = len(x.shape)
+        axis = self.axis % rank
+        axes = [i for i in range(rank) if i != axis]
+        mean = keras.ops.mean(x, axis=axes, keepdims=True)
+        variance = keras.ops.mean(keras.ops.square(x - mean), axis=axes, keepdims=True)
+        out = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        shape = [1] * rank
+        shape[axis] = x.shape[axis]
+        if self.scale:
+            out = out * keras.ops.reshape(keras.ops.cast(self.gamma, out.dtype), shape)
+        if self.center:
+            out = out + keras.ops.reshape(keras.ops.cast(self.beta, out.dtype), shape)
+        return out
+
+
+def twin(model, dtype=None, exact_batch_norm=False):
+    """A copy of functional ``model`` (same graph, layer names and weights), optionally in ``dtype``
+    and with :class:`ExactBatchNormalization` in place of ``BatchNormalization``."""
+    config = model.get_config()
+    for layer_config in config["layers"]:
+        if dtype is not None and "dtype" in layer_config.get("config", {}):
+            layer_config["config"]["dtype"] = dtype
+        if exact_batch_norm and layer_config["class_name"] == "BatchNormalization":
+            layer_config.update(class_name="ExactBatchNormalization", module=None,
+                                registered_name="ExactBatchNormalization")
+    copy = keras.Model.from_config(config, custom_objects={"ExactBatchNormalization": ExactBatchNormalization})
+    copy_weights(model, copy)
+    return copy
+
+
+def hessian_vector_product(model, batches, loss, vector, training=True):
+    """``H @ vector`` for the Hessian ``H`` of the batch-averaged loss w.r.t. ``model.trainable_variables``.
+
+    Double back-propagation with ``tf.GradientTape`` through ``stateless_call`` (no state changes), one
+    ``tf.function`` graph for all batches of a shape.
+    Call it on ``twin(model, exact_batch_norm=True)`` for models with batch norm (see
+    :class:`ExactBatchNormalization`); :func:`grasp` does.
+    """
+    values = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
+    frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
+    vector = [tf.convert_to_tensor(v, dtype=t.dtype) for v, t in zip(vector, values)]
+
+    @tf.function(reduce_retracing=True)
+    def batch_product(values, vector, x, y):
+        with tf.GradientTape() as outer:
+            outer.watch(values)
+            with tf.GradientTape() as inner:
+                inner.watch(values)
+                outputs, _ = model.stateless_call(values, frozen, x, training=training)
+                value = loss(y, outputs)
+            first = inner.gradient(value, values)
+            dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(first, vector) if g is not None])
+        return _dense(outer.gradient(dot, values), values)
+
+    return _batch_average(lambda x, y: batch_product(values, vector, x, y), values, batches)

@@ -1,0 +1,83 @@
+"""Criteria at initialization from gradients: ``snip``, ``grasp`` and ``synflow``, per-weight saliencies
+summed (or averaged) per block."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_lottery.blocks.criteria.autodiff import gradients, hessian_vector_product, twin
+from keras_lottery.blocks.criteria.registry import require_data, register
+
+
+def _block_variable_indices(model, blocks, variables):
+    """``{block name: [indices into variables]}`` for the weights of each block's branch layers."""
+    position = {id(v): i for i, v in enumerate(variables)}
+    result = {}
+    for block in blocks:
+        indices = []
+        for layer_name in block.branch_layers:
+            for w in model.get_layer(layer_name).weights:
+                i = position.get(id(w))
+                if i is not None and i not in indices:
+                    indices.append(i)
+        result[block.name] = indices
+    return result
+
+
+def _aggregate(per_weight, model, blocks, variables, aggregate):
+    """Reduce per-weight saliencies (arrays aligned with ``variables``) to one float per block."""
+    if aggregate not in ("sum", "mean"):
+        raise ValueError(f"aggregate must be 'sum' or 'mean', got {aggregate!r}.")
+    indices = _block_variable_indices(model, blocks, variables)
+    out = {}
+    for block in blocks:
+        arrays = [np.asarray(per_weight[i], dtype=np.float64) for i in indices[block.name]]
+        total = float(sum(a.sum() for a in arrays))
+        count = sum(a.size for a in arrays)
+        out[block.name] = total / max(count, 1) if aggregate == "mean" else total
+    return out
+
+
+@register("snip")
+def snip(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
+    """SNIP: sum (or mean) over the block's weights of ``|w * dL/dw|``."""
+    batches = require_data(data, "snip")
+    variables = model.trainable_variables
+    grads = gradients(model, batches, loss, training=training)
+    saliency = [np.abs(np.asarray(v.numpy(), np.float64) * g) for v, g in zip(variables, grads)]
+    return _aggregate(saliency, model, blocks, variables, aggregate)
+
+
+@register("grasp")
+def grasp(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
+    """GraSP, sign-aware: sum (or mean) over the block's weights of ``w * (H g)`` (= minus GraSP's score)."""
+    batches = require_data(data, "grasp")
+    exact = twin(model, exact_batch_norm=True)
+    variables = exact.trainable_variables
+    g = gradients(exact, batches, loss, training=training)
+    hg = hessian_vector_product(exact, batches, loss, g, training=training)
+    saliency = [np.asarray(v.numpy(), np.float64) * h for v, h in zip(variables, hg)]
+    return _aggregate(saliency, exact, blocks, variables, aggregate)
+
+
+@register("synflow")
+def synflow(model, blocks, data, *, loss, seed, aggregate="sum"):
+    """SynFlow: ``|w| * dR/d|w|`` with ``R = sum(f_|w|(1))``, in float64, batch norm in inference mode."""
+    linear = twin(model, dtype="float64")
+    for v in linear.weights:
+        v.assign(keras.ops.abs(v.value))
+    variables = linear.trainable_variables
+    values = [tf.convert_to_tensor(v.value) for v in variables]
+    frozen = [tf.convert_to_tensor(v.value) for v in linear.non_trainable_variables]
+    ones = [tf.ones((1,) + tuple(t.shape[1:]), tf.float64) for t in linear.inputs]
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        outputs, _ = linear.stateless_call(values, frozen, ones if len(ones) > 1 else ones[0], training=False)
+        total = tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(outputs)])
+    grads = tape.gradient(total, values)
+    if not np.isfinite(float(total)):
+        raise FloatingPointError(f"SynFlow overflowed float64 on {model.name!r} (R = {float(total)}).")
+    saliency = [np.zeros(v.shape) if g is None else (v * g).numpy() for v, g in zip(values, grads)]
+    return _aggregate(saliency, linear, blocks, variables, aggregate)

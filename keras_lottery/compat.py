@@ -1,0 +1,87 @@
+"""Every reliance on Keras behaviour that is not public API, in one place.
+
+Each function here reads or writes something Keras does not promise to keep: a private attribute,
+a naming convention, a serialization format. ``tests/test_compat.py`` checks each one against the
+installed Keras, so a release that changes any of them fails those tests by name instead of
+breaking pruning, rewinding or graph surgery quietly. Nothing else in the package touches these
+details.
+"""
+
+import keras
+import numpy as np
+
+__all__ = ["KERAS_TENSOR", "history_key", "is_functional_class", "iter_keras_tensors", "learning_rate_variable",
+           "optimizer_slots", "optimizer_state", "set_history_key", "tensor_shape"]
+
+# How ``Functional.get_config()`` serializes a symbolic tensor inside a node's call arguments:
+# ``{"class_name": "__keras_tensor__", "config": {"shape": ..., "dtype": ..., "keras_history":
+# [layer name, node index, tensor index]}}``.
+KERAS_TENSOR = "__keras_tensor__"
+
+
+def iter_keras_tensors(obj):
+    """Yields every serialized Keras tensor dict inside a node's nested call arguments (in order)."""
+    if isinstance(obj, dict):
+        if obj.get("class_name") == KERAS_TENSOR:
+            yield obj
+            return
+        for value in obj.values():
+            yield from iter_keras_tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from iter_keras_tensors(value)
+
+
+def history_key(serialized_tensor):
+    """``(layer name, node index, tensor index)`` of a serialized Keras tensor."""
+    layer, node, tensor = serialized_tensor["config"]["keras_history"]
+    return (layer, int(node), int(tensor))
+
+
+def tensor_shape(serialized_tensor):
+    """The shape (batch dimension included) recorded in a serialized Keras tensor."""
+    return tuple(serialized_tensor["config"]["shape"])
+
+
+def set_history_key(serialized_tensor, key):
+    """Points a serialized Keras tensor at ``key`` = ``(layer name, node index, tensor index)``."""
+    serialized_tensor["config"]["keras_history"] = list(key)
+
+
+def is_functional_class(model):
+    """Whether ``model`` is an instance of Keras' (private) ``Functional`` class.
+
+    Keras exports no name for it: ``keras.Model(inputs, outputs)`` returns an instance of
+    ``Functional``, a ``keras.Model`` subclass. ``keras.Sequential`` is not one (it wraps a functional
+    model of its own). The test is by class name in the MRO.
+    """
+    return isinstance(model, keras.Model) and any(c.__name__ == "Functional" for c in type(model).__mro__)
+
+
+def optimizer_slots(optimizer, variable):
+    """The optimizer variables created for ``variable`` (momentum, moments, EMA, accumulators).
+
+    Keras' ``Optimizer.add_variable_from_reference`` names them ``<variable path with _>_<slot name>``;
+    they are found by that prefix and by having the variable's shape.
+    """
+    if optimizer is None:
+        return []
+    prefix = variable.path.replace("/", "_") + "_"
+    return [v for v in optimizer.variables if v.name.startswith(prefix) and tuple(v.shape) == tuple(variable.shape)]
+
+
+def learning_rate_variable(optimizer):
+    """The variable holding a fixed learning rate (``optimizer._learning_rate``), or None for a schedule."""
+    value = getattr(optimizer, "_learning_rate", None)
+    return value if isinstance(value, keras.Variable) else None
+
+
+def optimizer_state(optimizer):
+    """The optimizer's own variables as NumPy arrays, in ``save_own_variables`` order (iterations first).
+
+    ``save_own_variables`` fills a store keyed ``"0"``, ``"1"``, ...; the order is
+    ``optimizer.variables``'.
+    """
+    store = {}
+    optimizer.save_own_variables(store)
+    return [np.asarray(store[str(i)]) for i in range(len(store))]

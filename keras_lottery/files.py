@@ -1,0 +1,116 @@
+"""Files that readers never see half-written: atomic replacement, JSON, CSV and Markdown tables.
+
+Every file the library writes into a run directory or an export goes through :func:`atomic`: the
+content is written to a temporary name in the same directory and renamed over the target, so a
+``kill -9`` at any instant leaves either the old file or the new one, never a torn one. Temporary
+names contain ``.tmp.`` (``metrics.tmp.json``, ``mask.tmp.npz``) and keep the extension, because
+some writers (``np.savez``, ``keras.Model.save``) insist on it.
+"""
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+
+__all__ = ["atomic", "copy_file", "json_default", "markdown_table", "read_json", "table_columns", "temporary_name", "write_csv",
+           "write_json", "write_markdown", "write_text"]
+
+
+def temporary_name(path):
+    """The temporary sibling of ``path`` that :func:`atomic` writes first (``a/b.json`` -> ``a/b.tmp.json``)."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.tmp{ext}"
+
+
+@contextlib.contextmanager
+def atomic(path):
+    """Yields a temporary path to write; on success it replaces ``path`` in one rename.
+
+    If the body raises, the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def json_default(value):
+    """JSON form of NumPy scalars and arrays (``json.dump(..., default=json_default)``)."""
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    if hasattr(value, "tolist"):  # NumPy arrays
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def write_json(path, obj, sort_keys=True):
+    """Writes ``obj`` as indented JSON to ``path`` atomically (flushed to disk before the rename)."""
+    with atomic(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=sort_keys, default=json_default)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_json(path, default=None):
+    """The JSON content of ``path``, or ``default`` when the file does not exist."""
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_text(path, text):
+    """Writes ``text`` to ``path`` atomically."""
+    with atomic(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
+def copy_file(source, target):
+    """Copies ``source`` to ``target`` atomically."""
+    with atomic(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def table_columns(rows, columns=None):
+    """``columns`` that some row has (in the given order), or every key of ``rows`` in first-seen order."""
+    if columns is not None:
+        return [c for c in columns if any(c in row for row in rows)]
+    keys = []
+    for row in rows:
+        keys += [key for key in row if key not in keys]
+    return keys
+
+
+def write_csv(path, rows, columns=None):
+    """Writes ``rows`` (dicts) as CSV atomically; columns as in :func:`table_columns`, other keys ignored."""
+    columns = table_columns(rows, columns)
+    with atomic(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _markdown_cell(value):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 0.01 and value else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(rows, columns=None):
+    """``rows`` (dicts) as a Markdown table; booleans read yes/no, floats 4 significant digits."""
+    columns = table_columns(rows, columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_markdown_cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path, rows, columns=None):
+    """Writes :func:`markdown_table` of ``rows`` to ``path`` atomically."""
+    write_text(path, markdown_table(rows, columns))

@@ -1,0 +1,136 @@
+"""The functional graph of a Keras model, read from ``model.get_config()``.
+
+Each layer's ``inbound_nodes`` name the producing layer, its node index and its tensor index
+(``keras_history``). Only the serialized config is read (its format is owned by
+:mod:`keras_lottery.compat`), so the same code reads any functional model Keras can serialize. The
+cost model (:mod:`keras_lottery.metrics`), block discovery and removal (:mod:`keras_lottery.blocks`)
+all work on this one graph.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+
+from keras_lottery import compat
+
+__all__ = ["FunctionalGraph", "is_functional", "output_histories"]
+
+
+def is_functional(model):
+    """True for a model whose ``get_config()`` describes a functional graph (layers with inbound nodes).
+
+    ``keras.Sequential`` models never do (their config lists layers, not call nodes), nor do
+    subclassed models.
+    """
+    if not isinstance(model, keras.Model):
+        return False
+    try:
+        config = model.get_config()
+    except (NotImplementedError, TypeError, ValueError):
+        return False
+    return (isinstance(config, dict) and "layers" in config and "input_layers" in config
+            and "output_layers" in config)
+
+
+class FunctionalGraph:
+    """The node-level graph of a functional model, read from its ``get_config()``.
+
+    Nodes are ``(layer_name, node_index)`` pairs; tensors are ``(layer_name, node_index,
+    tensor_index)`` triples, as in ``keras_history``. ``order`` is a topological order of nodes.
+    """
+
+    def __init__(self, model, config=None):
+        if not is_functional(model):
+            raise TypeError(
+                f"Expected a functional keras.Model (built with keras.Input and layer calls), got "
+                f"{type(model).__name__!r}; subclassed models have no graph that can be read or rewritten.")
+        self.model = model
+        self.config = copy.deepcopy(config if config is not None else model.get_config())
+        self.layer_configs = {lc["name"]: lc for lc in self.config["layers"]}
+        self.class_names = {lc["name"]: lc["class_name"] for lc in self.config["layers"]}
+        self.node_inputs = {}  # node -> list of input tensor keys (in call order)
+        self.consumers = {}  # tensor -> list of consuming nodes
+        self.shapes = {}  # tensor -> shape tuple (batch dim included as None)
+        for lc in self.config["layers"]:
+            nodes = lc.get("inbound_nodes") or []
+            if not nodes:  # InputLayer: one node, no inputs
+                self.node_inputs[(lc["name"], 0)] = []
+            for i, node in enumerate(nodes):
+                inputs = []
+                for kt in compat.iter_keras_tensors(node):
+                    key = compat.history_key(kt)
+                    inputs.append(key)
+                    self.shapes[key] = compat.tensor_shape(kt)
+                    self.consumers.setdefault(key, []).append((lc["name"], i))
+                self.node_inputs[(lc["name"], i)] = inputs
+        self.output_keys = [tuple(o) for o in output_histories(self.config["output_layers"])]
+        self.produced = {}  # node -> tensors of it that are consumed or are model outputs
+        for key in list(self.consumers) + self.output_keys:
+            self.produced.setdefault(key[:2], set()).add(key)
+        self.input_keys = [tuple(o) for o in output_histories(self.config["input_layers"])]
+        for key, tensor in zip(self.output_keys, _flatten(model.outputs)):
+            self.shapes.setdefault(key, tuple(tensor.shape))
+        self.order = self._topological_order()
+        self.position = {node: i for i, node in enumerate(self.order)}
+        self._ancestors = {}
+
+    def _topological_order(self):
+        order, state = [], {}
+        for start in self.node_inputs:
+            if start in state:
+                continue
+            stack = [(start, False)]
+            while stack:
+                node, done = stack.pop()
+                if done:
+                    state[node] = 2
+                    order.append(node)
+                    continue
+                if state.get(node):
+                    continue
+                state[node] = 1
+                stack.append((node, True))
+                for t in self.node_inputs[node]:
+                    parent = t[:2]
+                    if not state.get(parent):
+                        stack.append((parent, False))
+        return order
+
+    def producer(self, tensor):
+        """The node producing ``tensor``."""
+        return tensor[:2]
+
+    def ancestors(self, node):
+        """All nodes ``node`` depends on, ``node`` included."""
+        if node not in self._ancestors:
+            result = {node}
+            for t in self.node_inputs[node]:
+                result |= self.ancestors(t[:2])
+            self._ancestors[node] = frozenset(result)
+        return self._ancestors[node]
+
+    def output_tensors(self, node):
+        """The tensors of ``node`` that are consumed or are model outputs (at least tensor 0)."""
+        return sorted(self.produced.get(node, ())) or [node + (0,)]
+
+    def layer(self, name):
+        return self.model.get_layer(name)
+
+
+def _flatten(obj):
+    if isinstance(obj, (list, tuple)):
+        return [x for item in obj for x in _flatten(item)]
+    if isinstance(obj, dict):
+        return [x for item in obj.values() for x in _flatten(item)]
+    return [obj]
+
+
+def output_histories(obj):
+    """``(layer, node, tensor)`` triples of a config's ``input_layers`` / ``output_layers`` (a triple or nested lists)."""
+    if isinstance(obj, (list, tuple)) and len(obj) == 3 and isinstance(obj[0], str):
+        return [(obj[0], int(obj[1]), int(obj[2]))]
+    if isinstance(obj, dict):
+        return [h for v in obj.values() for h in output_histories(v)]
+    return [h for item in obj for h in output_histories(item)]

@@ -1,0 +1,459 @@
+"""Masks on models: the ``MaskedLayer`` wrapper, ``mask`` / ``strip`` / ``copy_weights``, and the
+model side of the ``Mask`` data type (``read_mask``, ``apply_mask``, ``sparsity``).
+
+``keras_lottery.masks`` holds the data (a ``Mask`` is a mapping of weight paths to boolean arrays);
+this module is the only one that reads masks from models or installs them. Which weights are
+prunable is decided in one place, :mod:`keras_lottery.layers`; optimizer-slot lookup is in
+:mod:`keras_lottery.compat`.
+
+How masked weights stay exactly zero, at almost no cost per step:
+
+1. **Stored weights.** Whenever a mask is installed (``apply_mask``, ``prune``, ``copy_weights``,
+   ``mask`` of an already masked model, the rewind callback) the stored weights *and the
+   optimizer's per-weight state* (momentum, Adam moments, EMA, gradient accumulators: every
+   optimizer variable created for the weight, found by the ``<weight path>_<name>`` naming of
+   ``Optimizer.add_variable_from_reference``) are multiplied by the mask.
+2. **Gradients.** ``MaskedLayer.call`` runs the wrapped layer inside a ``keras.StatelessScope``
+   that maps each prunable variable to itself through a custom-gradient identity whose gradient is
+   ``upstream * mask``. The gradient of a dead entry is therefore exactly 0 (so gradient clipping by
+   global norm, Adam's moments and similar statistics only ever see the live weights), and with
+   zero value, zero gradient and zero state every Keras optimizer update keeps it at exactly 0:
+   momentum (plain or Nesterov), Adam/AdamW/RMSprop/Adagrad/Lion, decoupled weight decay (a multiple
+   of the weight), L2 regularizers (gradient 2 l w), gradient clipping, loss scaling. The forward
+   pass reads the stored weights, whose dead entries are exactly 0 by 1 and 2, so it computes the
+   subnetwork. Per step this costs one multiply of each prunable gradient by its mask, between
+   the backward pass and the optimizer update (measured in docs/masks.md).
+3. **Optional forward multiply** (``mask_forward=True``): the forward pass uses
+   ``variable * mask`` instead, so dead entries are 0 in the forward pass even when someone writes
+   the stored variables behind the library's back (``variable.assign``, ``model.set_weights``). It
+   costs one more multiply per prunable weight per step, on the critical path (measured in
+   docs/masks.md). Without it, call ``apply_mask(model, Mask.from_model(model))`` (or
+   ``MaskedLayer.zero_dead_weights``) after such a write.
+4. **Optional per-step re-zeroing** (``reapply_after_step=True``): the prunable variable also gets a
+   Keras ``constraint`` (composed with the layer's own) that multiplies it by the mask after every
+   optimizer step. Use it with custom optimizers that move weights whose gradient and state are
+   zero, or when optimizer state is restored from before a pruning step without calling
+   ``apply_mask``/``zero_optimizer_state`` afterwards. It costs one more pass over the weights per
+   step.
+
+No train step is overridden: users compile and fit as usual, with any optimizer, ``jit_compile``,
+mixed precision or a ``tf.distribute`` strategy. Restoring optimizer variables saved before a
+pruning step (rewinding) brings back momentum at dead positions: call
+``zero_optimizer_state(model)`` (or ``apply_mask(model, mask)``) after such a restore.
+
+Prunable weights are those of :mod:`keras_lottery.layers` (built-in kernels and embeddings, or a
+custom layer's ``get_prunable_weights()``).
+"""
+
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf  # the custom-gradient identity; TensorFlow is the backend this library runs on
+
+from keras_lottery import compat, layers
+from keras_lottery.layers import SUPPORTED, prunable_weight_names
+from keras_lottery.masks import Mask, format_report
+
+__all__ = ["MaskedLayer", "apply_mask", "copy_weights", "density_report", "is_prunable", "mask", "mask_variables",
+           "masked_layers", "nonzero_mask",
+           "ones_mask", "optimizer_slots", "prunable_weight_names", "read_mask", "sparsity", "strip",
+           "zero_optimizer_state"]
+
+# Optimizer slots are found through a Keras naming convention; compat owns it. Re-exported under the name
+# this module has always had.
+optimizer_slots = compat.optimizer_slots
+
+
+def is_prunable(layer):
+    """Whether ``MaskedLayer`` can wrap ``layer`` (a prunable layer of :mod:`keras_lottery.layers`, not yet wrapped)."""
+    return not isinstance(layer, MaskedLayer) and layers.is_prunable(layer)
+
+
+def _masked_gradient(value, mask_value):
+    """``value`` unchanged in the forward pass; its gradient multiplied by ``mask_value``.
+
+    Sparse gradients (``IndexedSlices``, e.g. from an ``Embedding`` lookup) stay sparse: only the
+    gathered rows of the mask are multiplied.
+    """
+    @tf.custom_gradient
+    def identity(x):
+        def grad(upstream):
+            if isinstance(upstream, tf.IndexedSlices):
+                rows = tf.gather(tf.cast(mask_value, upstream.values.dtype), upstream.indices)
+                return tf.IndexedSlices(upstream.values * rows, upstream.indices, upstream.dense_shape)
+            return upstream * tf.cast(mask_value, upstream.dtype)
+
+        return tf.identity(x), grad
+
+    return identity(value)
+
+
+class MaskConstraint(keras.constraints.Constraint):
+    """Multiplies a weight by its mask after each optimizer step (after ``inner``, if any)."""
+
+    def __init__(self, mask_variable, inner=None):
+        self.mask_variable = mask_variable
+        self.inner = inner
+
+    def __call__(self, w):
+        if self.inner is not None:
+            w = self.inner(w)
+        return keras.ops.multiply(w, keras.ops.cast(self.mask_variable, w.dtype))
+
+    def get_config(self):
+        # Installed on variables only, never serialized: the wrapper re-installs it when built.
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class MaskedLayer(keras.layers.Wrapper):
+    """Wraps a prunable layer and gives each prunable weight a non-trainable mask (1 = alive).
+
+    Use it directly when building a model (``MaskedLayer(keras.layers.Dense(10))``) or let
+    ``keras_lottery.mask(model)`` wrap every prunable layer of a functional or Sequential model.
+    The wrapper takes the wrapped layer's name, so ``model.get_layer("fc1")`` finds it and weight
+    paths read ``"fc1/kernel"``. Masks start all ones. See the module docstring for how masked
+    entries are kept exactly zero.
+
+    Args:
+        layer: a layer with built-in prunable weights or a ``get_prunable_weights()`` method.
+        mask_forward: also multiply each prunable weight by its mask in the forward pass, so weights
+            written behind the library's back are masked too (costs one multiply per weight per
+            step; see module doc).
+        reapply_after_step: also re-zero dead weights after every optimizer step (see module doc).
+        **kwargs: base layer arguments (``name`` defaults to ``layer.name``).
+    """
+
+    def __init__(self, layer, mask_forward=False, reapply_after_step=False, **kwargs):
+        if not isinstance(layer, keras.layers.Layer) or not is_prunable(layer):
+            raise ValueError(
+                f"MaskedLayer cannot wrap {layer!r} ({type(layer).__name__}). Accepted: {SUPPORTED}, or any "
+                "layer defining get_prunable_weights() that returns the variables to mask.")
+        kwargs.setdefault("name", layer.name)
+        kwargs.setdefault("dtype", layer.dtype_policy)
+        kwargs["autocast"] = False  # read raw float32 variables; the wrapped layer autocasts itself
+        super().__init__(layer, **kwargs)
+        self.supports_masking = getattr(layer, "supports_masking", False)
+        self._passes_training = "training" in inspect.signature(layer.call).parameters
+        self.mask_forward = bool(mask_forward)
+        self.reapply_after_step = bool(reapply_after_step)
+        self._prunable = []  # list of (path, variable, mask variable)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_forward": self.mask_forward,
+                "reapply_after_step": self.reapply_after_step}
+
+    # -- building --------------------------------------------------------------------------------
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        variables = layers.prunable_variables(self.layer)
+        if not variables:
+            raise ValueError(f"Layer {self.layer.name!r} ({type(self.layer).__name__}) has no prunable weights.")
+        self._prunable = []
+        for variable in variables:
+            if not variable.trainable:
+                raise ValueError(f"Prunable weight {variable.path!r} must be trainable.")
+            mask_var = self.add_weight(name=f"{variable.name}_mask", shape=variable.shape, dtype=variable.dtype,
+                                       initializer="ones", trainable=False, autocast=False)
+            if self.reapply_after_step:
+                variable.constraint = MaskConstraint(mask_var, inner=variable.constraint)
+            self._prunable.append((layers.weight_path(self.layer, variable), variable, mask_var))
+        self.built = True
+
+    # -- forward ---------------------------------------------------------------------------------
+    def call(self, inputs, training=None, **kwargs):
+        if self._passes_training:
+            kwargs["training"] = training
+        if self.mask_forward:
+            mapping = [(v, keras.ops.multiply(v.value, keras.ops.cast(m.value, v.dtype))) for _, v, m in self._prunable]
+        else:  # dead stored entries are exactly 0 already (module doc): only the gradient needs the mask
+            mapping = [(v, _masked_gradient(v.value, m.value)) for _, v, m in self._prunable]
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True, initialize_variables=False) as scope:
+            outputs = self.layer(inputs, **kwargs)
+        # The scope holds back variable updates and losses made by the wrapped layer: pass them on.
+        for variable in self.layer.non_trainable_variables:
+            value = scope.get_current_value(variable)
+            if value is not None:
+                variable.assign(value)
+        for loss in scope.losses:
+            self.add_loss(loss)
+        return outputs
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
+
+    # -- mask access -----------------------------------------------------------------------------
+    def masked_weights(self):
+        """``[(path, the wrapped layer's variable, its mask variable)]`` for each masked weight, in order."""
+        return list(self._prunable)
+
+    def weight_paths(self):
+        """The weight paths of this layer's masked weights, in order."""
+        return [p for p, _, _ in self._prunable]
+
+    def prunable_variables(self):
+        """``{path: the wrapped layer's variable}`` for each masked weight."""
+        return {p: v for p, v, _ in self._prunable}
+
+    def mask_variables(self):
+        """``{path: mask variable}`` for each masked weight."""
+        return {p: m for p, _, m in self._prunable}
+
+    def set_mask(self, path, array):
+        """Installs a boolean mask for ``path`` and zeroes the dead entries of the weight."""
+        for p, variable, mask_var in self._prunable:
+            if p == path:
+                array = np.asarray(array)
+                if tuple(array.shape) != tuple(variable.shape):
+                    raise ValueError(f"Mask for {path!r} has shape {array.shape}; the weight has shape "
+                                     f"{tuple(variable.shape)}.")
+                values = array.astype(bool).astype(mask_var.dtype)
+                mask_var.assign(values)
+                variable.assign(keras.ops.convert_to_numpy(variable.value) * values)
+                return
+        raise KeyError(f"{self.name!r} has no masked weight {path!r}; it has {self.weight_paths()}.")
+
+    def zero_dead_weights(self):
+        """Multiplies each masked weight by its mask (after setting weights from outside)."""
+        for _, variable, mask_var in self._prunable:
+            variable.assign(variable.value * keras.ops.cast(mask_var.value, variable.dtype))
+
+
+def zero_optimizer_state(model, optimizer=None):
+    """Multiplies the optimizer state of every masked weight by its mask; returns how many slots.
+
+    ``optimizer`` defaults to ``model.optimizer`` (nothing happens if there is none or it is not
+    built yet: fresh state is zero). Called by ``apply_mask``; call it yourself after restoring
+    optimizer variables saved before a pruning step.
+    """
+    optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
+    count = 0
+    for layer in masked_layers(model):
+        for _, variable, mask_var in layer.masked_weights():
+            slots = compat.optimizer_slots(optimizer, variable)
+            if not slots:
+                continue
+            values = keras.ops.convert_to_numpy(mask_var.value)
+            for slot in slots:
+                slot.assign(keras.ops.convert_to_numpy(slot.value) * values.astype(slot.dtype))
+                count += 1
+    return count
+
+
+def masked_layers(model):
+    """All ``MaskedLayer``s in ``model`` (nested models included; ``model`` itself if it is one), in layer order."""
+    if isinstance(model, MaskedLayer):
+        return [model]
+    return [layer for layer in layers.walk(model) if isinstance(layer, MaskedLayer)]
+
+
+def mask_variables(model):
+    """Every mask variable of ``model`` (non-trainable; rewinding and interpolation leave them alone)."""
+    return [m for layer in masked_layers(model) for m in layer.mask_variables().values()]
+
+
+def _check_model(model, what):
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{what}() takes a keras.Model, got {type(model).__name__}.")
+    if not (isinstance(model, keras.Sequential) or compat.is_functional_class(model)):
+        raise TypeError(
+            f"{what}() supports functional and Sequential models; {model.name!r} is a subclassed "
+            f"{type(model).__name__}. Alternatives: rebuild it as a functional model, or wrap its prunable "
+            "layers in keras_lottery.MaskedLayer inside the subclass (prune, Mask.from_model and "
+            "apply_mask work on any model that contains MaskedLayers).")
+
+
+def _clone(layer):
+    return layer.__class__.from_config(layer.get_config())
+
+
+def mask(model, mask_forward=False, reapply_after_step=False):
+    """A new model in which every prunable layer of ``model`` is wrapped in ``MaskedLayer``.
+
+    ``model`` (functional or Sequential, nested models included) is not modified; the new model has
+    the same layer names, graph and weight values, and all masks set to ones. Layers that cannot be
+    masked are copied unchanged; layers that are already ``MaskedLayer`` keep their masks.
+
+    ``mask_forward=True`` adds the forward-pass multiply and ``reapply_after_step=True`` the
+    per-step re-zeroing constraint (see the module doc); both cost time per step and are off by
+    default.
+
+    Raises:
+        TypeError: for a subclassed model (the message names the alternatives).
+    """
+    _check_model(model, "mask")
+
+    def clone_function(layer):
+        if isinstance(layer, MaskedLayer):
+            return _clone(layer)
+        if is_prunable(layer):
+            return MaskedLayer(_clone(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
+        return _clone(layer)
+
+    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    copy_weights(model, new)
+    if masked_layers(model):
+        apply_mask(new, read_mask(model))
+    return new
+
+
+def strip(model):
+    """A new model of plain Keras layers with the masks baked in (dead weights exactly 0).
+
+    Saving and loading the result needs no custom objects. ``model`` is not modified. A model
+    without ``MaskedLayer``s is returned as an equivalent copy.
+    """
+    _check_model(model, "strip")
+
+    def clone_function(layer):
+        return _clone(layer.layer if isinstance(layer, MaskedLayer) else layer)
+
+    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    source = layers.by_name(model)
+    for name, target in layers.by_name(new).items():
+        if isinstance(target, keras.Model) or not target.weights:
+            continue
+        src = source[name]
+        if isinstance(src, MaskedLayer):
+            masks = {id(v): keras.ops.convert_to_numpy(m.value) for _, v, m in src.masked_weights()}
+            values = [keras.ops.convert_to_numpy(v.value) * masks[id(v)] if id(v) in masks
+                      else keras.ops.convert_to_numpy(v.value) for v in src.layer.weights]
+            target.set_weights(values)
+        else:
+            target.set_weights(src.get_weights())
+    return new
+
+
+def copy_weights(source, target):
+    """Copies weights from ``source`` into ``target`` by layer name, keeping ``target``'s masks.
+
+    ``source`` may be masked or plain (e.g. the dense model, or a checkpointed masked model of the
+    same architecture); masks are never copied. After the copy every dead weight of ``target`` is
+    exactly 0. Returns ``target``.
+
+    Raises:
+        ValueError: when a layer of ``target`` with weights has no namesake in ``source``, or the
+            shapes differ.
+    """
+    src_layers = layers.by_name(source)
+    for name, tgt in layers.by_name(target).items():
+        if isinstance(tgt, keras.Model) or not tgt.weights:
+            continue
+        if name not in src_layers:
+            raise ValueError(f"copy_weights: layer {name!r} of {target.name!r} has no namesake in {source.name!r}.")
+        src = src_layers[name]
+        src_inner = src.layer if isinstance(src, MaskedLayer) else src
+        tgt_inner = tgt.layer if isinstance(tgt, MaskedLayer) else tgt
+        values = [keras.ops.convert_to_numpy(v.value) for v in src_inner.weights]
+        shapes = [tuple(v.shape) for v in tgt_inner.weights]
+        if [tuple(v.shape) for v in values] != shapes:
+            raise ValueError(f"copy_weights: layer {name!r} weight shapes differ: source "
+                             f"{[tuple(v.shape) for v in values]}, target {shapes}.")
+        tgt_inner.set_weights(values)
+        if isinstance(tgt, MaskedLayer):
+            tgt.zero_dead_weights()
+    zero_optimizer_state(target)
+    return target
+
+
+# -- the model side of Mask ---------------------------------------------------------------------------
+def read_mask(model):
+    """The ``Mask`` installed in ``model`` (a model or layer containing ``MaskedLayer``s)."""
+    found = masked_layers(model)
+    if not found:
+        raise ValueError(f"Model {getattr(model, 'name', model)!r} has no MaskedLayer; "
+                         "create one with keras_lottery.mask(model) or wrap layers in MaskedLayer.")
+    out = Mask()
+    for layer in found:
+        for path, mask_var in layer.mask_variables().items():
+            out[path] = keras.ops.convert_to_numpy(mask_var.value) != 0
+    return out
+
+
+def ones_mask(model):
+    """An all-alive ``Mask`` with the paths and shapes of ``model``'s masked weights."""
+    return Mask({path: np.ones_like(array) for path, array in read_mask(model).items()})
+
+
+def apply_mask(model, mask, optimizer=None):
+    """Installs ``mask`` in the masked ``model``: sets the masks, zeroes dead weights and their optimizer state.
+
+    The optimizer state (momentum, Adam moments, ...) of dead entries is zeroed in ``optimizer``
+    (default: ``model.optimizer``, if compiled), so no update can move them away from 0.
+
+    ``mask`` may cover a subset of the model's weight paths (the others keep their masks); a path
+    the model does not have, or a shape that differs, raises ``ValueError``. Returns the model.
+    """
+    by_path = {path: layer for layer in masked_layers(model) for path in layer.weight_paths()}
+    unknown = [p for p in mask if p not in by_path]
+    if unknown:
+        raise ValueError(f"Mask has weight paths the model does not have: {unknown}. "
+                         f"Model paths: {list(by_path)}.")
+    for path, array in mask.items():
+        by_path[path].set_mask(path, array)
+    zero_optimizer_state(model, optimizer)
+    return model
+
+
+def nonzero_mask(model):
+    """A ``Mask`` of the non-zero entries of the prunable weights of a plain (unmasked) ``model``."""
+    out = Mask()
+    for layer in layers.walk(model):
+        if isinstance(layer, keras.Model) or not layers.is_prunable(layer):
+            continue
+        for variable in layers.prunable_variables(layer):
+            out[layers.weight_path(layer, variable)] = keras.ops.convert_to_numpy(variable.value) != 0
+    return out
+
+
+def density_report(model):
+    """The density report (``Mask.report()`` format) of a masked or plain model.
+
+    For a model with ``MaskedLayer``s: its installed masks. For a plain model (the result of ``strip``,
+    a deployed ticket): the non-zero entries of its prunable weights (:mod:`keras_lottery.layers`).
+    The same weights and counts either way, so a stripped ticket reports the density of its mask.
+    """
+    return (read_mask(model) if masked_layers(model) else nonzero_mask(model)).report()
+
+
+def sparsity(model_or_mask, print_fn=print):
+    """Prints a table of total / alive / density per weight and overall; returns the report dict.
+
+    Accepts a ``Mask``, a masked model (its installed masks) or a plain model such as the result
+    of ``strip`` (then "alive" means non-zero, over the prunable weights). ``print_fn=None``
+    prints nothing.
+    """
+    if isinstance(model_or_mask, Mask):
+        report, title = model_or_mask.report(), "mask"
+    else:
+        name = getattr(model_or_mask, "name", type(model_or_mask).__name__)
+        masked = bool(masked_layers(model_or_mask))
+        report = density_report(model_or_mask)
+        title = f"{name} (masks)" if masked else f"{name} (non-zero prunable weights)"
+    if print_fn is not None:
+        print_fn(format_report(report, title=f"Sparsity of {title}"))
+    return report
+
+
+# ``Mask`` is pure data (keras_lottery.masks); its model-side constructors, under the names existing
+# code uses, are these functions. This module is imported with the package, so they are always there.
+def _from_model(cls, model):
+    """The mask installed in ``model`` (same as ``keras_lottery.masking.read_mask``)."""
+    return read_mask(model)
+
+
+def _ones_like(cls, model):
+    """An all-alive mask shaped like ``model``'s masked weights (same as ``masking.ones_mask``)."""
+    return ones_mask(model)
+
+
+def _apply_to(self, model):
+    """Installs this mask in ``model`` and zeroes the dead weights (same as ``masking.apply_mask``)."""
+    return apply_mask(model, self)
+
+
+Mask.from_model = classmethod(_from_model)
+Mask.ones_like = classmethod(_ones_like)
+Mask.apply_to = _apply_to
