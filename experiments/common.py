@@ -1,4 +1,8 @@
-"""Flags and set-up shared by the experiment binaries."""
+"""Flags and set-up shared by the experiment binaries: flags -> hparams -> run directory -> strategy -> data.
+
+A binary defines its flags, calls :func:`start` (which checks every flag and the run directory and
+exits with a one-line error before anything is written), calls one library function, and prints.
+"""
 
 import os
 import sys
@@ -8,12 +12,15 @@ sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they hap
 
 from absl import flags  # noqa: E402
 
+from keras_lottery import data, distribute, runs, training  # noqa: E402
+from keras_lottery.callbacks import Emissions  # noqa: E402
+
 flags.DEFINE_string("run_root", "runs", "Directory under which run directories are created.")
 flags.DEFINE_string("run_name", "", "Overrides the run directory's name (derived from the flags by default).")
 flags.DEFINE_boolean("emissions", True, "Track energy and CO2 with codecarbon's offline tracker.")
 flags.DEFINE_string("country", "USA", "ISO alpha-3 country whose grid carbon intensity codecarbon uses.")
 flags.DEFINE_string("eval_every", "", "Validate and checkpoint every this many steps ('1000it', '1ep'); one epoch by default.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES),
                   "Distribution: default (one device), mirrored (every local GPU), multi_worker (the cluster in "
                   "TF_CONFIG), tpu. --batch_size stays the global batch, split across replicas.")
 flags.DEFINE_string("tpu", "", "With --strategy=tpu: the TPU name or grpc://host:port (empty: TPU_NAME, or local chips).")
@@ -24,66 +31,15 @@ flags.DEFINE_boolean("jit_compile", None, "Compile training and evaluation with 
 
 FLAGS = flags.FLAGS
 
-EXECUTION = "execution.json"
 
-
-def distribute(run, batch_size):
-    """Opens the --strategy scope with --mixed_precision and --jit_compile for the rest of the process.
-
-    Call it in a binary right after ``run.check()`` and before any data is loaded (a multi-worker
-    strategy must be made before other TensorFlow work). Checks that ``batch_size`` (the global
-    batch) splits across the replicas and that the run directory was not started with another
-    --mixed_precision, exiting with an error naming both otherwise.
-
-    Returns:
-      The ``RunDirectory`` this process writes: ``run`` on the chief, the same run in a private
-      copy of the directory on other workers of a multi-worker run.
-    """
-    import atexit
-    import contextlib
-
-    from keras_lottery import distribute as kl_distribute
-    from keras_lottery import runs
-
-    try:
-        strategy = kl_distribute.make_strategy(FLAGS.strategy, tpu=FLAGS.tpu)
-        kl_distribute.check_global_batch(batch_size, strategy)
-        recorded = runs.read_json(run.file(EXECUTION))
-        started = recorded is not None or os.path.exists(run.file("hparams.json"))
-        was_mixed = bool(recorded and recorded.get("mixed_precision"))  # no record: a float32 run
-        if started and was_mixed != FLAGS.mixed_precision:
-            raise runs.RunDirectoryMismatch(
-                f"{run.path} was started with --mixed_precision={was_mixed}; this command has "
-                f"--mixed_precision={FLAGS.mixed_precision}. Use the same setting to resume, or another --run_name.")
-    except (ValueError, runs.RunDirectoryMismatch) as error:
-        sys.exit(f"error: {error}")
-    stack = contextlib.ExitStack()
-    stack.enter_context(kl_distribute.execution(strategy, FLAGS.mixed_precision, FLAGS.jit_compile))
-    atexit.register(stack.close)
-    chief = kl_distribute.is_chief(strategy)
-    if chief and FLAGS.mixed_precision and recorded is None:
-        os.makedirs(run.path, exist_ok=True)
-        runs.write_json_atomic(run.file(EXECUTION), {"mixed_precision": FLAGS.mixed_precision,
-                                                     "strategy": FLAGS.strategy,
-                                                     "replicas": strategy.num_replicas_in_sync})
-    if not chief:
-        run.path = kl_distribute.worker_directory(run.path, strategy)
-    if FLAGS.strategy != "default" or FLAGS.mixed_precision or FLAGS.jit_compile is not None:
-        task_type, task_id = kl_distribute.task(strategy)
-        print(f"Strategy {FLAGS.strategy}: {strategy.num_replicas_in_sync} replicas in sync"
-              + (f", task {task_type} {task_id}{' (chief)' if chief else ', writing to ' + run.path}"
-                 if task_type else "")
-              + f"; global batch {batch_size} ({batch_size // strategy.num_replicas_in_sync} per replica); "
-              f"mixed_float16 {'on' if FLAGS.mixed_precision else 'off'}; jit_compile "
-              f"{'auto' if FLAGS.jit_compile is None else FLAGS.jit_compile}")
-    return run
+def fail(error):
+    """Exits with ``error: <message>`` (one line, exit status 1)."""
+    sys.exit(f"error: {error}")
 
 
 def hparams_from_flags(**groups):
     """``{"dataset", "model", "training"}`` plus ``groups`` (name -> dataclass), built from the parsed
     flags and validated, so every flag is checked before data is loaded or anything is written."""
-    from keras_lottery import data, runs, training
-
     classes = {"dataset": data.DatasetHparams, "model": training.ModelHparams, "training": training.TrainingHparams}
     classes.update(groups)
     hparams = {name: runs.from_flags(cls) for name, cls in classes.items()}
@@ -92,20 +48,62 @@ def hparams_from_flags(**groups):
     return hparams
 
 
-def emissions_callback():
-    """An ``Emissions`` callback when --emissions is on, else None."""
-    if not FLAGS.emissions:
-        return None
-    from keras_lottery.callbacks import Emissions
+def _open_strategy(run, batch_size):
+    """Opens the --strategy scope with --mixed_precision and --jit_compile for the rest of the process.
 
-    return Emissions(country=FLAGS.country)
+    Checks that the global batch splits across the replicas and that the run directory was not started
+    with another --mixed_precision. Returns the run this process writes: ``run`` on the chief, the same
+    run in a private copy of the directory on other workers of a multi-worker run.
+    """
+    strategy = distribute.make_strategy(FLAGS.strategy, tpu=FLAGS.tpu)
+    distribute.check_global_batch(batch_size, strategy)
+    run.check_execution(FLAGS.mixed_precision)
+    distribute.enter_for_process(strategy, FLAGS.mixed_precision, FLAGS.jit_compile)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        run.record_execution(FLAGS.mixed_precision, FLAGS.strategy, strategy.num_replicas_in_sync)
+    else:
+        run.path = distribute.worker_directory(run.path, strategy)
+    if FLAGS.strategy != "default" or FLAGS.mixed_precision or FLAGS.jit_compile is not None:
+        print(distribute.describe(strategy, FLAGS.strategy, batch_size, FLAGS.mixed_precision, FLAGS.jit_compile,
+                                  writing_to=None if chief else run.path))
+    return run
+
+
+def start(experiment, groups=None, check=None):
+    """Everything a binary does before its library call, with one-line errors and nothing written on failure.
+
+    Builds and validates the hyper-parameters (the standard groups plus ``groups``), finds the run
+    directory and checks it, opens the distribution strategy, loads the data, and calls
+    ``check(hparams, datasets)`` for the binary's own checks (it may return anything, e.g. what it
+    derived). Only then is the run directory created (``hparams.json``).
+
+    Returns:
+      ``(run, hparams, datasets, checked)``: the prepared ``RunDirectory``, ``{group: dataclass}``, the
+      ``Datasets`` and what ``check`` returned (None without one).
+    """
+    try:
+        hparams = hparams_from_flags(**(groups or {}))
+        run = runs.RunDirectory(FLAGS.run_root, experiment, hparams, name=FLAGS.run_name or None)
+        run.check()
+        run = _open_strategy(run, hparams["dataset"].batch_size)
+        datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
+        checked = check(hparams, datasets) if check is not None else None
+    except (ValueError, data.DatasetNotFoundError) as error:  # RunDirectoryMismatch is a ValueError
+        fail(error)
+    run.prepare()
+    print(f"Run directory: {run.path}\nData: {datasets.describe()}")
+    return run, hparams, datasets, checked
+
+
+def emissions_factory():
+    """A function making a fresh ``Emissions`` callback (codecarbon tracker) when --emissions is on, else None."""
+    return (lambda: Emissions(country=FLAGS.country)) if FLAGS.emissions else None
 
 
 def eval_every(steps_per_epoch, total=None):
     """--eval_every in iterations (None when unset)."""
-    from keras_lottery.training import to_steps
-
-    return to_steps(FLAGS.eval_every, steps_per_epoch, total) if FLAGS.eval_every else None
+    return training.to_steps(FLAGS.eval_every, steps_per_epoch, total) if FLAGS.eval_every else None
 
 
 def print_table(rows, columns):

@@ -8,40 +8,27 @@ The run directory (``<run_root>/train/<changed flags>``) holds ``hparams.json``,
 run is reported, not redone.
 """
 
-import sys
-
 from absl import app
 
 from experiments import common
-from keras_lottery import data, models, runs, training
+from keras_lottery import data, runs, training
 
 runs.define_flags(data.DatasetHparams, training.ModelHparams, training.TrainingHparams)
 FLAGS = common.FLAGS
+COLUMNS = ("end_step", "test_accuracy", "val_accuracy", "best_val_accuracy", "best_val_step", "train_time_s",
+           "emissions_energy_kwh", "emissions_emissions_kg")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        hparams = common.hparams_from_flags()
-        run = runs.RunDirectory(FLAGS.run_root, "train", hparams, name=FLAGS.run_name or None)
-        run.check()
-        run = common.distribute(run, hparams["dataset"].batch_size)  # --strategy, --mixed_precision, --jit_compile
-        datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
-        total = training.total_steps(hparams["training"], datasets.steps_per_epoch)
-    except (ValueError, data.DatasetNotFoundError) as error:  # RunDirectoryMismatch is a ValueError
-        sys.exit(f"error: {error}")
-    run.prepare()
-    print(f"Run directory: {run.path}\nData: {datasets.describe()}")
+    run, hparams, datasets, total = common.start(
+        "train", check=lambda hp, ds: training.total_steps(hp["training"], ds.steps_per_epoch))
     if run.finished:
         print("This run is finished; its results:")
-    model = models.get(hparams["model"].model, datasets.input_shape, datasets.classes, seed=hparams["model"].model_seed)
-    _, metrics = training.fit(model, datasets, hparams["training"], run.path,
-                              eval_every=common.eval_every(datasets.steps_per_epoch, total),
-                              emissions=common.emissions_callback())
-    common.print_table([metrics], [k for k in ("end_step", "test_accuracy", "val_accuracy", "best_val_accuracy",
-                                               "best_val_step", "train_time_s", "emissions_energy_kwh",
-                                               "emissions_emissions_kg") if k in metrics])
+    metrics = training.run(run, datasets, hparams, eval_every=common.eval_every(datasets.steps_per_epoch, total),
+                           emissions_factory=common.emissions_factory())
+    common.print_table([metrics], [k for k in COLUMNS if k in metrics])
 
 
 if __name__ == "__main__":

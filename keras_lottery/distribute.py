@@ -32,8 +32,10 @@ import shutil
 import tempfile
 
 import keras
+import tensorflow as tf
 
-__all__ = ["STRATEGIES", "check_global_batch", "execution", "is_chief", "jit_compile", "make_strategy",
+__all__ = ["STRATEGIES", "check_global_batch", "describe", "enter_for_process", "execution", "is_chief", "jit_compile",
+           "make_strategy",
            "precision", "read_tf_config", "split_cpu", "task", "worker_directory"]
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -52,8 +54,6 @@ def split_cpu(count):
     Must run before TensorFlow initializes its devices (before any tensor is made); useful to
     exercise ``mirrored`` on a machine without accelerators.
     """
-    import tensorflow as tf
-
     count = int(count)
     if count < 1:
         raise ValueError(f"split_cpu needs count >= 1, got {count}.")
@@ -105,8 +105,6 @@ def read_tf_config(environ=None):
 
 
 def _tpu_resolver(tpu):
-    import tensorflow as tf
-
     local = any(name.startswith(("accel", "vfio")) for name in _listdir("/dev"))
     if not (tpu or os.environ.get("TPU_NAME") or local):
         raise ValueError("--strategy=tpu found no TPU: --tpu is empty, TPU_NAME is not set and this machine has no "
@@ -143,8 +141,6 @@ def make_strategy(name="default", tpu=""):
       ValueError: an unknown name, ``multi_worker`` without a usable ``TF_CONFIG``, or ``tpu``
         without a TPU; raised before any training.
     """
-    import tensorflow as tf
-
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; accepted: {', '.join(STRATEGIES)}.")
     if name == "default":
@@ -169,8 +165,6 @@ def _multi_worker_strategy():
     subclass reduces each element of a structure on its own, and reduces scalars across replicas
     (``axis=None``), which is what Keras means by averaging them; everything else is unchanged.
     """
-    import tensorflow as tf
-
     def rank(item):
         values = getattr(item, "values", None)
         first = values[0] if isinstance(values, (tuple, list)) and values else item
@@ -192,8 +186,6 @@ def _multi_worker_strategy():
 
 def task(strategy=None):
     """``(task_type, task_id)`` of this process in a multi-worker cluster, ``(None, None)`` otherwise."""
-    import tensorflow as tf
-
     strategy = strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return None, None
@@ -209,8 +201,6 @@ def is_chief(strategy=None):
     The chief is the ``chief`` task when the cluster has one, else ``worker`` 0 (TensorFlow's rule).
     ``strategy`` defaults to the one whose scope is open.
     """
-    import tensorflow as tf
-
     strategy = strategy or tf.distribute.get_strategy()
     task_type, task_id = task(strategy)
     if task_type is None:
@@ -275,8 +265,6 @@ def worker_directory(directory, strategy=None):
 
 def check_global_batch(batch_size, strategy=None):
     """Raises ValueError when the global ``batch_size`` does not split evenly across the replicas."""
-    import tensorflow as tf
-
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if int(batch_size) % replicas:
@@ -323,8 +311,6 @@ def execution(strategy=None, mixed_precision=False, jit_compile=None):
 
     Yields the strategy.
     """
-    import tensorflow as tf
-
     strategy = strategy or tf.distribute.get_strategy()
     if jit_compile not in (None, True, False, "auto"):
         raise ValueError(f"jit_compile must be None, 'auto', True or False; got {jit_compile!r}.")
@@ -339,3 +325,26 @@ def execution(strategy=None, mixed_precision=False, jit_compile=None):
             yield strategy
     finally:
         _JIT.pop()
+
+
+def enter_for_process(strategy, mixed_precision=False, jit_compile=None):
+    """Enters ``execution(...)`` for the rest of the process (closed at exit); for binaries. Returns the strategy.
+
+    Raises the same errors as ``execution``, before anything is built.
+    """
+    stack = contextlib.ExitStack()
+    stack.enter_context(execution(strategy, mixed_precision, jit_compile))
+    atexit.register(stack.close)
+    return strategy
+
+
+def describe(strategy, name, batch_size, mixed_precision=False, jit_compile=None, writing_to=None):
+    """One line saying how a binary runs: strategy, replicas, task, global and per-replica batch, precision, XLA."""
+    task_type, task_id = task(strategy)
+    replicas = strategy.num_replicas_in_sync
+    where = ""
+    if task_type:
+        where = f", task {task_type} {task_id}" + (" (chief)" if writing_to is None else f", writing to {writing_to}")
+    return (f"Strategy {name}: {replicas} replicas in sync{where}; global batch {batch_size} "
+            f"({batch_size // replicas} per replica); mixed_float16 {'on' if mixed_precision else 'off'}; jit_compile "
+            f"{'auto' if jit_compile is None else jit_compile}")

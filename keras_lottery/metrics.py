@@ -1,4 +1,6 @@
-"""Cost metrics of Keras models: FLOPs, parameters, memory, and training-step timing.
+"""Cost model of Keras models: FLOPs, multiply-adds, parameters and memory.
+
+Timing helpers (wall time of training steps) live in :mod:`keras_lottery.benchmarks.timing`.
 
 What is counted (per example, i.e. batch size 1, one forward pass):
 
@@ -21,8 +23,6 @@ What is counted (per example, i.e. batch size 1, one forward pass):
 from __future__ import annotations
 
 import dataclasses
-import statistics
-import time
 
 import keras
 import numpy as np
@@ -221,58 +221,3 @@ def memory(model, batch_size=1):
                 act += _prod(graph.shapes[t][1:]) * itemsize
     return MemoryEstimate(parameters=int(param_bytes), activations=int(act * batch_size), batch_size=batch_size)
 
-
-# --------------------------------------------------------------------------------------------------
-# Timing
-
-
-def time_call(fn, *args, repeat=1, **kwargs):
-    """Run ``fn(*args, **kwargs)`` ``repeat`` times; return (last result, list of wall seconds per call)."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn(*args, **kwargs)
-        times.append(time.perf_counter() - start)
-    return result, times
-
-
-def make_train_step(model, optimizer=None, loss=None, jit_compile=False):
-    """Compile a copy-free training step for ``model``: returns ``step(x, y)`` that runs one update.
-
-    The model is compiled with ``optimizer`` (SGD with momentum 0.9 by default) and ``loss`` (sparse
-    categorical cross-entropy from logits by default); ``step`` calls ``model.train_on_batch``.
-    """
-    model.compile(optimizer=optimizer or keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=jit_compile)
-
-    def step(x, y):
-        return model.train_on_batch(x, y)
-
-    return step
-
-
-def interleaved_step_times(steps, x, y, rounds=5, steps_per_round=5, warmup=2):
-    """Time several training steps fairly on a shared machine.
-
-    Args:
-        steps: ``{name: step(x, y)}`` callables (e.g. from :func:`make_train_step`).
-        x, y: one batch, the same for every step function.
-        rounds: timing rounds; in each round every step function runs ``steps_per_round`` times in turn,
-            so that load changes on the machine hit all of them alike.
-        warmup: untimed calls of each step function first (tracing, allocation).
-
-    Returns:
-        ``{name: median seconds per step}`` over the per-round means.
-    """
-    for step in steps.values():
-        for _ in range(warmup):
-            step(x, y)
-    per_round = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(steps_per_round):
-                step(x, y)
-            per_round[name].append((time.perf_counter() - start) / steps_per_round)
-    return {name: statistics.median(values) for name, values in per_round.items()}

@@ -46,12 +46,3 @@ def test_ticket_flops_drop_by_block_flops(resnet14):
     ticket = kl.blocks.remove(resnet14, names)
     assert kl.metrics.flops(ticket) == kl.metrics.flops(resnet14) - sum(b.flops for b in blocks if b.name in names)
     assert kl.metrics.memory(ticket, 8).total < kl.metrics.memory(resnet14, 8).total
-
-
-def test_interleaved_timing_returns_medians(resnet14, images16):
-    x, y = images16
-    calls = []
-    steps = {"a": lambda x, y: calls.append("a"), "b": lambda x, y: calls.append("b")}
-    times = kl.metrics.interleaved_step_times(steps, x, y, rounds=3, steps_per_round=2, warmup=1)
-    assert set(times) == {"a", "b"} and all(t >= 0 for t in times.values())
-    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3

@@ -1,0 +1,342 @@
+r"""Step time of masked training against dense training and against TFMOT's prune_low_magnitude.
+
+For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
+
+- dense: the Keras 3 model;
+- dense_copy: a second, identical Keras 3 dense model. Its ratio to ``dense`` is the noise floor of
+  the measurement: two identical models differ by this much on this machine;
+- masked: ``keras_lottery.mask(model)`` pruned to 80% sparsity (layerwise magnitude);
+- masked_forward: the same with ``mask_forward=True`` (a forward-pass multiply as well);
+- tfk_dense: the same architecture on ``tf_keras`` (TFMOT's own dense baseline);
+- tfmot: the same architecture on ``tf_keras`` wrapped in ``prune_low_magnitude`` with
+  ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback;
+- compact (``compact=True``, models whose masked layers are all ``Dense``): a design alternative the
+  library does not use. Each layer trains only its live weights, one compact variable per kernel
+  that is scattered into a dense kernel in every forward pass, so the optimizer updates 20% of the
+  entries and no gradient is multiplied by a mask.
+
+Every model trains with ``fit`` on one cached, batched ``tf.data`` dataset (so input conversion is
+not timed), or with ``input_kind="numpy"`` on the in-memory arrays (``fit(x, y, batch_size)``, the
+way most users call it: Keras' input handling then adds the same time to every model's step). The
+models are timed in interleaved rounds, one epoch of ``steps`` steps each per round, in
+alternating order, after one untimed epoch each (tracing). Reported per model: the
+fastest epoch (ms per step) and, as the ratio, the **median over rounds of the epoch time divided by
+the dense epoch time of the same round** (a paired ratio: load from other processes hits both
+alike). Keras 3 models are compared with ``dense``; TFMOT with ``tfk_dense`` (Keras 3 and tf_keras
+differ in per-step overhead, so a TFMOT step is compared with the dense step of its own framework).
+
+``steps_per_execution=N`` runs N steps per call of the compiled function, which removes most of
+the Python work per step: the ratios then compare the compiled steps alone (stricter: the fixed
+per-step overhead no longer dilutes the mask's cost).
+
+Two identical models differ by a few tenths of a percent within one process, but a whole process
+can come out 1-2 points apart from the next (memory placement, thread scheduling): ``processes=N``
+repeats the measurement in N fresh processes (``python -m keras_lottery.benchmarks.masks``, this
+module's worker) and :func:`table` reports the median of their ratios and each one.
+
+The binary is ``experiments/bench_masks.py``; ``run(...)`` returns one list of rows per process.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_lottery import models as zoo
+from keras_lottery.masks import Mask
+from keras_lottery.pruning import LayerwiseMagnitude, prune, weights_of
+from keras_lottery.masking import MaskedLayer, mask, masked_layers
+
+SETUP = {  # input shape, batch size, optimizer (the papers' settings), default rounds and steps
+    "lenet_300_100": ((28, 28, 1), 60, "adam", 30, 100),
+    "resnet20": ((32, 32, 3), 128, "sgd", 8, 10),
+}
+INPUT_KINDS = ("dataset", "numpy")
+BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "compact": "dense",
+            "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
+WORKER = "keras_lottery.benchmarks.masks"  # run with python -m by measure_in_subprocesses (see _worker)
+
+
+def _epoch_timer(callback_base):
+    """A callback (subclass of ``callback_base``: Keras 3's or tf_keras') recording each epoch's seconds."""
+    class Timer(callback_base):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self._t0)
+
+    return Timer()
+
+
+def _tfkeras_lenet(tfk, input_shape, classes):
+    inputs = tfk.Input(shape=input_shape)
+    x = tfk.layers.Flatten()(inputs)
+    x = tfk.layers.Dense(300, activation="relu", name="fc1")(x)
+    x = tfk.layers.Dense(100, activation="relu", name="fc2")(x)
+    return tfk.Model(inputs, tfk.layers.Dense(classes, name="predictions")(x))
+
+
+def _tfkeras_resnet(tfk, input_shape, classes, depth=20):
+    layers = tfk.layers
+    n = (depth - 2) // 6
+    inputs = tfk.Input(shape=input_shape)
+    x = layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    for s, filters in enumerate((16, 32, 64)):
+        for b in range(n):
+            stride = 2 if (s > 0 and b == 0) else 1
+            y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+            y = layers.ReLU()(layers.BatchNormalization()(y))
+            y = layers.BatchNormalization()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(y))
+            shortcut = x
+            if stride != 1 or x.shape[-1] != filters:
+                shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False)(x)
+                shortcut = layers.BatchNormalization()(shortcut)
+            x = layers.ReLU()(layers.Add()([shortcut, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    return tfk.Model(inputs, layers.Dense(classes, name="predictions")(x))
+
+
+class _CompactDense(keras.layers.Layer):
+    """``Dense`` storing only its live kernel entries, scattered into the dense kernel in each call."""
+
+    def __init__(self, dense, kernel, alive, **kwargs):
+        super().__init__(name=dense.name, **kwargs)
+        self.activation = dense.activation
+        self._flat_alive = np.flatnonzero(alive.ravel())
+        self._kernel_shape = tuple(alive.shape)
+        self._initial = (kernel.ravel()[self._flat_alive], dense.get_weights()[1:])
+
+    def build(self, input_shape):
+        live, rest = self._initial
+        self.indices = tf.constant(self._flat_alive[:, None].astype(np.int32))
+        self.live = self.add_weight(name="live", shape=live.shape, initializer=keras.initializers.Constant(live))
+        self.bias = (self.add_weight(name="bias", shape=rest[0].shape,
+                                     initializer=keras.initializers.Constant(rest[0])) if rest else None)
+
+    def call(self, x):
+        size = int(np.prod(self._kernel_shape))
+        kernel = tf.reshape(tf.scatter_nd(self.indices, self.live.value, [size]), self._kernel_shape)
+        y = tf.matmul(x, kernel)
+        return self.activation(y + self.bias if self.bias is not None else y)
+
+
+def compact_copy(masked):
+    """A functional copy of ``masked`` (Dense-only masked layers) that stores and trains only live weights.
+
+    Each ``MaskedLayer(Dense)`` becomes a layer with one trainable vector of its live kernel entries;
+    the forward pass scatters it into a dense kernel (so the gradient of a dead entry is never
+    formed). The copy computes the same function as ``masked``.
+    """
+    if not all(isinstance(layer.layer, keras.layers.Dense) for layer in masked_layers(masked)):
+        raise ValueError("compact_copy: every masked layer must wrap a Dense layer.")
+    weights = weights_of(masked)
+    alive = Mask.from_model(masked)
+
+    def clone_function(layer):
+        if isinstance(layer, MaskedLayer):
+            path = layer.weight_paths()[0]
+            return _CompactDense(layer.layer, weights[path], alive[path])
+        return layer.__class__.from_config(layer.get_config())
+
+    return keras.models.clone_model(masked, clone_function=clone_function)
+
+
+def _fit_data(name, steps, input_kind):
+    """``fit`` keyword arguments for ``steps`` batches of seeded random data shaped for model ``name``."""
+    input_shape, batch, _, _, _ = SETUP[name]
+    rng = np.random.default_rng(0)
+    x = rng.random((batch * steps,) + input_shape, dtype=np.float32)
+    y = rng.integers(0, 10, batch * steps)
+    if input_kind == "dataset":
+        return {"x": tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()}
+    return {"x": x, "y": y, "batch_size": batch}
+
+
+def _tfmot_runs(name, sparsity, fit_data):
+    """``{label: (run one epoch, timer)}`` for the dense tf_keras model and TFMOT's pruned one."""
+    # Imported here, only when TFMOT is timed: importing it sets TF_USE_LEGACY_KERAS, which switches
+    # tf.keras to legacy Keras for the whole process (Keras 3 is already loaded by then).
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as tfk
+
+    input_shape, _, opt, _, _ = SETUP[name]
+    build = _tfkeras_lenet if name == "lenet_300_100" else _tfkeras_resnet
+    tfk_dense = build(tfk, input_shape, 10)
+    base = build(tfk, input_shape, 10)
+    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=100)
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(base, pruning_schedule=schedule)
+
+    def tfk_optimizer():
+        return tfk.optimizers.Adam(1.2e-3) if opt == "adam" else tfk.optimizers.SGD(0.1, momentum=0.9)
+
+    pruned.compile(tfk_optimizer(), tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
+    tfk_dense.compile(tfk_optimizer(), tfk.losses.SparseCategoricalCrossentropy(from_logits=True))
+    dtimer = _epoch_timer(tfk.callbacks.Callback)
+    ttimer = _epoch_timer(tfk.callbacks.Callback)
+    return {
+        "tfk_dense": (lambda: tfk_dense.fit(**fit_data, epochs=1, verbose=0, shuffle=False, callbacks=[dtimer]),
+                      dtimer),
+        "tfmot": (lambda: pruned.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
+                                     callbacks=[ttimer, tfmot.sparsity.keras.UpdatePruningStep()]), ttimer),
+    }
+
+
+def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_tfmot, input_kind="dataset",
+          with_compact=False):
+    """Times every variant of ``name``; returns ``({label: [seconds per step, one per round]}, density, zeros_ok)``."""
+    input_shape, _, opt, _, _ = SETUP[name]
+    fit_data = _fit_data(name, steps, input_kind)
+    dense = zoo.get(name, input_shape, 10, seed=0)
+    dense_copy = zoo.get(name, input_shape, 10, seed=0)
+    masked = mask(dense)
+    masked_forward = mask(dense, mask_forward=True)
+    for model in (masked, masked_forward):
+        prune(model, LayerwiseMagnitude(density=1.0 - sparsity))
+    variants = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward)]
+    if with_compact:
+        variants.append(("compact", compact_copy(masked)))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    runs = {}
+    for label, model in variants:
+        optimizer = keras.optimizers.Adam(1.2e-3) if opt == "adam" else keras.optimizers.SGD(0.1, momentum=0.9)
+        model.compile(optimizer, loss, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+        timer = _epoch_timer(keras.callbacks.Callback)
+        runs[label] = (lambda m=model, t=timer: m.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
+                                                      callbacks=[t]), timer)
+    if with_tfmot:
+        runs.update(_tfmot_runs(name, sparsity, fit_data))
+
+    for r in range(rounds + 1):  # round 0 traces and is dropped
+        order = list(runs) if r % 2 == 0 else list(reversed(runs))
+        for label in order:
+            runs[label][0]()
+    per_step = {label: [t / steps for t in timer.times[1:]] for label, (_, timer) in runs.items()}
+    checked = [(m, Mask.from_model(m)) for m in (masked, masked_forward)]
+    zeros_ok = all(np.all(weights_of(m)[p][~alive] == 0) for m, found in checked for p, alive in found.items())
+    return per_step, checked[0][1].density, zeros_ok
+
+
+def paired_ratio(times, baseline):
+    """Median over rounds of ``times[i] / baseline[i]``."""
+    return statistics.median(a / b for a, b in zip(times, baseline))
+
+
+def validate(models, compact=False, processes=1, input_kind="dataset"):
+    """Raise ``ValueError`` naming the argument if :func:`run` cannot take these arguments."""
+    for name in models:
+        if name not in SETUP:
+            raise ValueError(f"models accepts {sorted(SETUP)}; got {name!r}.")
+    if compact and list(models) != ["lenet_300_100"]:
+        raise ValueError("compact needs models == ['lenet_300_100'] (its masked layers are all Dense).")
+    if processes < 1:
+        raise ValueError("processes must be >= 1.")
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind accepts {list(INPUT_KINDS)}; got {input_kind!r}.")
+
+
+def measure(models, rounds=None, steps=None, sparsity=0.8, steps_per_execution=1, jit_compile=False,
+            input_kind="dataset", tfmot=True, compact=False, verbose=True):
+    """Benchmarks each model in this process; returns one row (a dict) per model.
+
+    Row keys: ``model``, ``per_step`` (``{variant: [seconds per step, one per round]}``), ``density``
+    (of the masked model), ``zeros_ok`` (dead weights exactly 0 after training), ``rounds``, ``steps``.
+    ``rounds`` and ``steps`` default to the model's (:data:`SETUP`). ``verbose`` prints each model's
+    fastest step times when it is done.
+    """
+    rows = []
+    for name in models:
+        rounds_n, steps_n = rounds or SETUP[name][3], steps or SETUP[name][4]
+        per_step, density, zeros_ok = bench(name, rounds_n, steps_n, sparsity, steps_per_execution, jit_compile,
+                                            tfmot, input_kind, compact)
+        rows.append(dict(model=name, per_step=per_step, density=float(density), zeros_ok=bool(zeros_ok),
+                         rounds=rounds_n, steps=steps_n))
+        if verbose:
+            print(f"{name}: " + ", ".join(f"{k} {min(v) * 1e3:.2f} ms/step" for k, v in per_step.items()), flush=True)
+    return rows
+
+
+def measure_in_subprocesses(count, **options):
+    """Runs :func:`measure` (``options``: its arguments) in ``count`` fresh processes, one after another.
+
+    Each process is ``python -m keras_lottery.benchmarks.masks OPTIONS_JSON OUT_JSON``; its printed
+    progress goes to this process's standard output. Returns the rows of each process.
+    """
+    rows_by_process = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(count):
+            out = os.path.join(tmp, f"run{i}.json")
+            subprocess.run([sys.executable, "-m", WORKER, json.dumps(options), out], check=True)
+            with open(out) as f:
+                rows_by_process.append(json.load(f))
+    return rows_by_process
+
+
+def run(models=("lenet_300_100", "resnet20"), rounds=None, steps=None, sparsity=0.8, steps_per_execution=1,
+        jit_compile=False, input_kind="dataset", tfmot=True, compact=False, processes=1, verbose=True):
+    """Runs the benchmark (see the module docstring); returns the rows of each process (a list of lists).
+
+    With ``processes=1`` it runs in this process, else in ``processes`` fresh ones. Arguments are those
+    of :func:`measure`; :func:`validate` checks them first.
+    """
+    models = list(models)
+    validate(models, compact, processes, input_kind)
+    options = dict(models=models, rounds=rounds, steps=steps, sparsity=sparsity,
+                   steps_per_execution=steps_per_execution, jit_compile=jit_compile, input_kind=input_kind,
+                   tfmot=tfmot, compact=compact, verbose=verbose)
+    if processes > 1:
+        return measure_in_subprocesses(processes, **options)
+    return [measure(**options)]
+
+
+def table(rows_by_process, input_kind="dataset", steps_per_execution=1, jit_compile=False):
+    """The Markdown table of :func:`run`'s result, with a closing line of checks and settings, as lines."""
+    count = len(rows_by_process)
+    lines = ["", "| model | batch | processes x rounds x steps | variant | fastest ms/step | median ms/step "
+             "| ratio to its dense: median of paired rounds"
+             + (" (median of processes; each process)" if count > 1 else "") + " |",
+             "|---|---|---|---|---|---|---|"]
+    for i, row in enumerate(rows_by_process[0]):
+        processes = [process_rows[i]["per_step"] for process_rows in rows_by_process]
+        for label in processes[0]:
+            times = [t for per_step in processes for t in per_step[label]]
+            base = BASELINE.get(label)
+            if base:
+                ratios = [paired_ratio(per_step[label], per_step[base]) for per_step in processes]
+                ratio = f"{statistics.median(ratios):.3f} to {base}"
+                if count > 1:
+                    ratio += " (" + ", ".join(f"{r:.3f}" for r in ratios) + ")"
+            else:
+                ratio = "1"
+            lines.append(f"| {row['model']} | {SETUP[row['model']][1]} | {count} x {row['rounds']} x {row['steps']} "
+                         f"| {label} | {min(times) * 1e3:.2f} | {statistics.median(times) * 1e3:.2f} | {ratio} |")
+    rows = [r for process_rows in rows_by_process for r in process_rows]
+    densities = sorted({f"{r['model']}={r['density']:.3f}" for r in rows})
+    lines += ["", f"masked density {', '.join(densities)}; dead weights exactly 0 after training: "
+              f"{all(r['zeros_ok'] for r in rows)}; input={input_kind}, steps_per_execution={steps_per_execution}, "
+              f"jit_compile={jit_compile}, python {sys.version.split()[0]}"]
+    return lines
+
+
+def _worker(argv):
+    """A :func:`measure_in_subprocesses` child: ``argv[1]`` is :func:`measure`'s arguments as JSON, ``argv[2]``
+    the JSON file for its rows."""
+    rows = measure(**json.loads(argv[1]))
+    with open(argv[2], "w") as f:
+        json.dump(rows, f)
+
+
+if __name__ == "__main__":
+    _worker(sys.argv)
