@@ -45,7 +45,8 @@ class FunctionalGraph:
         if not is_functional(model):
             raise TypeError(
                 f"Expected a functional keras.Model (built with keras.Input and layer calls), got "
-                f"{type(model).__name__!r}; subclassed models have no graph that can be read or rewritten.")
+                f"{type(model).__name__!r}; Sequential and subclassed models have no call graph that can be read or "
+                "rewritten.")
         self.model = model
         self.config = copy.deepcopy(config if config is not None else model.get_config())
         self.layer_configs = {lc["name"]: lc for lc in self.config["layers"]}

@@ -120,9 +120,12 @@ def _check_model(model, what):
 
 def _graph_or_raise(model, what):
     _check_model(model, what)
+    if isinstance(model, keras.Sequential):  # the same layers, called in a functional graph that can be read
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     if not is_functional(model):
-        raise TypeError(f"{what} counts operations from the functional graph; {model.name!r} is a "
-                        f"{type(model).__name__} (subclassed) model. Accepted: functional or Sequential models.")
+        raise TypeError(f"{what} counts operations from the functional graph; {model.name!r} is a subclassed "
+                        f"{type(model).__name__}, whose graph cannot be read. Accepted: functional or Sequential "
+                        "models.")
     return FunctionalGraph(model)
 
 
@@ -132,11 +135,6 @@ def layer_flops(model):
     A shared layer's FLOPs add up over its calls. ``uncounted`` names layers of a type this module has
     no rule for (counted as zero).
     """
-    if isinstance(model, keras.Sequential) and model.built:
-        uncounted = set()
-        per_layer = {layer.name: layer_forward_flops(layer, [tuple(layer.input.shape)], [tuple(layer.output.shape)],
-                                                     uncounted) for layer in model.layers}
-        return {"layers": per_layer, "uncounted": sorted(uncounted)}
     graph = _graph_or_raise(model, "layer_flops")
     counter = NodeFlops(graph)
     per_layer = {}
@@ -206,12 +204,6 @@ def memory(model, batch_size=1):
             seen.add(id(w))
             param_bytes += _prod(w.shape) * np.dtype(w.dtype).itemsize
     act = 0
-    if isinstance(model, keras.Sequential):
-        for layer in model.layers:
-            itemsize = np.dtype(layer.compute_dtype or "float32").itemsize
-            act += _prod(layer.output.shape[1:]) * itemsize
-        act += _prod(model.inputs[0].shape[1:]) * np.dtype(model.inputs[0].dtype).itemsize
-        return MemoryEstimate(parameters=int(param_bytes), activations=int(act * batch_size), batch_size=batch_size)
     graph = _graph_or_raise(model, "memory")
     for node in graph.order:
         layer = graph.layer(node[0])

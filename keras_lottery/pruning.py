@@ -6,8 +6,9 @@ A rule is a small object that is also a pure function::
 
 ``weights`` maps weight path -> NumPy array, ``mask`` is the current ``Mask`` (its paths are the
 prunable weights), ``layers_info`` maps path -> ``LayerInfo`` (layer name, class, whether it
-produces a model output; needed only for exclusions by type and ``output_rate``). Rules never
-revive a weight: the new mask is the old mask minus the newly pruned entries.
+produces a model output; needed only for exclusions by type and ``output_rate``). The magnitude
+rules never revive a weight: the new mask is the old mask minus the newly pruned entries.
+``RandomPruning`` (the control) replaces the mask of each path of ``like`` with a random one.
 
 ``prune(masked_model, rule)`` reads the model's current weights and mask, applies the rule,
 installs the result (dead weights become exactly 0) and returns it.

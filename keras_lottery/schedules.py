@@ -37,7 +37,8 @@ def one_shot(model, density, rule="global", exclude=()):
 
     Raises:
         ValueError: density outside (0, 1], above the current density (pruning never revives
-            weights), more sparsity than the non-excluded weights can give, or an unknown rule.
+            weights), for ``rule="global"`` more sparsity than the non-excluded weights can give (the layerwise
+            rule leaves excluded tensors alone and may end above the target), or an unknown rule.
     """
     density = check_density(density)
     current = read_mask(model)

@@ -138,7 +138,8 @@ def remove(model, blocks, name=None, custom_objects=None):
         raise TypeError(f"remove expects a keras.Model, got {type(model).__name__!r}.")
     if not is_functional(model):
         raise TypeError(f"remove needs a functional model whose graph get_config() describes; {model.name!r} is a "
-                        f"{type(model).__name__}. Subclassed models cannot be rewritten.")
+                        f"{type(model).__name__}. Sequential and subclassed models cannot be rewritten: build it with "
+                        "keras.Input and layer calls.")
     graph = FunctionalGraph(model)
     resolved = resolve_blocks(model, blocks)
     config = removed_config(model, resolved, graph)

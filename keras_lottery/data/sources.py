@@ -1,7 +1,7 @@
 """Where image-classification arrays come from: local files, Debian's packages, TFDS, or noise.
 
-Every source returns an ``Arrays`` bundle of NumPy arrays (images as uint8 or float32 in NHWC,
-labels as int64). ``find(name, data_dir)`` tries the sources in order and, when none has the data,
+Every source returns an ``Arrays`` bundle of NumPy arrays (images in NHWC as uint8, or in the stored
+float dtype for ``.npz`` files; labels as int64). ``find(name, data_dir)`` tries the sources in order and, when none has the data,
 raises ``DatasetNotFoundError`` listing every place it looked and how to provide the data.
 """
 

@@ -1,7 +1,7 @@
 """The model zoo: functional Keras models with stable, meaningful layer names.
 
 Every builder takes ``input_shape``, ``classes`` and ``seed`` (which fixes the initialization) and
-returns an unbuilt-free functional ``keras.Model`` whose output is logits. ``get(name, ...)`` builds
+returns a built functional ``keras.Model`` whose output is logits. ``get(name, ...)`` builds
 a model by its short name (``lenet_300_100``, ``conv2``, ``conv4``, ``conv6``, ``vgg16``,
 ``resnet20``, ``resnet32``, ``resnet56``, ``resnet110``, or any ``resnet<6n+2>``).
 """

@@ -33,7 +33,8 @@ def conv_net(depth, input_shape=(32, 32, 3), classes=10, seed=None):
 
 def vgg16(input_shape=(32, 32, 3), classes=10, seed=None):
     """VGG-16 for 32x32 inputs as in open_lth / the rewinding paper: 13 conv layers with batch norm
-    and ReLU, max pooling after each stage, global average pooling and one dense output layer.
+    and ReLU, max pooling after each of the first four stages, then global average pooling and one dense
+    output layer.
     He-normal initialization, logits output.
 
     Layers: ``block{i}_conv{j}``, ``block{i}_bn{j}``, ``block{i}_relu{j}``, ``block{i}_pool``,

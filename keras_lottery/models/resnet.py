@@ -32,7 +32,8 @@ def resnet_cifar(depth=20, input_shape=(32, 32, 3), classes=10, width=16, seed=N
     Three stages of n basic blocks with ``width``, 2x``width`` and 4x``width`` filters; identity
     shortcuts inside a stage and 1x1 projection shortcuts (with batch norm) where a stage starts
     with stride 2. He-normal initialization, logits output. Weight decay, when given, is an L2
-    kernel regularizer on the convolutions (the optimizer's decoupled decay is the alternative).
+    kernel regularizer on the convolutions and the output Dense layer (the optimizer's decoupled decay is
+    the alternative).
 
     Layers: ``stem_conv``, ``stem_bn``, ``stem_relu``, then for stage s and block b
     ``stage{s}_block{b}_conv1`` / ``_bn1`` / ``_relu1`` / ``_conv2`` / ``_bn2`` /

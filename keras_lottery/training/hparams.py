@@ -37,10 +37,11 @@ class TrainingHparams:
       weight_decay: decoupled weight decay (Keras' optimizer ``weight_decay``), 0 for none.
       clipnorm: clip each gradient to this norm, 0 for none.
       steps: the training length T ("20ep", "30000it").
-      warmup: linear warm-up of the learning rate from 0 over this many steps ("0it" for none).
+      warmup: linear warm-up over this many steps, from lr/warmup at step 0 up to lr ("0it" for none).
       milestones: comma-separated points where the rate is multiplied by ``gamma`` ("80ep,120ep").
       gamma: the learning-rate factor at each milestone.
-      data_seed: seeds data order and augmentation, independently of the model seed.
+      data_seed: seeds data order and augmentation, independently of the model seed (the binaries load
+        the data with it; a library call uses the Datasets' own data_seed).
     """
 
     optimizer: str = "sgd"

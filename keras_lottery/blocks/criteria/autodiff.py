@@ -13,7 +13,7 @@ from keras_lottery.masking import copy_weights
 
 
 def gradients(model, batches, loss, training=True, offset=None):
-    """Loss gradients w.r.t. ``model.trainable_variables``, averaged over batches, as float32 arrays.
+    """Loss gradients w.r.t. ``model.trainable_variables``, averaged over batches, as arrays of the variables' dtype.
 
     TensorFlow-specific (``tf.GradientTape`` in a ``tf.function``, traced once per batch shape). The
     model runs through ``stateless_call``, so neither weights nor batch-norm statistics change. With

@@ -63,7 +63,8 @@ def score(model, data=None, criterion="grasp", seed=0, loss=None, blocks=None, *
         **options: passed to the criterion (e.g. ``aggregate="mean"``, ``layer="pool"``).
 
     Returns:
-        ``{block name: float}`` in graph order, one entry per removable block.
+        ``{block name: float}``, one entry per scored block, in the order of ``blocks`` (graph order of the
+        removable blocks by default).
     """
     if not isinstance(model, keras.Model) or not is_functional(model):
         raise TypeError(f"score needs a functional keras.Model, got {type(model).__name__!r}.")

@@ -1,0 +1,81 @@
+"""Each reliance on Keras internals (keras_lottery.compat) checked against the installed Keras.
+
+A Keras release that changes one of these fails here, by name, instead of breaking masks,
+rewinding or graph surgery quietly."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lottery import compat
+
+
+def _two_input_model():
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    h = keras.layers.Dense(4, name="fc")(a)
+    out = keras.layers.Add(name="join")([h, keras.layers.Dense(4, name="side")(b)])
+    return keras.Model([a, b], out)
+
+
+def test_functional_config_serializes_tensors_with_their_history():
+    config = json.loads(json.dumps(_two_input_model().get_config()))  # JSON-safe, as Keras writes it
+    join = next(layer for layer in config["layers"] if layer["name"] == "join")
+    tensors = list(compat.iter_keras_tensors(join["inbound_nodes"]))
+    assert [compat.history_key(t) for t in tensors] == [("fc", 0, 0), ("side", 0, 0)]
+    assert [compat.tensor_shape(t) for t in tensors] == [(None, 4), (None, 4)]
+    compat.set_history_key(tensors[0], ("side", 0, 0))
+    rebuilt = keras.Model.from_config(config)  # Keras reads the rewritten history back
+    assert [t for t in compat.iter_keras_tensors(rebuilt.get_config()["layers"][-1]["inbound_nodes"])][0][
+        "config"]["keras_history"][0] == "side"
+
+
+def test_functional_class_is_recognised_and_others_are_not():
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert compat.is_functional_class(_two_input_model())
+    assert not compat.is_functional_class(sequential)
+    assert not compat.is_functional_class(Subclassed())
+    assert not compat.is_functional_class(keras.layers.Dense(2))
+
+
+@pytest.mark.parametrize("optimizer", [keras.optimizers.SGD(0.1, momentum=0.9), keras.optimizers.Adam(0.1),
+                                       keras.optimizers.RMSprop(0.1, momentum=0.5)])
+def test_optimizer_slots_are_found_by_the_weight_path(optimizer):
+    model = _two_input_model()
+    optimizer.build(model.trainable_variables)
+    kernel = model.get_layer("fc").kernel
+    slots = compat.optimizer_slots(optimizer, kernel)
+    expected = {"SGD": 1, "Adam": 2, "RMSprop": 2}[type(optimizer).__name__]
+    assert len(slots) == expected
+    assert all(tuple(s.shape) == tuple(kernel.shape) for s in slots)
+    other = compat.optimizer_slots(optimizer, model.get_layer("side").kernel)
+    assert not {id(s) for s in slots} & {id(s) for s in other}
+    assert compat.optimizer_slots(None, kernel) == []
+
+
+def test_learning_rate_variable_of_fixed_and_scheduled_rates():
+    fixed = keras.optimizers.SGD(0.25)
+    fixed.build([keras.Variable(np.zeros(2))])
+    variable = compat.learning_rate_variable(fixed)
+    assert variable is not None and float(variable.numpy()) == pytest.approx(0.25)
+    assert any(v is variable for v in fixed.variables)
+    scheduled = keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5))
+    scheduled.build([keras.Variable(np.zeros(2))])
+    assert compat.learning_rate_variable(scheduled) is None
+
+
+def test_optimizer_state_lists_iterations_then_slots_in_variables_order():
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    weight = keras.Variable(np.ones(3, dtype="float32"))
+    optimizer.build([weight])
+    optimizer.apply_gradients([(np.full(3, 2.0, dtype="float32"), weight)])
+    state = compat.optimizer_state(optimizer)
+    assert len(state) == len(optimizer.variables)
+    assert int(state[0]) == 1  # iterations
+    for array, variable in zip(state, optimizer.variables):
+        np.testing.assert_array_equal(array, keras.ops.convert_to_numpy(variable.value))
