@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 
+import numpy as np
+
 __all__ = ["atomic", "copy_file", "json_default", "markdown_table", "read_json", "table_columns", "temporary_name", "write_csv",
            "write_json", "write_markdown", "write_text"]
 
@@ -41,10 +43,12 @@ def atomic(path):
 
 def json_default(value):
     """JSON form of NumPy scalars and arrays (``json.dump(..., default=json_default)``)."""
-    if hasattr(value, "item"):  # NumPy scalars
-        return value.item()
-    if hasattr(value, "tolist"):  # NumPy arrays
+    if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "__fspath__"):
+        return os.fspath(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
