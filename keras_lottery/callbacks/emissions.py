@@ -1,5 +1,7 @@
 """Energy and CO2 of training, measured by codecarbon's offline tracker (no network calls)."""
 
+import logging
+
 import keras
 
 
@@ -25,9 +27,7 @@ class Emissions(keras.callbacks.Callback):
         self._tracker = None
 
     def on_train_begin(self, logs=None):
-        import logging
-
-        from codecarbon import OfflineEmissionsTracker
+        from codecarbon import OfflineEmissionsTracker  # slow to import; only trainings that track load it
 
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         self._tracker = OfflineEmissionsTracker(
