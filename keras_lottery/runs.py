@@ -55,6 +55,11 @@ def level_dir(directory, level, kind="ticket"):
     return base if kind == "ticket" else os.path.join(base, kind)
 
 
+def model_file(directory):
+    """The trained model (``FINAL_MODEL``) of a training directory: an IMP level, a replicate's dense, a ticket's."""
+    return os.path.join(directory, FINAL_MODEL)
+
+
 def levels(directory):
     """IMP: the level numbers that have a directory, in order."""
     if not os.path.isdir(directory):

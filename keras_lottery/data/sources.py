@@ -126,7 +126,7 @@ def from_tfds(name, data_dir=None, download=True):
     Returns ``(arrays, None)`` on success, or ``(None, reason)`` saying why TFDS could not serve it.
     Downloads only when the TFDS servers answer, so an offline machine fails in seconds.
     """
-    try:
+    try:  # imported here, not at the top: tensorflow_datasets takes seconds to import and most runs never need it
         import tensorflow_datasets as tfds
     except ImportError as error:  # pragma: no cover - a dependency of the package
         return None, f"tensorflow_datasets is not importable ({error})"

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lottery import masking
+from keras_lottery import files, masking
 from keras_lottery.version import __version__
 
 __all__ = ["CARD_FILENAME", "architecture", "check_accuracy", "check_jsonable", "density_report", "model_card"]
@@ -52,20 +52,10 @@ def check_jsonable(name, value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     try:
-        return json.loads(json.dumps(value, allow_nan=False, default=_default))
+        return json.loads(json.dumps(value, allow_nan=False, default=files.json_default))
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be JSON-serializable (dict, list, str, number, bool, None); "
                         f"got {type(value).__name__}: {err}") from None
-
-
-def _default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "__fspath__"):
-        return str(value.__fspath__())
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 def check_accuracy(accuracy):

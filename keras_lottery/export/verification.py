@@ -14,6 +14,8 @@ import tempfile
 
 import numpy as np
 
+from keras_lottery.export import savedmodel
+
 __all__ = ["ServedOutputs", "VerificationError", "compare", "keras_free_env", "run_saved_model", "verify"]
 
 BLOCKED = ("keras", "tf_keras", "keras_lottery")
@@ -135,8 +137,6 @@ def compare(served, model, inputs, atol=1e-5):
     Raises:
         VerificationError: when an output differs by more than ``atol`` or is unexpected.
     """
-    from keras_lottery.export import savedmodel
-
     outputs = served.outputs if isinstance(served, ServedOutputs) else served
     names = savedmodel.input_names(model)
     inputs = _inputs_by_name(model, names, inputs)
@@ -180,8 +180,6 @@ def verify(export_dir, model, inputs, atol=1e-5, signature_name="serving_default
     Raises:
         VerificationError: when an output differs by more than ``atol`` or the model cannot be served.
     """
-    from keras_lottery.export import savedmodel
-
     names = savedmodel.input_names(model)
     inputs = _inputs_by_name(model, names, inputs)
     served = run_saved_model(export_dir, inputs, signature_name, timeout)

@@ -1,13 +1,43 @@
 """Export fixtures: one weight ticket and one layer ticket, exported and served once per session.
 
 Exports and fresh serving processes cost seconds each on a shared 2-core machine, so the expensive
-steps are session-scoped and the tests read their results.
+steps are session-scoped and the tests read their results. Test modules take the small tickets
+below as fixtures; they never import one another.
 """
 
 import numpy as np
 import pytest
-from export_tickets import layer_ticket as _layer_ticket
-from export_tickets import masked_lenet as _masked_lenet
+
+
+def _masked_lenet():
+    """A tiny LeNet and its weight ticket: masked, then 80% of the hidden kernels pruned by magnitude.
+
+    Returns ``(dense, masked, mask)``; ``mask`` is the ``Mask`` installed in ``masked``.
+    """
+    import keras_lottery as kl
+    from keras_lottery.masks import Mask
+
+    dense = kl.models.lenet_300_100(input_shape=(6, 6, 1), classes=4, seed=3)
+    masked = kl.mask(dense)
+    kl.prune(masked, kl.GlobalMagnitude(rate=0.8, exclude=["predictions"]))
+    return dense, masked, Mask.from_model(masked)
+
+
+def _layer_ticket():
+    """A tiny ResNet-14 and the same network with one removable residual block removed."""
+    import keras_lottery as kl
+    from keras_lottery import blocks
+
+    dense = kl.models.resnet_cifar(14, input_shape=(8, 8, 3), classes=4, width=4, seed=5)
+    removable = blocks.find_blocks(dense, warn=False).removable
+    ticket = blocks.remove(dense, [removable[0].name])
+    return dense, ticket, removable[0].name
+
+
+@pytest.fixture
+def masked_lenet():
+    """A fresh ``(dense, masked, mask)``: a tiny LeNet and its 80%-pruned weight ticket."""
+    return _masked_lenet()
 
 
 @pytest.fixture(scope="session")

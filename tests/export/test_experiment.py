@@ -1,22 +1,24 @@
-"""experiments/export.py: from a run directory to saved_models/<name>/<version>/."""
+"""From a run directory to saved_models/<name>/<version>/: keras_lottery.export.export_run and
+experiments/export.py."""
 
 import json
 import os
+import pathlib
+import subprocess
+import sys
 
-import numpy as np
 import pytest
 
 from keras_lottery import export
+from keras_lottery.export import from_run
 
-from experiments import export as export_binary  # noqa: E402
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def imp_run(tmp_path):
+def imp_run(tmp_path, masked_lenet):
     """A small IMP run directory: hparams.json, level_0 (dense) and level_1 (masked, pruned) models."""
-    from export_tickets import masked_lenet
-
-    dense, masked, mask = masked_lenet()
+    dense, masked, mask = masked_lenet
     run = tmp_path / "runs" / "imp" / "lenet"
     (run / "level_0").mkdir(parents=True)
     (run / "level_1").mkdir()
@@ -30,7 +32,7 @@ def imp_run(tmp_path):
 def test_export_an_imp_level(imp_run, tmp_path, capsys):
     run, masked, mask = imp_run
     base = tmp_path / "saved_models"
-    result = export_binary.export_run(str(run), level=1, base_dir=str(base))
+    result = export.export_run(str(run), level=1, base_dir=str(base))
     assert result.path == os.path.join(str(base), "lenet_level1", "1")
     card = result.card
     assert card["ticket"] == "weight"
@@ -47,13 +49,13 @@ def test_export_an_imp_level(imp_run, tmp_path, capsys):
     assert "Verified without Keras" in out
     assert export.docker_command(str(base / "lenet_level1"), "lenet_level1") in out
     # Exporting again takes the next version; TF Serving ignores request.json (not a number).
-    again = export_binary.export_run(str(run), level=1, base_dir=str(base), verify=False)
+    again = export.export_run(str(run), level=1, base_dir=str(base), verify=False)
     assert again.version == 2 and export.existing_versions(base / "lenet_level1") == [1, 2]
 
 
 def test_export_a_layer_lottery_ticket(tmp_path):
     import keras_lottery as kl
-    from keras_lottery import blocks
+    from keras_lottery import blocks, metrics
 
     dense = kl.models.resnet_cifar(8, input_shape=(8, 8, 3), classes=3, width=4, seed=2)
     ticket = blocks.remove(dense, [blocks.find_blocks(dense, warn=False).removable[0].name])
@@ -65,24 +67,46 @@ def test_export_a_layer_lottery_ticket(tmp_path):
     dense.save(run / "replicate_0" / "dense" / "model.keras")
     (run / "replicate_0" / "grasp_p1" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
     (run / "metrics.json").write_text(json.dumps({"test_accuracy": 0.1}))
-    result = export_binary.export_run(str(run), base_dir=str(tmp_path / "sm"), verify=False)
+    result = export.export_run(str(run), base_dir=str(tmp_path / "sm"), verify=False)
     assert result.path == os.path.join(str(tmp_path / "sm"), "resnet8_ticket_grasp_p1_r0", "1")
     assert result.card["ticket"] == "layer"
     assert result.card["blocks_removed"] == ["stage1_block1_add"]
     assert result.card["accuracy"] == {"test_accuracy": 0.5}
+    assert result.card["flops"]["ratio"] == pytest.approx(metrics.flops(ticket) / metrics.flops(dense))
     assert result.card["flops"]["ratio"] < 1
 
 
 def test_missing_sources_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a directory"):
-        export_binary.sources(str(tmp_path / "nope"))
+        from_run.sources(str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="No IMP level directory"):
-        export_binary.sources(str(tmp_path), level=3)
+        from_run.sources(str(tmp_path), level=3)
     with pytest.raises(FileNotFoundError, match="holds 0 layer-lottery tickets"):
-        export_binary.sources(str(tmp_path))
+        from_run.sources(str(tmp_path))
     (tmp_path / "ticket_a_p1_r0.keras").write_text("")
     (tmp_path / "ticket_a_p2_r0.keras").write_text("")
     with pytest.raises(FileNotFoundError, match="holds 2 layer-lottery tickets .*--ticket=FILE"):
-        export_binary.sources(str(tmp_path))
+        from_run.sources(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="No layer-lottery ticket"):
-        export_binary.sources(str(tmp_path), ticket="ticket_b_p1_r0.keras")
+        from_run.sources(str(tmp_path), ticket="ticket_b_p1_r0.keras")
+
+
+def test_a_level_without_its_model_is_named(tmp_path):
+    (tmp_path / "level_0").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"No model\.keras in .*level_0.*has not finished"):
+        from_run.sources(str(tmp_path), level=0)
+    with pytest.raises(FileNotFoundError, match=r"No IMP level directory .*level_2.* levels 0\)"):
+        from_run.sources(str(tmp_path), level=2)
+    with pytest.raises(ValueError, match="--level must be"):
+        from_run.sources(str(tmp_path), level=-1)
+
+
+def test_the_binary_reports_an_error_in_one_line(tmp_path):
+    missing = tmp_path / "no_such_run"
+    proc = subprocess.run([sys.executable, "-m", "experiments.export", f"--run_dir={missing}",
+                           f"--base_dir={tmp_path / 'sm'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"error: --run_dir {str(missing)!r} is not a directory."
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [proc.stderr.splitlines()[-1]]
+    assert not (tmp_path / "sm").exists()
