@@ -1,13 +1,21 @@
-"""``PruningHparams``: how iterative magnitude pruning runs, as a dataclass that becomes absl flags."""
+"""The lottery experiments' hyper-parameters, as dataclasses that become absl flags.
+
+* ``PruningHparams``: how iterative magnitude pruning runs (weight tickets).
+* ``LayerLotteryHparams``: what a layer-lottery experiment scores, removes and compares (layer tickets).
+* ``StabilityHparams``: the rewind steps, data seeds and masks of the stability analysis.
+"""
 
 import dataclasses
+import os
 
 from keras_lottery import pruning
+from keras_lottery.blocks.criteria import names as criterion_names
 from keras_lottery.training import durations
 
 RULES = ("global", "layerwise")
 MODES = ("weights", "lr", "finetune")
 CONTROLS = ("reinit", "random")
+ALGORITHMS = ("init", "trained")
 
 
 def _split(text):
@@ -114,3 +122,117 @@ class PruningHparams:
         if bad:
             raise ValueError(f"--control_levels must lie in 1..{self.levels} (--levels), got {bad}.")
         durations.to_steps(self.rewind, steps_per_epoch=1, total_steps=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerLotteryHparams:
+    """What a layer-lottery experiment scores, removes and compares.
+
+    Attributes:
+      criterion: comma-separated block criteria (grasp, snip, synflow, random, l1, hrank,
+        expectabs, pls, kl, cka).
+      blocks: comma-separated numbers p of blocks to remove, one ticket each ("1,2,3,4").
+      algorithm: init (score at theta_0, Algorithm 2) or trained (score the trained net, Algorithm 1).
+      rewind_epoch: for algorithm=trained, the epoch i the surviving weights are rewound to.
+      xi: tolerance of the winning test, accuracy(ticket) + xi >= accuracy(dense), as a fraction.
+      score_batches: training batches the data-dependent criteria see.
+      replicates: independent repetitions; replicate r adds r to the model and data seeds.
+    """
+
+    criterion: str = "grasp"
+    blocks: str = "1,2,3"
+    algorithm: str = "init"
+    rewind_epoch: int = 0
+    xi: float = 0.0
+    score_batches: int = 4
+    replicates: int = 1
+
+    @property
+    def criteria(self):
+        return [c.strip() for c in self.criterion.split(",") if c.strip()]
+
+    @property
+    def block_counts(self):
+        return [int(p) for p in self.blocks.split(",") if p.strip()]
+
+    def validate(self, removable=None):
+        """Raises ValueError naming the first setting that cannot work (``removable``: blocks available)."""
+        unknown = [c for c in self.criteria if c not in criterion_names()]
+        if not self.criteria or unknown:
+            raise ValueError(f"--criterion: unknown {unknown or self.criterion!r}; "
+                             f"accepted: {', '.join(criterion_names())}.")
+        try:
+            counts = self.block_counts
+        except ValueError:
+            raise ValueError(f"--blocks must be comma-separated integers, got {self.blocks!r}.") from None
+        if not counts or min(counts) < 1:
+            raise ValueError(f"--blocks must list numbers of blocks >= 1, got {self.blocks!r}.")
+        if removable is not None and max(counts) > removable:
+            raise ValueError(f"--blocks asks to remove {max(counts)} blocks but the model has only {removable} "
+                             "removable residual blocks.")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"--algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}.")
+        if self.rewind_epoch < 0 or (self.algorithm == "init" and self.rewind_epoch):
+            raise ValueError("--rewind_epoch must be >= 0, and is only meaningful with --algorithm=trained.")
+        if self.xi < 0 or self.score_batches < 1 or self.replicates < 1:
+            raise ValueError("--xi must be >= 0, --score_batches and --replicates >= 1.")
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityHparams:
+    """What the stability analysis measures.
+
+    Attributes:
+      ks: comma-separated rewind steps k ("0,100it,1ep,0.05").
+      data_seeds: the two data-order seeds of the copies, "1,2".
+      points: points on the linear path between the copies (30 in the paper).
+      mask: a mask.npz (an IMP level's) to apply at every k, or one mask per k as "k=path,k=path" (every k
+        of --ks, e.g. the same level of IMP runs rewound to each k); empty for the dense network.
+      train_limit: training examples evaluated along the path (0 for all).
+    """
+
+    ks: str = "0,100it,500it"
+    data_seeds: str = "1,2"
+    points: int = 30
+    mask: str = ""
+    train_limit: int = 10000
+
+    @property
+    def seeds(self):
+        """``data_seeds`` as a tuple of two integers."""
+        return tuple(int(s) for s in _split(self.data_seeds))
+
+    def validate(self):
+        """Raises ValueError naming the first field that cannot work."""
+        durations.to_step_list(self.ks, steps_per_epoch=1, total_steps=1)
+        if not _split(self.ks):
+            raise ValueError("--ks needs at least one rewind step.")
+        seeds = _split(self.data_seeds)
+        if len(seeds) != 2 or not all(s.lstrip("-").isdigit() for s in seeds):
+            raise ValueError(f"--data_seeds takes two integers, got {self.data_seeds!r}.")
+        if self.points < 2:
+            raise ValueError(f"--points must be >= 2, got {self.points}.")
+        for k, path in self.mask_paths().items():
+            if not os.path.exists(path):
+                raise ValueError(f"--mask: {path!r}{'' if k is None else f' (for k = {k})'} does not exist.")
+        if self.train_limit < 0:
+            raise ValueError(f"--train_limit must be >= 0, got {self.train_limit}.")
+
+    def mask_paths(self):
+        """``{None: path}`` for one mask at every k, ``{k as written: path}`` per k, ``{}`` for none.
+
+        A path containing ``=`` reads as the per-k form, and one containing ``,`` is split.
+        """
+        if not self.mask:
+            return {}
+        if "=" not in self.mask:
+            return {None: self.mask}
+        pairs = {}
+        for item in (i.strip() for i in self.mask.split(",") if i.strip()):
+            k, sep, path = item.partition("=")
+            if not sep or not k.strip() or not path.strip():
+                raise ValueError(f"--mask: {item!r} is not k=path (per-k masks are \"k=path,k=path\").")
+            if k.strip() in pairs:
+                raise ValueError(f"--mask names k = {k.strip()} twice.")
+            pairs[k.strip()] = path.strip()
+        return pairs

@@ -12,7 +12,9 @@ the trained weights of level n - 1 with the rule, then restarts training from st
 Every level trains T - k steps, reading the data stream from step k. Controls at a level (the
 same training in every respect but the start): ``reinit`` keeps the level's mask and draws a fresh
 initialization; ``random`` draws a random mask with the level's per-tensor densities and starts
-from the ticket's starting weights (theta_k).
+from theta_k, the rewind point's weights, in every mode. In mode ``weights`` that is also where the
+ticket starts; in modes ``lr`` and ``finetune`` the ticket starts from level n - 1's final weights
+instead. Both controls start from the ticket's optimizer state.
 
 On disk, ``<directory>/``::
 
@@ -27,27 +29,35 @@ The mask of level N is written (atomically) before level N trains, and computed 
 finished level N - 1, so a run killed at any moment and started again continues from its last
 checkpoint and ends with the masks of an uninterrupted run with the same seeds. Finished levels
 are read back, not retrained.
+
+The ``imp`` experiment (:func:`run_experiment`, after :func:`check`) runs this on a zoo model in a
+run directory, then writes ``results.csv`` and ``accuracy_vs_density.png`` (:func:`report`), the
+latter optionally with other IMP runs (``compare_with``) drawn beside it.
 """
 
 import dataclasses
 import os
+import warnings
 
 import keras
 import numpy as np
 
-from keras_lottery import files, masking, pruning, runs, training
+from keras_lottery import files, masking, models, pruning, runs, training
 from keras_lottery.callbacks.rewind import RewindCheckpoint, RewindPoint
+from keras_lottery.lottery import plots
 from keras_lottery.masking import apply_mask, read_mask
 from keras_lottery.masks import Mask
 from keras_lottery.training import durations
 
-__all__ = ["KINDS", "check_rule", "level_dir", "results", "run", "rewind_step", "write_csv"]
+__all__ = ["KINDS", "PLOT", "check", "check_rule", "compare_series", "is_run", "level_dir", "report", "results",
+           "results_file", "rewind_step", "rewind_step_of", "run", "run_experiment", "write_csv"]
 
 KINDS = ("ticket", "reinit", "random")
 # File names and level directories are the run directory's (keras_lottery.runs); kept here under
 # the names this module has always had.
 RECORD, REWIND, MASK, SPARSITY = runs.IMP_RECORD, runs.REWIND, runs.MASK, runs.SPARSITY
 level_dir = runs.level_dir
+PLOT = runs.IMP_PLOT
 
 
 def rewind_step(pruning_hparams, steps_per_epoch, total):
@@ -72,7 +82,11 @@ def _save_mask(path, mask, extra):
     report = mask.report()
     report.update(extra)
     files.write_json(os.path.join(path, SPARSITY), report)
-    mask.save(os.path.join(path, MASK))  # the npz lands last (atomic rename): its presence means done
+    # sparsity.json first; then Mask.save renames the complete npz into place and writes its JSON
+    # report (mask.json) after it, atomically too. The npz is what _level_mask and _finished look for:
+    # once it exists, it and sparsity.json are complete; a kill between the two writes of Mask.save
+    # leaves only mask.json missing.
+    mask.save(os.path.join(path, MASK))
 
 
 @dataclasses.dataclass
@@ -86,12 +100,12 @@ class _Context:
     steps: int
     k: int
     eval_every: object
-    emissions: object
+    emissions_factory: object
     verbose: object
     log: object
 
     def fit(self, model, path, start_step, callbacks=(), compile_model=True):
-        emissions = self.emissions() if self.emissions else None
+        emissions = self.emissions_factory() if self.emissions_factory else None
         return training.fit(model, self.datasets, self.training, path, start_step=start_step, end_step=self.steps,
                             eval_every=self.eval_every, callbacks=callbacks, compile_model=compile_model,
                             emissions=emissions, verbose=self.verbose)
@@ -198,7 +212,7 @@ def _train_control(ctx, level, kind):
 
 
 def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, model_seed=0, eval_every=None,
-        emissions=None, verbose=0, log=print):
+        emissions_factory=None, verbose=0, log=print, emissions=None):
     """Runs (or resumes, or reports) IMP with rewinding and its controls in ``directory``.
 
     Args:
@@ -211,10 +225,11 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
       pruning_hparams: a ``PruningHparams`` (levels, rule, rate, rewind step k, mode, controls).
       model_seed: the ticket's initialization seed (recorded).
       eval_every: validation / checkpoint interval in iterations (one epoch by default).
-      emissions: a zero-argument function returning an ``Emissions`` callback (one per training
-        run), or None for no energy tracking.
+      emissions_factory: a zero-argument function returning a fresh ``Emissions`` callback (one per
+        training run), or None for no energy tracking.
       verbose: Keras verbosity for each training run.
       log: a function receiving one line per finished run, or None.
+      emissions: the former name of ``emissions_factory`` (deprecated).
 
     Returns:
       The list of per-run records of ``results(directory)``.
@@ -223,6 +238,12 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
       ValueError: bad hyper-parameters (checked before anything is trained).
       keras_lottery.runs.RunDirectoryMismatch: ``directory`` holds a run with other settings.
     """
+    if emissions is not None:
+        warnings.warn("imp.run(emissions=...) is deprecated: the argument is a factory; pass emissions_factory=.",
+                      DeprecationWarning, stacklevel=2)
+        if emissions_factory is not None:
+            raise TypeError("imp.run() got both emissions_factory= and its former name emissions=.")
+        emissions_factory = emissions
     pruning_hparams.validate()
     training_hparams.validate()
     spe = datasets.steps_per_epoch
@@ -238,7 +259,7 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
         files.write_json(os.path.join(directory, RECORD), record)
 
     ctx = _Context(directory, build_model, datasets, training_hparams, pruning_hparams, int(model_seed), steps, k,
-                   eval_every, emissions, verbose, log)
+                   eval_every, emissions_factory, verbose, log)
     controls = pruning_hparams.control_list
     control_levels = set(pruning_hparams.control_level_list())
     for level in range(pruning_hparams.levels + 1):
@@ -313,3 +334,103 @@ def results(directory):
 def write_csv(rows, path):
     """Writes records (every field, in first-seen order) to the CSV file ``path`` atomically."""
     files.write_csv(path, rows)
+
+
+# -- the imp experiment (a zoo model in a run directory) ----------------------------------------------
+def _path(run_dir):
+    return os.fspath(getattr(run_dir, "path", run_dir))
+
+
+def results_file(directory):
+    """The ``results.csv`` of the IMP run in ``directory`` (one row per trained network)."""
+    return os.path.join(_path(directory), runs.RESULTS)
+
+
+def is_run(path):
+    """True when ``path`` is an IMP run directory (it has the record ``imp.json``)."""
+    return os.path.exists(os.path.join(path, RECORD))
+
+
+def rewind_step_of(path):
+    """The rewind step k (iterations) recorded by the IMP run in ``path``."""
+    record = files.read_json(os.path.join(path, RECORD))
+    if record is None:
+        raise ValueError(f"{path!r} is not an IMP run directory (no {RECORD}).")
+    return int(record["k"])
+
+
+def compare_series(rows, k, compare_with=()):
+    """``rows`` alone, or ``{"k=<k>": rows, "k=<other k>": other rows, ...}`` with the runs of ``compare_with``."""
+    if not compare_with:
+        return rows
+    series = {f"k={k}": rows}
+    for other in compare_with:
+        series[f"k={rewind_step_of(other)}"] = results(other)
+    return series
+
+
+def _builder(hparams, datasets):
+    model_hp = hparams["model"]
+    return lambda seed: models.get(model_hp.model, datasets.input_shape, datasets.classes, seed=seed)
+
+
+def check(hparams, datasets, compare_with=()):
+    """Every check of an IMP experiment that needs the data; raises ValueError before anything is written.
+
+    The rewind step must come before T, the pruning rule must apply to the model, and each path of
+    ``compare_with`` must be an IMP run directory. Returns T, the training length in steps.
+    """
+    for other in compare_with:
+        if not is_run(other):
+            raise ValueError(f"--compare_with={other!r} is not an IMP run directory (no {RECORD}).")
+    total = training.total_steps(hparams["training"], datasets.steps_per_epoch)
+    rewind_step(hparams["pruning"], datasets.steps_per_epoch, total)
+    check_rule(_builder(hparams, datasets), hparams["pruning"], hparams["model"].model_seed)
+    return total
+
+
+def report(run_dir, rows, *, plot=True, compare_with=(), title=None):
+    """Writes ``results.csv`` (``rows``) and, with ``plot``, ``accuracy_vs_density.png`` in ``run_dir``.
+
+    The figure draws ``rows`` and, labelled by their rewind steps, the runs of ``compare_with``.
+    Returns the path of ``results.csv``.
+    """
+    directory = _path(run_dir)
+    write_csv(rows, results_file(directory))
+    if plot:
+        series = compare_series(rows, rewind_step_of(directory), compare_with)
+        plots.accuracy_vs_density(series, os.path.join(directory, PLOT), title=title)
+    return results_file(directory)
+
+
+def run_experiment(run_dir, datasets, hparams, *, eval_every=None, emissions_factory=None, plot=True,
+                   compare_with=(), verbose=0, log=print):
+    """Runs (or resumes, or reports) IMP on ``hparams["model"]`` in a prepared run directory, then :func:`report`.
+
+    Args:
+      run_dir: a prepared ``keras_lottery.runs.RunDirectory`` (or its path).
+      datasets: the ``Datasets``.
+      hparams: ``{"dataset": ..., "model": ModelHparams, "training": TrainingHparams,
+        "pruning": PruningHparams}``.
+      eval_every, emissions_factory, verbose: as :func:`run`.
+      plot: write ``accuracy_vs_density.png``.
+      compare_with: other IMP run directories drawn in the same figure.
+      log: receives the plan, then one line per finished run; None for silence.
+
+    Returns the rows of :func:`results`.
+    """
+    directory, log = _path(run_dir), log or (lambda line: None)
+    model_hp, training_hp, pruning_hp = hparams["model"], hparams["training"], hparams["pruning"]
+    total = training.total_steps(training_hp, datasets.steps_per_epoch)
+    k = rewind_step(pruning_hp, datasets.steps_per_epoch, total)
+    log(f"T = {total} steps, rewind k = {k}, {pruning_hp.levels} levels, mode {pruning_hp.mode}")
+    if os.path.exists(results_file(directory)) and results(directory):
+        log("Continuing or reporting an existing run.")
+    rows = run(directory, _builder(hparams, datasets), datasets, training_hp, pruning_hp,
+               model_seed=model_hp.model_seed, eval_every=eval_every, emissions_factory=emissions_factory,
+               verbose=verbose, log=log)
+    name = f"{model_hp.model} on {hparams['dataset'].dataset}: IMP"
+    title = f"{name}, mode {pruning_hp.mode}" if compare_with else \
+        f"{name}, rewind {pruning_hp.rewind}, mode {pruning_hp.mode}"
+    report(directory, rows, plot=plot, compare_with=compare_with, title=title)
+    return rows

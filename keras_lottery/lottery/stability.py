@@ -14,6 +14,13 @@ batch normalization are evaluated as interpolated.
 
 Mask variables are never interpolated (both copies share the mask), and integer variables (seed
 generator states) are taken from the first copy.
+
+The ``stability`` experiment (:func:`run`, after :func:`check`): the dense network is trained once
+from its initialization to the largest k, saving the rewind point at every k; at each k the mask is
+applied (none, one for every k, or one per k) and :func:`instability` trains the two copies. The run
+directory holds ``rewind_points/k_<k>.npz``, ``pretrain/`` (the dense training), ``k_<k>/`` (the two
+copies and ``stability.json``, the curves), ``results.csv`` (one row per k) and
+``instability_vs_k.png``; the file names are those of :mod:`keras_lottery.runs`.
 """
 
 import dataclasses
@@ -24,10 +31,16 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_lottery import layers, masking, training
-from keras_lottery.callbacks.rewind import RewindPoint
+from keras_lottery import files, layers, masking, models, runs, training
+from keras_lottery.callbacks.rewind import RewindCheckpoint, RewindPoint
+from keras_lottery.lottery import plots
+from keras_lottery.masks import Mask
+from keras_lottery.training import durations
 
-__all__ = ["StabilityResult", "error_curve", "instability", "recompute_batch_norm"]
+__all__ = ["PLOT", "Plan", "StabilityResult", "check", "error_curve", "instability", "recompute_batch_norm",
+           "results_file", "run"]
+
+PLOT = runs.STABILITY_PLOT
 
 
 @dataclasses.dataclass
@@ -193,3 +206,152 @@ def instability(model, datasets, training_hparams, *, start_step=0, optimizer_st
             shutil.rmtree(directory, ignore_errors=True)
     return StabilityResult(alphas, train_error, test_error, _instability(train_error), _instability(test_error),
                            int(start_step), tuple(int(s) for s in data_seeds))
+
+
+# -- the stability experiment -------------------------------------------------------------------------
+@dataclasses.dataclass
+class Plan:
+    """What a stability run does, derived by :func:`check` from its hyper-parameters and the data.
+
+    Attributes:
+      total: T, the training length in steps.
+      ks: the rewind steps k, sorted, each before T.
+      masks: ``{k: Mask or None}`` (None: the dense network).
+    """
+
+    total: int
+    ks: list
+    masks: dict
+
+    def describe(self):
+        """``T = ..., ks = [...], mask density ...`` (one density per k)."""
+        densities = ", ".join(f"{m.density if m is not None else 1.0:.4f}" for m in self.masks.values())
+        return f"T = {self.total}, ks = {self.ks}, mask density {densities}"
+
+
+def results_file(directory):
+    """The stability experiment's ``results.csv`` in ``directory`` (one row per k)."""
+    return os.path.join(directory, runs.RESULTS)
+
+
+def _build(hparams, datasets):
+    model_hp = hparams["model"]
+    return masking.mask(models.get(model_hp.model, datasets.input_shape, datasets.classes, seed=model_hp.model_seed))
+
+
+def _masks_by_step(stability_hparams, ks, steps_per_epoch, total):
+    """``{k: Mask or None}`` for every rewind step of ``ks``; raises ValueError when --mask does not fit --ks."""
+    paths = stability_hparams.mask_paths()
+    if not paths:
+        return {k: None for k in ks}
+    if None in paths:
+        mask = Mask.load(paths[None])
+        return {k: mask for k in ks}
+    by_step = {}
+    for written, path in paths.items():
+        step = durations.to_step_list(written, steps_per_epoch, total)[0]
+        if step in by_step:
+            raise ValueError(f"--mask gives step {step} two masks.")
+        by_step[step] = path
+    if set(by_step) != set(ks):
+        raise ValueError(f"--mask gives masks for steps {sorted(by_step)} but --ks is {ks}: give one per k.")
+    return {k: Mask.load(by_step[k]) for k in ks}
+
+
+def check(hparams, datasets):
+    """Every check of a stability run that needs the data; raises ValueError before anything is written.
+
+    Each k must come before T, a per-k ``--mask`` must give one mask for each k of ``--ks``, and
+    every mask must fit the model (a mask of another architecture fails here, before training).
+
+    Args:
+      hparams: ``{"model": ModelHparams, "training": TrainingHparams, "stability": StabilityHparams, ...}``.
+      datasets: the ``Datasets`` the run trains on.
+
+    Returns the run's :class:`Plan`.
+    """
+    stability_hparams, spe = hparams["stability"], datasets.steps_per_epoch
+    total = training.total_steps(hparams["training"], spe)
+    ks = sorted(set(durations.to_step_list(stability_hparams.ks, spe, total)))
+    if not ks:
+        raise ValueError("--ks needs at least one rewind step.")
+    if ks[-1] >= total:
+        raise ValueError(f"--ks reaches step {ks[-1]}; every k must come before T = {total}.")
+    masks = _masks_by_step(stability_hparams, ks, spe, total)
+    for mask in {id(m): m for m in masks.values() if m is not None}.values():
+        masking.apply_mask(_build(hparams, datasets), mask)
+    return Plan(total, ks, masks)
+
+
+def _capture_rewind_points(directory, datasets, hparams, ks, total):
+    """Writes ``rewind_points/k_<k>.npz`` for every k that lacks one: one dense run to the largest k."""
+    paths = {k: runs.rewind_point_file(directory, k) for k in ks}
+    missing = [k for k in ks if not os.path.exists(paths[k])]
+    if not missing:
+        return paths
+    os.makedirs(os.path.dirname(paths[missing[0]]), exist_ok=True)
+    spe = datasets.steps_per_epoch
+    if max(missing) == 0:
+        model = _build(hparams, datasets)
+        training.compile_for_classification(model, hparams["training"], spe)
+        RewindPoint.capture(model, step=0).save(paths[0])
+    else:
+        callbacks = [RewindCheckpoint(at=f"{k}it", steps_per_epoch=spe, total_steps=total, path=paths[k])
+                     for k in missing]
+        training.fit(_build(hparams, datasets), datasets, hparams["training"], os.path.join(directory, runs.PRETRAIN),
+                     end_step=max(missing), callbacks=callbacks, verbose=0)
+    return paths
+
+
+def run(run_dir, datasets, hparams, *, eval_every=None, plot=True, log=print):
+    """Runs (or resumes, or reports) the stability experiment: instability against the rewind step k.
+
+    Args:
+      run_dir: a prepared ``keras_lottery.runs.RunDirectory`` (or its path).
+      datasets: the ``Datasets``; the copies train on them with the two data seeds.
+      hparams: ``{"dataset": ..., "model": ModelHparams, "training": TrainingHparams,
+        "stability": StabilityHparams}``.
+      eval_every: validation / checkpoint interval of the copies' training, in steps (one epoch when None).
+      plot: write ``instability_vs_k.png``.
+      log: receives one line for the plan and one per k; None for silence.
+
+    Returns:
+      One row per k: ``k``, ``density``, ``train_instability``, ``test_instability``,
+      ``train_error_end`` and ``test_error_end`` (the mean error of the two copies); also written to
+      ``results.csv``. A k whose ``k_<k>/stability.json`` exists is read back, not retrained.
+
+    Raises:
+      ValueError: as :func:`check`, before anything is trained.
+    """
+    directory = os.fspath(getattr(run_dir, "path", run_dir))
+    log = log or (lambda line: None)
+    plan = check(hparams, datasets)
+    stability_hparams, training_hparams = hparams["stability"], hparams["training"]
+    log(plan.describe())
+    points = _capture_rewind_points(directory, datasets, hparams, plan.ks, plan.total)
+    rows = []
+    for k in plan.ks:
+        result_path = os.path.join(runs.stability_dir(directory, k), runs.STABILITY)
+        result = files.read_json(result_path)
+        if result is None:
+            point = RewindPoint.load(points[k])
+            model = point.restore_weights(_build(hparams, datasets))
+            if plan.masks[k] is not None:
+                masking.apply_mask(model, plan.masks[k])
+            result = instability(model, datasets, training_hparams, start_step=k, optimizer_state=point,
+                                 data_seeds=stability_hparams.seeds, points=stability_hparams.points,
+                                 directory=runs.stability_dir(directory, k), train_limit=stability_hparams.train_limit,
+                                 eval_every=eval_every).as_dict()
+            files.write_json(result_path, result)
+        row = {"k": k, "density": plan.masks[k].density if plan.masks[k] is not None else 1.0,
+               "train_instability": result["train_instability"], "test_instability": result["test_instability"],
+               "train_error_end": 0.5 * (result["train_error"][0] + result["train_error"][-1]),
+               "test_error_end": 0.5 * (result["test_error"][0] + result["test_error"][-1])}
+        rows.append(row)
+        log(f"k = {k:6d}: instability train {row['train_instability']:.4f}, test {row['test_instability']:.4f}")
+    files.write_csv(results_file(directory), rows)
+    if plot:
+        title = (f"{hparams['model'].model} on {hparams['dataset'].dataset}"
+                 + (", masked" if stability_hparams.mask else ", dense"))
+        plots.instability_vs_k(rows, os.path.join(directory, PLOT), title=title)
+    return rows

@@ -9,8 +9,10 @@ import sys
 import keras
 import pytest
 
-from keras_lottery import data, metrics, training
-from keras_lottery.blocks import lottery
+from keras_lottery import data, metrics, models, runs, training
+from keras_lottery.blocks import find_blocks
+from keras_lottery.blocks import lottery as former_location
+from keras_lottery.lottery import LayerLotteryHparams, layer_lottery
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,41 +24,68 @@ def tiny():
     return datasets, training.ModelHparams(model="resnet14", model_seed=0)
 
 
+def _run(tmp_path, datasets, model_hp, training_hp, config):
+    hparams = {"model": model_hp, "training": training_hp, "lottery": config}
+    run_dir = runs.RunDirectory(str(tmp_path), "layer_lottery", hparams, name="tiny").prepare()
+    rows = layer_lottery.run(run_dir, datasets, hparams, log=lambda *_: None)
+    return run_dir.path, rows
+
+
+def _metrics(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def test_algorithm_2_trains_dense_and_tickets_and_writes_the_table(tiny, tmp_path):
     datasets, model_hp = tiny
     hp = training.TrainingHparams(lr=0.05, steps="2ep")
-    config = lottery.LayerLotteryHparams(criterion="random,l1", blocks="1,3")
-    rows = lottery.run(str(tmp_path), datasets, model_hp, hp, config, log=lambda *_: None)
+    config = LayerLotteryHparams(criterion="random,l1", blocks="1,3")
+    directory, rows = _run(tmp_path, datasets, model_hp, hp, config)
     per_replicate = [r for r in rows if r["replicate"] != "mean"]
     assert len(per_replicate) == len(rows) == 2 * 2
+    theta_0 = models.get(model_hp.model, datasets.input_shape, datasets.classes, seed=model_hp.model_seed)
+    blocks = {b.name: b for b in find_blocks(theta_0)}
+    dense_flops = metrics.flops(theta_0)
+    dense_accuracy = _metrics(os.path.join(directory, "replicate_0", "dense", "metrics.json"))["test_accuracy"]
     for row in per_replicate:
-        assert row["winning"] == (row["ticket_accuracy"] + 0.0 >= row["dense_accuracy"])
-        assert row["accuracy_diff_pp"] == pytest.approx(100 * (row["ticket_accuracy"] - row["dense_accuracy"]), abs=0.02)
-        assert len(row["removed"].split()) == row["p"] and row["speedup"] > 0
+        ticket_accuracy = _metrics(os.path.join(directory, "replicate_0", f"{row['criterion']}_p{row['p']}",
+                                                "metrics.json"))["test_accuracy"]
+        assert row["ticket_accuracy"] == round(ticket_accuracy, 4)
+        assert row["dense_accuracy"] == round(dense_accuracy, 4)
+        assert row["accuracy_diff_pp"] == round(100 * (ticket_accuracy - dense_accuracy), 2)
+        assert row["winning"] == (ticket_accuracy >= dense_accuracy)
+        removed = row["removed"].split()
+        assert len(removed) == row["p"] and all(blocks[name].removable for name in removed)
+        removed_flops = sum(blocks[name].flops for name in removed)
+        assert row["flops_down_pct"] == pytest.approx(100 * removed_flops / dense_flops, abs=0.01)
     p1, p3 = (next(r for r in per_replicate if r["criterion"] == "random" and r["p"] == p) for p in (1, 3))
     assert 0 < p1["flops_down_pct"] < p3["flops_down_pct"] and 0 < p1["params_down_pct"] < p3["params_down_pct"]
     assert p3["memory_down_pct"] > 0
-    for name in ("table.csv", "table.json", "table.md"):
-        assert os.path.getsize(tmp_path / name) > 0
-    assert len(list(csv.DictReader(open(tmp_path / "table.csv")))) == len(rows)
-    assert "| replicate | criterion | p |" in (tmp_path / "table.md").read_text()
-    ticket = keras.saving.load_model(tmp_path / "ticket_random_p3_r0.keras")
-    dense = keras.saving.load_model(tmp_path / "replicate_0" / "dense" / "model.keras")
+    assert _metrics(os.path.join(directory, "table.json")) == json.loads(json.dumps(rows))
+    with open(os.path.join(directory, "table.csv")) as f:
+        table_csv = list(csv.DictReader(f))
+    assert [(r["criterion"], r["p"]) for r in table_csv] == [(r["criterion"], str(r["p"])) for r in rows]
+    with open(os.path.join(directory, "table.md")) as f:
+        assert f.read() == layer_lottery.markdown_table(rows)
+    assert layer_lottery.markdown_table(rows).startswith("| replicate | criterion | p | accuracy_diff_pp |")
+    ticket = keras.saving.load_model(os.path.join(directory, "ticket_random_p3_r0.keras"))
+    dense = keras.saving.load_model(os.path.join(directory, "replicate_0", "dense", "model.keras"))
     assert len(ticket.layers) < len(dense.layers) and metrics.flops(ticket) < metrics.flops(dense)
-    # the same call again reads everything back instead of training
-    again = lottery.run(str(tmp_path), datasets, model_hp, hp, config, log=lambda *_: None)
+    # The same run again reads everything back instead of training; the former location's run (path and
+    # separate hyper-parameter groups) is the same experiment.
+    again = former_location.run(directory, datasets, model_hp, hp, config, log=lambda *_: None)
     assert again == rows
 
 
 def test_algorithm_1_rewinds_to_epoch_i_and_replays_the_schedule(tiny, tmp_path):
     datasets, model_hp = tiny
     hp = training.TrainingHparams(lr=0.05, steps="3ep", milestones="2ep")
-    config = lottery.LayerLotteryHparams(criterion="l1", blocks="2", algorithm="trained", rewind_epoch=1)
-    rows = lottery.run(str(tmp_path), datasets, model_hp, hp, config, log=lambda *_: None)
+    config = LayerLotteryHparams(criterion="l1", blocks="2", algorithm="trained", rewind_epoch=1)
+    directory, rows = _run(tmp_path, datasets, model_hp, hp, config)
     spe = datasets.steps_per_epoch
-    ticket_metrics = json.load(open(tmp_path / "replicate_0" / "l1_p2" / "metrics.json"))
+    ticket_metrics = _metrics(os.path.join(directory, "replicate_0", "l1_p2", "metrics.json"))
     assert ticket_metrics["start_step"] == spe and ticket_metrics["end_step"] == 3 * spe
-    ticket = keras.saving.load_model(tmp_path / "ticket_l1_p2_r0.keras")
+    ticket = keras.saving.load_model(os.path.join(directory, "ticket_l1_p2_r0.keras"))
     assert int(ticket.optimizer.iterations) == 3 * spe  # learning-rate rewinding: the schedule ran from i to T
     assert float(ticket.optimizer.learning_rate) == pytest.approx(0.005)
     assert rows[0]["p"] == 2
@@ -66,12 +95,12 @@ def test_replicates_are_averaged_and_counted():
     rows = [{"replicate": r, "criterion": "grasp", "p": 1, "removed": "a", "ticket_accuracy": acc,
              "dense_accuracy": 0.8, "accuracy_diff_pp": 100 * (acc - 0.8), "energy_kwh": 1e-5 * (r + 1),
              "winning": acc >= 0.8} for r, acc in enumerate((0.82, 0.79))]
-    (mean,) = lottery._means(rows, xi=0.0)
+    (mean,) = layer_lottery._means(rows, xi=0.0)
     assert mean["ticket_accuracy"] == pytest.approx(0.805) and mean["energy_kwh"] == pytest.approx(1.5e-5)
     assert mean["winning"] and mean["winning_replicates"] == "1/2"
-    (strict,) = lottery._means([dict(r, dense_accuracy=0.81) for r in rows], xi=0.0)
+    (strict,) = layer_lottery._means([dict(r, dense_accuracy=0.81) for r in rows], xi=0.0)
     assert not strict["winning"]
-    (tolerant,) = lottery._means([dict(r, dense_accuracy=0.81) for r in rows], xi=0.01)
+    (tolerant,) = layer_lottery._means([dict(r, dense_accuracy=0.81) for r in rows], xi=0.01)
     assert tolerant["winning"]
 
 
@@ -84,7 +113,7 @@ def test_replicates_are_averaged_and_counted():
 ])
 def test_bad_settings_are_refused(changes, match):
     with pytest.raises(ValueError, match=match):
-        lottery.LayerLotteryHparams(**changes).validate()
+        LayerLotteryHparams(**changes).validate()
 
 
 def _binary(tmp_path, *flags):
@@ -98,4 +127,17 @@ def test_the_binary_refuses_impossible_requests_before_training(tmp_path):
     assert too_many.returncode != 0 and "only 4 removable residual blocks" in too_many.stderr
     plain = _binary(tmp_path, "--model=vgg16")
     assert plain.returncode != 0 and "has no removable residual blocks" in plain.stderr
+    late = _binary(tmp_path, "--model=resnet14", "--algorithm=trained", "--rewind_epoch=2", "--steps=2ep")
+    assert late.returncode != 0 and "--rewind_epoch=2 is not before the end of training" in late.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_the_former_location_and_the_check_of_the_rewind_epoch(tiny):
+    datasets, model_hp = tiny
+    assert former_location.LayerLotteryHparams is LayerLotteryHparams
+    assert former_location.markdown_table is layer_lottery.markdown_table
+    hparams = {"model": model_hp, "training": training.TrainingHparams(steps="2ep"),
+               "lottery": LayerLotteryHparams(criterion="l1", blocks="4", algorithm="trained", rewind_epoch=1)}
+    assert len(layer_lottery.check(hparams, datasets).removable) == 4
+    with pytest.raises(ValueError, match="--rewind_epoch=2 is not before the end of training"):
+        layer_lottery.check(dict(hparams, lottery=LayerLotteryHparams(algorithm="trained", rewind_epoch=2)), datasets)

@@ -1,3 +1,5 @@
+import csv
+import json
 import os
 import signal
 import subprocess
@@ -12,8 +14,6 @@ import keras_lottery as kl
 from keras_lottery import lottery, runs, training
 from keras_lottery.callbacks import RewindPoint
 from keras_lottery.lottery import imp
-
-from tests.lottery.conftest import BINARY_FLAGS, adam_hparams, build_model, load_datasets, pruning
 
 
 class Recorder:
@@ -41,13 +41,13 @@ def _slot(optimizer, suffix):
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight(tmp_path_factory, build, make_datasets, adam, pruning_hparams):
     """One uninterrupted weight-rewinding run with both controls, its start states recorded."""
     directory = tmp_path_factory.mktemp("straight")
     recorder = Recorder(directory)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(imp.training, "fit", recorder)
-        rows = imp.run(str(directory), build_model, load_datasets(), adam_hparams(), pruning(), log=None)
+        rows = imp.run(str(directory), build, make_datasets(), adam, pruning_hparams(), log=None)
     return directory, rows, recorder.seen
 
 
@@ -58,8 +58,11 @@ def starts(monkeypatch, tmp_path):
     return recorder.seen
 
 
-def _run(directory, datasets, adam, **overrides):
-    return imp.run(str(directory), build_model, datasets, adam, pruning(**overrides), log=None)
+@pytest.fixture
+def run_imp(build, datasets, adam, pruning_hparams):
+    """``(directory, **pruning overrides) -> rows``: IMP on the synthetic data, silent."""
+    return lambda directory, **overrides: imp.run(str(directory), build, datasets, adam, pruning_hparams(**overrides),
+                                                  log=None)
 
 
 def _prunable(model):
@@ -75,11 +78,11 @@ def _final_level_0(directory):
     return keras.saving.load_model(os.path.join(directory, "level_0", "model.keras"))
 
 
-def test_weight_rewinding_starts_each_level_at_theta_k_with_the_optimizer_state_at_k(straight):
+def test_weight_rewinding_starts_each_level_at_theta_k_with_the_optimizer_state_at_k(straight, build):
     tmp_path, rows, seen = straight
     point = RewindPoint.load(tmp_path / "rewind.npz")
     assert point.step == 4
-    template = kl.mask(build_model(0))
+    template = kl.mask(build(0))
     theta_k = {p: point.weights[[id(v) for v in template.weights].index(id(v))]
                for p, v in _prunable(template).items()}
     for level in (1, 2):
@@ -127,9 +130,9 @@ def test_weight_rewinding_starts_each_level_at_theta_k_with_the_optimizer_state_
 
 
 @pytest.mark.parametrize("mode", ["lr", "finetune"])
-def test_lr_rewinding_and_finetuning_keep_the_final_weights(datasets, adam, tmp_path, starts, mode):
+def test_lr_rewinding_and_finetuning_keep_the_final_weights(run_imp, tmp_path, starts, mode):
     seen = starts
-    _run(tmp_path, datasets, adam, levels=1, mode=mode, controls="")
+    run_imp(tmp_path, levels=1, mode=mode, controls="")
     final = _final_level_0(tmp_path)
     final_weights = {p: keras.ops.convert_to_numpy(v.value) for p, v in _prunable(final).items()}
     mask = kl.Mask.load(tmp_path / "level_1" / "mask.npz")
@@ -149,11 +152,11 @@ def test_lr_rewinding_and_finetuning_keep_the_final_weights(datasets, adam, tmp_
                                       _slot(final_state, "fc1_kernel_momentum") * mask["fc1/kernel"])
 
 
-def test_rewinding_to_zero_resets_to_the_initialization_with_a_fresh_optimizer(datasets, adam, tmp_path, starts):
+def test_rewinding_to_zero_resets_to_the_initialization_with_a_fresh_optimizer(run_imp, build, tmp_path, starts):
     seen = starts
-    _run(tmp_path, datasets, adam, levels=1, rewind="0", rule="global", layer_rates="", exclude="predictions",
+    run_imp(tmp_path, levels=1, rewind="0", rule="global", layer_rates="", exclude="predictions",
          controls="")
-    init = {p: keras.ops.convert_to_numpy(v.value) for p, v in _prunable(kl.mask(build_model(0))).items()}
+    init = {p: keras.ops.convert_to_numpy(v.value) for p, v in _prunable(kl.mask(build(0))).items()}
     mask = kl.Mask.load(tmp_path / "level_1" / "mask.npz")
     assert mask["predictions/kernel"].all() and not mask["fc1/kernel"].all()
     for path, value in _start_weights(seen["level_1"]).items():
@@ -166,7 +169,7 @@ class _Stop(Exception):
     pass
 
 
-def test_interrupted_anywhere_the_run_continues_to_the_same_masks(straight, datasets, adam, tmp_path, monkeypatch):
+def test_interrupted_anywhere_the_run_continues_to_the_same_masks(straight, run_imp, tmp_path, monkeypatch):
     reference, rows, _ = straight
     real_fit = training.fit
     # Interrupted, as a kill would, `after` steps into the training run in `where` (0: before its first step,
@@ -191,10 +194,10 @@ def test_interrupted_anywhere_the_run_continues_to_the_same_masks(straight, data
 
         monkeypatch.setattr(imp.training, "fit", crashing_fit)
         with pytest.raises(_Stop):
-            _run(tmp_path, datasets, adam)
+            run_imp(tmp_path)
         assert not (tmp_path / where / "metrics.json").exists()
     monkeypatch.setattr(imp.training, "fit", real_fit)
-    resumed = _run(tmp_path, datasets, adam)
+    resumed = run_imp(tmp_path)
     assert [(r["level"], r["kind"]) for r in resumed] == [(r["level"], r["kind"]) for r in rows]
     for n in range(3):
         assert kl.Mask.load(tmp_path / f"level_{n}" / "mask.npz") == kl.Mask.load(reference / f"level_{n}" / "mask.npz")
@@ -202,12 +205,12 @@ def test_interrupted_anywhere_the_run_continues_to_the_same_masks(straight, data
         assert again["test_accuracy"] == pytest.approx(row["test_accuracy"], abs=1e-6)
 
 
-def test_kill_9_then_the_same_command_finishes_with_the_same_masks(straight, tmp_path):
+def test_kill_9_then_the_same_command_finishes_with_the_same_masks(straight, binary_flags, tmp_path):
     reference, _, _ = straight
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, TF_DETERMINISTIC_OPS="1", CUDA_VISIBLE_DEVICES="", PYTHONPATH=repo)
     # Controls never change the ticket's masks, so the binary runs without them (faster) and compares.
-    command = [sys.executable, "-m", "experiments.imp", *BINARY_FLAGS, "--controls=", f"--run_root={tmp_path}",
+    command = [sys.executable, "-m", "experiments.imp", *binary_flags, "--controls=", f"--run_root={tmp_path}",
                "--run_name=r"]
     run_dir = tmp_path / "imp" / "r"
     process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -225,8 +228,7 @@ def test_kill_9_then_the_same_command_finishes_with_the_same_masks(straight, tmp
     assert "level  1 ticket" in finished.stdout and "level  2 ticket" in finished.stdout
 
 
-def test_a_finished_run_is_reported_not_redone_and_other_settings_are_refused(straight, datasets, adam,
-                                                                               monkeypatch):
+def test_a_finished_run_is_reported_not_redone_and_other_settings_are_refused(straight, run_imp, monkeypatch):
     tmp_path, first, _ = straight
     stamp = os.path.getmtime(tmp_path / "level_1" / "metrics.json")
 
@@ -234,20 +236,20 @@ def test_a_finished_run_is_reported_not_redone_and_other_settings_are_refused(st
         raise AssertionError("a finished run trained again")
 
     monkeypatch.setattr(keras.Model, "fit", no_training)
-    assert _run(tmp_path, datasets, adam) == first
+    assert run_imp(tmp_path) == first
     assert os.path.getmtime(tmp_path / "level_1" / "metrics.json") == stamp
     with pytest.raises(runs.RunDirectoryMismatch, match=r"pruning.rate: directory has 0.5, command has 0.3"):
-        _run(tmp_path, datasets, adam, rate=0.3)
+        run_imp(tmp_path, rate=0.3)
     assert runs.read_json(str(tmp_path / "imp.json"))["pruning"]["rate"] == 0.5
 
 
-def test_bad_settings_fail_before_training(datasets, adam, tmp_path):
+def test_bad_settings_fail_before_training(run_imp, tmp_path):
     with pytest.raises(ValueError, match="--mode must be one of weights, lr, finetune, got 'rewind'"):
-        _run(tmp_path, datasets, adam, mode="rewind")
+        run_imp(tmp_path, mode="rewind")
     with pytest.raises(ValueError, match="--rewind='20it' is step 20; it must come before the end"):
-        _run(tmp_path, datasets, adam, rewind="20it")
+        run_imp(tmp_path, rewind="20it")
     with pytest.raises(ValueError, match="matches no prunable weight"):
-        _run(tmp_path, datasets, adam, exclude="conv9")
+        run_imp(tmp_path, exclude="conv9")
     with pytest.raises(ValueError, match="--controls accepts reinit, random"):
         lottery.PruningHparams(controls="shuffle").validate()
     with pytest.raises(ValueError, match="needs --rule=layerwise"):
@@ -255,9 +257,56 @@ def test_bad_settings_fail_before_training(datasets, adam, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_energy_and_co2_are_recorded_per_level_when_tracking_is_on(datasets, adam, tmp_path):
+def _carbon_intensity_kg_per_kwh(country):
+    """The grid carbon intensity codecarbon's offline tracker uses for ``country``, from its own data file."""
+    import codecarbon
+
+    path = os.path.join(os.path.dirname(codecarbon.__file__), "data", "private_infra", "global_energy_mix.json")
+    with open(path) as f:
+        return json.load(f)[country]["carbon_intensity"] / 1000.0  # g/kWh -> kg/kWh
+
+
+def test_energy_and_co2_are_recorded_per_level_when_tracking_is_on(build, datasets, adam, pruning_hparams, tmp_path):
     from keras_lottery.callbacks import Emissions
 
-    rows = imp.run(str(tmp_path), build_model, datasets, adam, pruning(levels=0, controls=""), log=None,
-                   emissions=lambda: Emissions(country="FRA", measure_power_secs=1))
-    assert len(rows) == 1 and rows[0]["emissions_energy_kwh"] > 0 and rows[0]["emissions_emissions_kg"] > 0
+    rows = imp.run(str(tmp_path), build, datasets, adam, pruning_hparams(levels=0, controls=""), log=None,
+                   emissions_factory=lambda: Emissions(country="FRA", measure_power_secs=1))
+    assert len(rows) == 1 and rows[0]["emissions_energy_kwh"] > 0
+    assert rows[0]["emissions_emissions_kg"] / rows[0]["emissions_energy_kwh"] == pytest.approx(
+        _carbon_intensity_kg_per_kwh("FRA"), rel=0.02)
+
+
+def test_the_former_emissions_keyword_still_works_with_a_deprecation_warning(run_imp, build, datasets, adam,
+                                                                             pruning_hparams, tmp_path):
+    # A bad setting stops the run right after the arguments are read: nothing is trained or written.
+    with pytest.warns(DeprecationWarning, match="emissions_factory"), pytest.raises(ValueError, match="--mode"):
+        imp.run(str(tmp_path), build, datasets, adam, pruning_hparams(mode="rewind"), log=None, emissions=lambda: None)
+    with pytest.raises(TypeError, match="both"), pytest.warns(DeprecationWarning):
+        imp.run(str(tmp_path), build, datasets, adam, pruning_hparams(), emissions=dict, emissions_factory=dict)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_experiment_checks_before_writing_and_reports_with_other_runs(straight, datasets, adam, pruning_hparams,
+                                                                          tmp_path):
+    reference, rows, _ = straight
+    hparams = {"dataset": datasets.hparams, "model": training.ModelHparams(), "training": adam,
+               "pruning": pruning_hparams()}
+    assert imp.check(hparams, datasets, compare_with=[str(reference)]) == 12
+    with pytest.raises(ValueError, match="is not an IMP run directory"):
+        imp.check(hparams, datasets, compare_with=[str(tmp_path)])
+    with pytest.raises(ValueError, match="must come before the end of training"):
+        imp.check(dict(hparams, pruning=pruning_hparams(rewind="12it")), datasets)
+    with pytest.raises(ValueError, match="matches no prunable weight"):
+        imp.check(dict(hparams, pruning=pruning_hparams(exclude="conv9")), datasets)
+    assert imp.is_run(reference) and not imp.is_run(tmp_path) and imp.rewind_step_of(reference) == 4
+    series = imp.compare_series(rows[:1], 0, [str(reference)])
+    assert list(series) == ["k=0", "k=4"] and series["k=4"] == rows and imp.compare_series(rows, 4) == rows
+
+    # report: results.csv and the figure, in a copy of the run (its imp.json gives the figure's k).
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "imp.json").write_text((reference / "imp.json").read_text())
+    path = imp.report(str(copy), rows, plot=True, compare_with=[str(reference)], title="t")
+    assert path == str(copy / "results.csv") == imp.results_file(str(copy))
+    assert [(int(r["level"]), r["kind"]) for r in csv.DictReader(open(path))] == [(r["level"], r["kind"]) for r in rows]
+    assert (copy / "accuracy_vs_density.png").stat().st_size > 1000

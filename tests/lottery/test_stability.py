@@ -3,14 +3,12 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery import data, lottery
+from keras_lottery import data, lottery, training
 from keras_lottery.lottery import stability
 
-from tests.lottery.conftest import build_model
 
-
-def test_two_identical_copies_have_zero_instability(datasets, adam):
-    start = kl.mask(build_model(0))
+def test_two_identical_copies_have_zero_instability(datasets, adam, build):
+    start = kl.mask(build(0))
     kl.prune(start, kl.GlobalMagnitude(0.5))
     result = lottery.instability(start, datasets, adam, start_step=2, data_seeds=(4, 4), points=5)
     assert result.train_instability == 0.0 and result.test_instability == 0.0
@@ -19,16 +17,30 @@ def test_two_identical_copies_have_zero_instability(datasets, adam):
     assert 0.0 < result.test_error[0] < 0.75  # trained: better than chance on 4 classes, not a constant
 
 
-def test_different_data_orders_give_a_curve_whose_ends_are_the_trained_copies(datasets, adam, tmp_path):
-    start = kl.mask(build_model(0))
+def _test_error(model, datasets):
+    return 1 - model.evaluate(datasets.test(), verbose=0, return_dict=True)["accuracy"]
+
+
+def test_different_data_orders_give_a_curve_whose_ends_are_the_trained_copies(datasets, adam, build, tmp_path):
+    start = kl.mask(build(0))
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in start.layers)
     result = lottery.instability(start, datasets, adam, data_seeds=(1, 2), points=4, directory=str(tmp_path))
     ends = [keras.saving.load_model(str(tmp_path / f"copy_{i}" / "model.keras")) for i in (0, 1)]
     assert not np.array_equal(ends[0].get_weights()[0], ends[1].get_weights()[0])
     for end, error in zip(ends, (result.test_error[0], result.test_error[-1])):
-        assert error == pytest.approx(1 - end.evaluate(datasets.test(), verbose=0, return_dict=True)["accuracy"])
+        assert error == pytest.approx(_test_error(end, datasets))
     ends_mean = (result.test_error[0] + result.test_error[-1]) / 2
     assert result.test_instability == pytest.approx(max(result.test_error) - ends_mean)
     assert result.as_dict()["data_seeds"] == [1, 2]
+    # An interior point, computed here: (1 - a) w0 + a w1 in a fresh compiled copy (no batch norm to recompute).
+    alpha = result.alphas[1]
+    assert alpha == pytest.approx(1 / 3)
+    mixed = [((1 - alpha) * np.asarray(w0, np.float64) + alpha * np.asarray(w1, np.float64)).astype(w0.dtype)
+             for w0, w1 in zip(ends[0].get_weights(), ends[1].get_weights())]
+    probe = kl.mask(build(0))
+    training.compile_for_classification(probe, adam, datasets.steps_per_epoch)
+    probe.set_weights(mixed)
+    assert result.test_error[1] == pytest.approx(_test_error(probe, datasets), abs=1e-6)
 
 
 def test_error_curve_on_a_path_with_a_known_answer():
@@ -63,8 +75,8 @@ def test_batch_norm_statistics_are_recomputed_on_training_data():
     assert stability.recompute_batch_norm(plain, [(batches[0], None)]) == 0
 
 
-def test_bad_arguments_are_refused(datasets, adam):
-    start = kl.mask(build_model(0))
+def test_bad_arguments_are_refused(datasets, adam, build):
+    start = kl.mask(build(0))
     with pytest.raises(ValueError, match="start_step=12 must lie in"):
         lottery.instability(start, datasets, adam, start_step=12)
     with pytest.raises(ValueError, match="data_seeds takes two seeds"):
