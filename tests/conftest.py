@@ -1,28 +1,215 @@
-"""Shared test set-up: quiet TensorFlow, one CPU thread pool, and small shared fixtures.
-
-Area-specific fixtures live in each test folder's own conftest.py.
+"""Shared test set-up and fixtures: quiet TensorFlow, no GPU, this checkout importable, a fresh Keras
+state per test, and every fixture used by more than one test module (tiny models and data, the
+lottery settings, the block-test models). Plain helper functions live in ``tests/helpers.py``
+(``from tests.helpers import ...``); tests/distribute and tests/export keep the fixtures only they use
+in their own conftest.py.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+# The repository root first: ``keras_lottery`` is this checkout's (not another editable install's), and
+# ``tests.helpers`` is importable (``tests`` is a namespace package) however pytest is started.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+import keras_lottery as kl  # noqa: E402
+from keras_lottery import data, lottery, models, training  # noqa: E402
+from tests.helpers import tiny_arrays as _tiny_arrays, tiny_data_hparams  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from a known global seed and a clear Keras session (no name clashes)."""
-    import keras
-
     keras.backend.clear_session()
     keras.utils.set_random_seed(1234)
     yield
 
 
+# -- masks and pruning: tiny models covering the prunable layer types --------------------------------
 @pytest.fixture
-def rng():
-    return np.random.default_rng(0)
+def conv_model():
+    """Functional model with Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose, BN and Dense."""
+    inputs = keras.Input((8, 8, 3), name="x")
+    y = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    y = keras.layers.BatchNormalization(name="bn")(y)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(y)
+    y = keras.layers.SeparableConv2D(6, 3, padding="same", name="sep")(y)
+    y = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", name="deconv")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
+    y = keras.layers.Dropout(0.1, name="drop")(y)
+    outputs = keras.layers.Dense(5, name="predictions")(y)
+    return keras.Model(inputs, outputs, name="conv_model")
+
+
+@pytest.fixture
+def mlp():
+    """A small MLP (16 -> 32 -> 24 -> 4); output layer named ``predictions``."""
+    inputs = keras.Input((16,), name="x")
+    y = keras.layers.Dense(32, activation="relu", name="fc1")(inputs)
+    y = keras.layers.Dense(24, activation="relu", name="fc2")(y)
+    outputs = keras.layers.Dense(4, name="predictions")(y)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+@pytest.fixture
+def mlp_data():
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(32, 16)).astype("float32"), rng.integers(0, 4, 32)
+
+
+# -- data, run directories, training: the tiny synthetic task -----------------------------------------
+@pytest.fixture(scope="session")
+def tiny_arrays():
+    return _tiny_arrays(train_size=320)
+
+
+@pytest.fixture
+def tiny_datasets(tiny_arrays):
+    return data.Datasets(tiny_arrays, tiny_data_hparams(train_size=320), data_seed=5)
+
+
+@pytest.fixture
+def tiny_training():
+    return training.TrainingHparams(optimizer="sgd", lr=0.05, momentum=0.9, steps="3ep", milestones="2ep")
+
+
+# -- lottery: LeNet on 8x8 synthetic data, a few steps per level (shared by callbacks and experiments) --
+# The same data, model and settings as the binary gets from BINARY_FLAGS, so runs compare across both.
+DATASET = "synthetic:8x8x1:4:256"
+BINARY_FLAGS = ("--dataset=" + DATASET, "--batch_size=32", "--validation_size=64", "--optimizer=adam", "--lr=0.002",
+                "--steps=12it", "--levels=2", "--rate=0.5", "--rule=layerwise", "--layer_rates=predictions=0.25",
+                "--rewind=4it", "--controls=reinit,random", "--emissions=false", "--plot=false")
+
+
+def _load_datasets():
+    hparams = data.DatasetHparams(dataset=DATASET, batch_size=32, validation_size=64)
+    return data.load(hparams, data_seed=0)  # 192 training examples: 6 steps per epoch
+
+
+def _build_model(seed):
+    return models.lenet_300_100((8, 8, 1), classes=4, seed=seed)
+
+
+def _pruning(**overrides):
+    base = dict(levels=2, rate=0.5, rule="layerwise", layer_rates="predictions=0.25", rewind="4it",
+                controls="reinit,random")
+    base.update(overrides)
+    return lottery.PruningHparams(**base)
+
+
+@pytest.fixture(scope="session")
+def dataset_name():
+    """The synthetic dataset's name (``--dataset``): 4 classes of 8x8x1 images, 256 examples."""
+    return DATASET
+
+
+@pytest.fixture(scope="session")
+def binary_flags():
+    """``experiments.imp`` flags for the run the ``pruning_hparams()`` defaults describe (no plot, no emissions)."""
+    return list(BINARY_FLAGS)
+
+
+@pytest.fixture(scope="session")
+def make_datasets():
+    """A function loading the synthetic ``Datasets`` (data seed 0, 6 steps per epoch)."""
+    return _load_datasets
+
+
+@pytest.fixture
+def datasets(make_datasets):
+    return make_datasets()
+
+
+@pytest.fixture(scope="session")
+def adam():
+    """Adam at lr 2e-3 for T = 12 iterations (two epochs)."""
+    return training.TrainingHparams(optimizer="adam", lr=2e-3, steps="12it")
+
+
+@pytest.fixture(scope="session")
+def build():
+    """``seed -> LeNet-300-100`` for 8x8x1 inputs and 4 classes (plain, unmasked; no batch normalization)."""
+    return _build_model
+
+
+@pytest.fixture(scope="session")
+def pruning_hparams():
+    """``**overrides -> PruningHparams``: 2 layerwise levels, rate 0.5 (predictions 0.25), k = 4 it, both controls."""
+    return _pruning
+
+
+# -- blocks: session-scoped models (built once: TF start-up is slow on 2 cores) ------------------------
+def _build(fn):
+    keras.utils.set_random_seed(7)
+    return fn()
+
+
+@pytest.fixture(scope="session")
+def resnet14():
+    """Zoo CIFAR ResNet-14: 6 blocks, 4 removable (the first blocks of stages 2 and 3 project)."""
+    return _build(lambda: kl.models.resnet_cifar(14, input_shape=(16, 16, 3), classes=10, width=8, seed=3))
+
+
+@pytest.fixture(scope="session")
+def resnet50():
+    return _build(lambda: keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10))
+
+
+@pytest.fixture(scope="session")
+def resnet50v2():
+    return _build(lambda: keras.applications.ResNet50V2(weights=None, input_shape=(32, 32, 3), classes=10))
+
+
+@pytest.fixture(scope="session")
+def mobilenetv2():
+    return _build(lambda: keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10,
+                                                         alpha=0.35))
+
+
+@pytest.fixture(scope="session")
+def images16():
+    rng = np.random.default_rng(11)
+    return rng.normal(size=(8, 16, 16, 3)).astype("float32"), rng.integers(0, 10, size=8)
+
+
+@pytest.fixture(scope="session")
+def images32():
+    rng = np.random.default_rng(12)
+    return rng.normal(size=(2, 32, 32, 3)).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def zeroed_branch_copy():
+    """``zeroed_branch_copy(model, block_names)``: see :func:`_zeroed_branch_copy`."""
+    return _zeroed_branch_copy
+
+
+def _zeroed_branch_copy(model, block_names):
+    """A clone of ``model`` (same graph) whose listed branches output exactly zero.
+
+    The last layer of each branch gets zero weights: batch norm gamma and beta, or kernel and bias.
+    Built with keras.models.clone_model, independently of keras_lottery.blocks.rewrite.
+    """
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    blocks = {b.name: b for b in kl.blocks.find_blocks(model)}
+    for name in block_names:
+        layer = clone.get_layer(blocks[name].branch_output)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            targets = [layer.gamma, layer.beta]
+        else:
+            targets = list(layer.weights)
+        assert targets, f"cannot zero {layer.name}"
+        for w in targets:
+            w.assign(np.zeros(w.shape, w.dtype))
+    return clone

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from tests.blocks.conftest import zeroed_branch_copy
 
 
 def _weights(model):
@@ -18,7 +17,7 @@ def test_removing_nothing_computes_exactly_the_original(resnet14, images16):
 
 
 @pytest.mark.parametrize("names", [["stage1_block2_add"], ["stage1_block1_add", "stage1_block2_add", "stage3_block2_add"]])
-def test_removal_equals_zeroed_branch(resnet14, images16, names):
+def test_removal_equals_zeroed_branch(resnet14, images16, names, zeroed_branch_copy):
     x, _ = images16
     before = _weights(resnet14)
     config = resnet14.get_config()
@@ -39,7 +38,7 @@ def test_removal_equals_zeroed_branch(resnet14, images16, names):
         b.params for b in kl.blocks.find_blocks(resnet14) if b.name in names)
 
 
-def test_chained_removal_in_mobilenetv2(mobilenetv2, images32):
+def test_chained_removal_in_mobilenetv2(mobilenetv2, images32, zeroed_branch_copy):
     # block_5's shortcut is block_4's Add: removing both makes block_6 read block_3_project_BN
     names = ["block_4_add", "block_5_add"]
     ticket = kl.blocks.remove(mobilenetv2, kl.blocks.find_blocks(mobilenetv2)[1:3])
@@ -50,7 +49,7 @@ def test_chained_removal_in_mobilenetv2(mobilenetv2, images32):
     assert len(kl.blocks.find_blocks(ticket)) == 8
 
 
-def test_removal_in_preactivation_resnet(resnet50v2, images32):
+def test_removal_in_preactivation_resnet(resnet50v2, images32, zeroed_branch_copy):
     names = ["conv2_block2_out", "conv4_block5_out"]
     ticket = kl.blocks.remove(resnet50v2, names)
     reference = zeroed_branch_copy(resnet50v2, names)
@@ -60,12 +59,17 @@ def test_removal_in_preactivation_resnet(resnet50v2, images32):
     assert kl.metrics.flops(ticket) == kl.metrics.flops(resnet50v2) - flops[names[0]] - flops[names[1]]
 
 
-def test_ticket_trains(resnet14, images16):
+def test_ticket_trains_and_leaves_the_original_alone(resnet14, images16):
     x, y = images16
+    before = _weights(resnet14)
     ticket = kl.blocks.remove(resnet14, ["stage2_block2_add"])
-    ticket.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    loss = ticket.train_on_batch(x, y)
-    assert np.isfinite(loss)
+    start = _weights(ticket)
+    ticket.compile(optimizer=keras.optimizers.SGD(0.05),
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    losses = [float(ticket.train_on_batch(x, y)) for _ in range(5)]  # one batch, five steps
+    assert losses[-1] < losses[0], losses
+    assert any(not np.array_equal(a, b) for a, b in zip(start, _weights(ticket)))
+    assert all(np.array_equal(a, b) for a, b in zip(before, _weights(resnet14)))
 
 
 def test_remove_errors(resnet14):

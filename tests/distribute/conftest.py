@@ -1,4 +1,4 @@
-"""Helpers for the distribution tests: worker processes of the real binaries on localhost ports.
+"""The ``cluster`` fixture of the distribution tests: worker processes of the real binaries on localhost ports.
 
 Every worker runs ``tests/distribute/worker.py <module> <flags>`` (the binary's own ``main``) in a
 fresh interpreter, with its own ``TF_CONFIG`` and its own ``TMPDIR`` (so a test can see what a
@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import REPO, child_env
+
 WORKER = os.path.join(REPO, "tests", "distribute", "worker.py")
 
 
@@ -29,14 +30,6 @@ def free_ports(count):
     finally:
         for s in sockets:
             s.close()
-
-
-def child_env(**extra):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    env.pop("TF_USE_LEGACY_KERAS", None)
-    env.pop("TF_CONFIG", None)
-    env.update({key: str(value) for key, value in extra.items()})
-    return env
 
 
 class Cluster:
@@ -104,16 +97,3 @@ def cluster(tmp_path):
         yield c
     finally:
         c.stop()
-
-
-@pytest.fixture(scope="session")
-def run_script():
-    return _run_script
-
-
-def _run_script(path, timeout=600, **env):
-    """Runs a Python file in a fresh interpreter; returns the JSON printed on its last line."""
-    proc = subprocess.run([sys.executable, path], cwd=REPO, env=child_env(**env), capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, f"{path} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])

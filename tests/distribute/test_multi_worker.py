@@ -7,7 +7,9 @@ import os
 
 import numpy as np
 
-TINY = ["--dataset=synthetic:8x8x1:4:256", "--batch_size=32", "--validation_size=64", "--emissions=false"]
+from tests.helpers import tiny_datasets, tiny_flags, tiny_lenet
+
+TINY = tiny_flags()  # the tiny task: 192 training and 64 test examples
 IMP_FLAGS = TINY + ["--optimizer=adam", "--lr=0.002", "--steps=12it", "--eval_every=2it", "--levels=1", "--rate=0.5",
                     "--rule=layerwise", "--layer_rates=predictions=0.25", "--rewind=4it", "--controls=reinit",
                     "--plot=false", "--strategy=multi_worker", "--run_name=mw"]
@@ -21,12 +23,11 @@ def _steps(path):
 
 def _reference_masks(directory):
     """The same IMP run on one device, in this process."""
-    from keras_lottery import data, lottery, models, training
+    from keras_lottery import lottery, training
 
-    datasets = data.load(data.DatasetHparams(dataset="synthetic:8x8x1:4:256", batch_size=32, validation_size=64))
     pruning = lottery.PruningHparams(levels=1, rate=0.5, rule="layerwise", layer_rates="predictions=0.25",
                                      rewind="4it", controls="")
-    lottery.imp.run(directory, lambda seed: models.lenet_300_100((8, 8, 1), 4, seed=seed), datasets,
+    lottery.imp.run(directory, tiny_lenet, tiny_datasets(),
                     training.TrainingHparams(optimizer="adam", lr=2e-3, steps="12it"), pruning, eval_every=2, log=None)
     return lottery.imp.level_dir(directory, 1)
 
@@ -73,8 +74,11 @@ def test_imp_level_on_two_workers_survives_a_killed_chief(cluster, tmp_path):
     assert two.density == one.density
     differ = sum(int(np.count_nonzero(two[path] != one[path])) for path in one)
     assert differ <= 0.002 * one.total, f"{differ} of {one.total} mask entries differ from the one-device run"
+    # ... and so is its accuracy, up to those ties (64 test examples)
     metrics = json.load(open(os.path.join(run, "level_1", "metrics.json")))
-    assert metrics["end_step"] == 12 and 0.0 <= metrics["test_accuracy"] <= 1.0
+    expected = json.load(open(os.path.join(reference, "metrics.json")))
+    assert metrics["end_step"] == expected["end_step"] == 12
+    assert abs(metrics["test_accuracy"] - expected["test_accuracy"]) <= 2 / 64
 
 
 def test_layer_lottery_on_two_workers(cluster, tmp_path):
@@ -93,4 +97,19 @@ def test_layer_lottery_on_two_workers(cluster, tmp_path):
     assert os.path.exists(os.path.join(run, "ticket_l1_p1_r0.keras"))
     assert os.listdir(cluster.tmp_dirs()[1]) == []
     # the non-chief computed the same table in its own copy
-    assert "| l1 | 1 |" in open(cluster.logs[1]).read().replace("| 0 | l1 | 1 |", "| l1 | 1 |")
+    printed = [_table_row(open(name).read(), "| 0 | l1 | 1 |") for name in cluster.logs]
+    for column in ("removed", "ticket_accuracy", "dense_accuracy", "flops_down_pct"):
+        assert printed[0][column] == printed[1][column], (column, printed)
+    assert printed[0]["removed"] == rows[0]["removed"]
+
+
+def _table_row(log, start):
+    """The cells of the Markdown table row beginning with ``start`` in ``log``, by column name."""
+    lines = log.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(start))
+    header = next(line for line in reversed(lines[:index]) if line.startswith("| replicate |"))
+
+    def cells(line):
+        return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+    return dict(zip(cells(header), cells(lines[index])))

@@ -1,6 +1,7 @@
 """Bad distribution settings fail at once, naming what was received and what is accepted."""
 
 import json
+import types
 
 import pytest
 
@@ -27,9 +28,15 @@ def test_tf_config_errors(environ, expected):
     assert expected in str(error.value)
 
 
-def test_tf_config_accepted_forms():
-    config = distribute.read_tf_config(_config({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}))
-    assert config["task"] == {"type": "chief", "index": 0}
+def test_tf_config_accepted_forms(monkeypatch):
+    with_chief = {"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}
+    workers = {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
+    for config in (with_chief, workers):
+        assert distribute.read_tf_config({"TF_CONFIG": json.dumps(config)}) == config
+    # surrounding white space is accepted, and the process environment is read by default
+    monkeypatch.setenv("TF_CONFIG", "\n  " + json.dumps(workers, indent=2) + "\n")
+    parsed = distribute.read_tf_config()
+    assert parsed["cluster"] == {"worker": ["a:1", "b:2"]} and parsed["task"] == {"type": "worker", "index": 1}
 
 
 def test_unknown_strategy_and_missing_tpu(monkeypatch):
@@ -47,6 +54,10 @@ def test_single_process_is_chief_and_writes_its_own_directory(tmp_path):
     assert distribute.is_chief() and distribute.task() == (None, None)
     assert distribute.worker_directory(str(tmp_path)) == str(tmp_path)
     distribute.check_global_batch(7)  # one replica: any batch splits
+    two = types.SimpleNamespace(num_replicas_in_sync=2)
+    with pytest.raises(ValueError, match=r"--batch_size=7 is the global batch; .* the 2 replicas .*a multiple of 2"):
+        distribute.check_global_batch(7, strategy=two)
+    distribute.check_global_batch(8, strategy=two)
     assert distribute.jit_compile() == "auto"
     with distribute.execution(jit_compile=False):
         assert distribute.jit_compile() is False

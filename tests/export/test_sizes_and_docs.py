@@ -8,8 +8,9 @@ import pytest
 
 from keras_lottery import export
 from keras_lottery.export import sizes
+from tests.helpers import REPO
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = REPO
 
 
 def test_sizes_count_every_file_and_zeros_compress(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 import keras_lottery as kl
 from keras_lottery import schedules
-from masks_helpers import dead_entries, run_python
+from tests.helpers import dead_entries, run_python
 
 
 def test_iterative_densities():

@@ -9,8 +9,9 @@ import pytest
 
 import keras_lottery as kl
 from keras_lottery.callbacks import RewindPoint
+from tests.helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 
 @pytest.fixture

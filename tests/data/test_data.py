@@ -36,12 +36,16 @@ def test_idx_files_in_a_directory_are_read_exactly(tmp_path):
     assert arrays.input_shape == (6, 6, 1) and "IDX" in arrays.source
 
 
-def test_npz_in_a_directory_is_read(tmp_path):
+def test_npz_in_a_directory_is_read_exactly(tmp_path):
     rng = np.random.default_rng(1)
-    np.savez(tmp_path / "mydata.npz", x_train=rng.random((50, 4, 4, 3)), y_train=rng.integers(0, 5, 50),
-             x_test=rng.random((10, 4, 4, 3)), y_test=rng.integers(0, 5, 10))
+    written = {"x_train": rng.random((50, 4, 4, 3)), "y_train": rng.integers(0, 5, 50),
+               "x_test": rng.random((10, 4, 4, 3)), "y_test": np.array([6] + [0] * 9)}  # label 6 only in test
+    np.savez(tmp_path / "mydata.npz", **written)
     arrays = data.find("mydata", data_dir=str(tmp_path))
-    assert arrays.x_train.shape == (50, 4, 4, 3) and arrays.classes <= 5
+    for name, array in written.items():
+        np.testing.assert_array_equal(getattr(arrays, name), array)
+    assert arrays.x_train.dtype == written["x_train"].dtype and arrays.y_train.dtype == np.int64
+    assert arrays.classes == 7 and arrays.input_shape == (4, 4, 3) and "mydata.npz" in arrays.source
 
 
 def test_debian_fashion_mnist_is_found_automatically(tmp_path, monkeypatch):
@@ -109,6 +113,24 @@ def test_augmentation_is_seeded_and_changes_images(tiny_arrays):
     xa, xb, xp = (next(iter(d.train(2)))[0].numpy() for d in (a, b, plain))
     np.testing.assert_array_equal(xa, xb)
     assert xa.shape == xp.shape and not np.array_equal(xa, xp)
+
+
+def _window_offsets(image, original, pad=4):
+    """The offsets ``(i, j)`` at which ``image`` is a window of ``original`` zero-padded by ``pad`` pixels."""
+    padded = np.pad(original, [(pad, pad), (pad, pad), (0, 0)])
+    h, w = original.shape[:2]
+    return [(i, j) for i in range(2 * pad + 1) for j in range(2 * pad + 1)
+            if np.array_equal(padded[i:i + h, j:j + w], image)]
+
+
+def test_augmentation_without_flips_crops_the_zero_padded_image(tiny_arrays):
+    plain = data.Datasets(tiny_arrays, data.DatasetHparams(batch_size=32, validation_size=64), data_seed=1)
+    hp = data.DatasetHparams(batch_size=32, validation_size=64, augment=True, flip=False)
+    augmented = data.Datasets(tiny_arrays, hp, data_seed=1)
+    xa, xp = (next(iter(d.train(2)))[0].numpy() for d in (augmented, plain))  # the same examples, in order
+    offsets = [_window_offsets(image, original) for image, original in zip(xa, xp)]
+    assert all(offsets), "an augmented image is no 8x8 window of its 4-pixel zero-padded original"
+    assert len({found[0] for found in offsets}) > 1  # random crops, not one fixed window
 
 
 def test_normalization_standardizes_the_training_split(tiny_arrays):

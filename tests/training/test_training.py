@@ -1,3 +1,4 @@
+import csv
 import os
 import signal
 import subprocess
@@ -8,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lottery import models, runs, training
+from keras_lottery import runs, training
+from tests.helpers import REPO, CrashAfter, child_env, tiny_dataset, tiny_lenet
 
 
 def test_step_schedule_warms_up_and_drops_at_milestones():
@@ -38,14 +40,19 @@ def test_bad_training_hparams_are_refused():
 
 
 def _model():
-    return models.lenet_300_100((8, 8, 1), classes=4, seed=2)
+    return tiny_lenet(seed=2)
 
 
 def test_fit_trains_records_and_does_not_redo_a_finished_run(tiny_datasets, tiny_training, tmp_path):
     model, metrics = training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path), verbose=0)
     spe = tiny_datasets.steps_per_epoch
     assert metrics["end_step"] == 3 * spe and metrics["test_accuracy"] > 0.5
-    assert metrics["best_val_step"] in (spe, 2 * spe, 3 * spe)
+    with open(tmp_path / "history.csv") as f:
+        history = [(int(row["step"]), float(row["val_accuracy"])) for row in csv.DictReader(f)]
+    assert [step for step, _ in history] == [spe, 2 * spe, 3 * spe]  # one evaluation per epoch
+    best = max(accuracy for _, accuracy in history)
+    assert metrics["best_val_step"] == next(step for step, accuracy in history if accuracy == best)  # the first best
+    assert metrics["best_val_accuracy"] == pytest.approx(best) and metrics["val_accuracy"] == pytest.approx(history[-1][1])
     assert {"history.csv", "metrics.json", "model.keras", "state.json"} <= set(os.listdir(tmp_path))
     assert int(model.optimizer.iterations) == 3 * spe
     mtime = os.path.getmtime(tmp_path / "metrics.json")
@@ -53,43 +60,42 @@ def test_fit_trains_records_and_does_not_redo_a_finished_run(tiny_datasets, tiny
     assert again == metrics and os.path.getmtime(tmp_path / "metrics.json") == mtime
 
 
-class _Crash(keras.callbacks.Callback):
-    """Raises after ``at`` training batches, as a process killed mid-epoch would stop."""
-
-    def __init__(self, at):
-        super().__init__()
-        self.at, self.seen = at, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.at:
-            raise KeyboardInterrupt
+def test_summary_reports_the_first_best_validation_step():
+    history = [{"step": 12, "accuracy": 0.4, "val_accuracy": 0.5, "train_time_s": 1.0},
+               {"step": 14, "accuracy": 0.6, "val_accuracy": 0.8, "train_time_s": 2.0},
+               {"step": 16, "accuracy": 0.7, "val_accuracy": 0.8, "train_time_s": 0.5},
+               {"step": 18, "accuracy": 0.9, "val_accuracy": 0.7, "train_time_s": 0.25}]
+    assert training.summarize(history, start_step=10) == {
+        "start_step": 10, "end_step": 18, "train_time_s": 3.75, "train_accuracy": 0.9,
+        "val_accuracy": 0.7, "best_val_accuracy": 0.8, "best_val_step": 14}
+    assert training.summarize([], start_step=10) == {"start_step": 10, "end_step": 10, "train_time_s": 0}
 
 
 def test_an_interrupted_fit_resumes_to_the_same_weights(tiny_datasets, tiny_training, tmp_path):
     spe = tiny_datasets.steps_per_epoch
-    reference, _ = training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path / "straight"), verbose=0)
+    reference, expected = training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path / "straight"), verbose=0)
     with pytest.raises(KeyboardInterrupt):
         training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path / "crashed"), verbose=0,
-                     callbacks=[_Crash(spe + 3)])  # after one checkpoint, mid-way through the second epoch
+                     callbacks=[CrashAfter(spe + 3)])  # after one checkpoint, mid-way through the second epoch
     assert training.read_state(str(tmp_path / "crashed"))["step"] == spe
     resumed, metrics = training.fit(_model(), tiny_datasets, tiny_training, str(tmp_path / "crashed"), verbose=0)
-    assert int(resumed.optimizer.iterations) == 3 * spe and len(metrics) > 0
+    assert int(resumed.optimizer.iterations) == 3 * spe and metrics["end_step"] == 3 * spe
+    assert metrics["test_accuracy"] == pytest.approx(expected["test_accuracy"], abs=1e-6)
+    assert metrics["val_accuracy"] == pytest.approx(expected["val_accuracy"], abs=1e-6)
     for a, b in zip(reference.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def _train_command(root):
-    return [sys.executable, "-m", "experiments.train", "--dataset=synthetic:8x8x1:4:2400", "--batch_size=16",
+    return [sys.executable, "-m", "experiments.train", f"--dataset={tiny_dataset(2400)}", "--batch_size=16",
             "--validation_size=64", "--steps=6ep", "--emissions=false", f"--run_root={root}", "--run_name=r"]
 
 
 def test_kill_9_at_any_point_then_the_same_command_finishes_the_same_run(tmp_path):
-    env = dict(os.environ, TF_DETERMINISTIC_OPS="1", CUDA_VISIBLE_DEVICES="")
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    subprocess.run(_train_command(tmp_path / "straight"), cwd=repo, env=env, check=True, capture_output=True)
+    env = child_env(TF_DETERMINISTIC_OPS=1)
+    subprocess.run(_train_command(tmp_path / "straight"), cwd=REPO, env=env, check=True, capture_output=True)
     killed_dir = tmp_path / "killed" / "train" / "r"
-    process = subprocess.Popen(_train_command(tmp_path / "killed"), cwd=repo, env=env,
+    process = subprocess.Popen(_train_command(tmp_path / "killed"), cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (killed_dir / "state.json").exists():
@@ -98,7 +104,7 @@ def test_kill_9_at_any_point_then_the_same_command_finishes_the_same_run(tmp_pat
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed_dir / "metrics.json").exists()
-    finished = subprocess.run(_train_command(tmp_path / "killed"), cwd=repo, env=env, capture_output=True, text=True)
+    finished = subprocess.run(_train_command(tmp_path / "killed"), cwd=REPO, env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-2000:]
     straight = runs.read_json(str(tmp_path / "straight" / "train" / "r" / "metrics.json"))
     resumed = runs.read_json(str(killed_dir / "metrics.json"))
@@ -113,8 +119,7 @@ def test_kill_9_at_any_point_then_the_same_command_finishes_the_same_run(tmp_pat
 
 
 def test_train_binary_refuses_bad_flags_before_loading_data(tmp_path):
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     result = subprocess.run([sys.executable, "-m", "experiments.train", "--model=resnet21", f"--run_root={tmp_path}"],
-                            cwd=repo, capture_output=True, text=True)
+                            cwd=REPO, env=child_env(), capture_output=True, text=True)
     assert result.returncode != 0 and "Unknown model 'resnet21'" in result.stderr
     assert not any(tmp_path.iterdir())

@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 
 import keras_lottery as kl
@@ -45,4 +46,11 @@ def test_ticket_flops_drop_by_block_flops(resnet14):
     names = ["stage1_block1_add", "stage3_block2_add"]
     ticket = kl.blocks.remove(resnet14, names)
     assert kl.metrics.flops(ticket) == kl.metrics.flops(resnet14) - sum(b.flops for b in blocks if b.name in names)
-    assert kl.metrics.memory(ticket, 8).total < kl.metrics.memory(resnet14, 8).total
+    # memory: 4 bytes per freed weight, and 8 examples of each removed layer's float32 output
+    removed = [b for b in blocks if b.name in names]
+    freed_weights = sum(b.params for b in removed)
+    freed_outputs = sum(int(np.prod(resnet14.get_layer(layer).output.shape[1:]))
+                        for b in removed for layer in (*b.branch_layers, b.add_layer))
+    dense, sparse = kl.metrics.memory(resnet14, 8), kl.metrics.memory(ticket, 8)
+    assert sparse.parameters == dense.parameters - 4 * freed_weights
+    assert sparse.activations == dense.activations - 4 * 8 * freed_outputs

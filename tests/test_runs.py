@@ -1,5 +1,7 @@
 import dataclasses
 import json
+import os
+import re
 
 import pytest
 from absl import flags
@@ -18,19 +20,28 @@ def test_run_name_lists_only_the_changed_fields():
 
 
 def test_long_run_names_are_shortened_with_a_digest():
-    name = runs.run_name(_hparams(milestones=",".join(f"{i}ep" for i in range(1, 80))))
-    assert len(name) <= 120 and name != runs.run_name(_hparams(milestones="1ep"))
+    # two long settings that differ only past the first 120 characters
+    first, second = (_hparams(milestones=",".join(f"{i}ep" for i in range(1, 80)) + f",{last}ep") for last in (90, 91))
+    names = [runs.run_name(first), runs.run_name(second)]
+    assert [len(name) for name in names] == [120, 120] and names[0] != names[1]
+    assert names[0][:109] == names[1][:109] and names[0].startswith("milestones=1ep-2ep-")
+    assert all(re.fullmatch(r".{109}_[0-9a-f]{10}", name) for name in names)
+    assert runs.run_name(first) == names[0]  # stable
+    assert runs.run_name(_hparams(milestones="1ep")) == "milestones=1ep"  # short names are kept whole
 
 
 def test_prepare_writes_hparams_json_and_refuses_other_hparams(tmp_path):
     run = runs.RunDirectory(str(tmp_path), "train", _hparams(lr=0.01), name="same").prepare()
     recorded = json.load(open(run.file("hparams.json")))
     assert recorded["training"]["lr"] == 0.01 and recorded["dataset"]["dataset"] == "fashion_mnist"
+    os.utime(run.file("hparams.json"), ns=(10**18, 10**18))  # a recognisable time stamp
     runs.RunDirectory(str(tmp_path), "train", _hparams(lr=0.01), name="same").prepare()  # same: accepted
+    assert os.stat(run.file("hparams.json")).st_mtime_ns == 10**18  # and not rewritten
     other = runs.RunDirectory(str(tmp_path), "train", _hparams(lr=0.02), name="same")
     with pytest.raises(runs.RunDirectoryMismatch, match=r"training.lr: directory has 0.01, command has 0.02"):
         other.prepare()
     assert json.load(open(run.file("hparams.json")))["training"]["lr"] == 0.01  # never overwritten
+    assert os.stat(run.file("hparams.json")).st_mtime_ns == 10**18
 
 
 def test_flags_are_generated_from_the_dataclasses_with_help():

@@ -13,8 +13,9 @@ from keras_lottery import data, metrics, models, runs, training
 from keras_lottery.blocks import find_blocks
 from keras_lottery.blocks import lottery as former_location
 from keras_lottery.lottery import LayerLotteryHparams, layer_lottery
+from tests.helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 
 @pytest.fixture(scope="module")

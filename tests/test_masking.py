@@ -8,6 +8,7 @@ import pytest
 
 import keras_lottery as kl
 from keras_lottery.wrappers import MaskedLayer
+from tests.helpers import dead_entries
 
 
 def _types(model):
@@ -41,7 +42,7 @@ def test_more_layer_types_and_sequential():
         keras.layers.Embedding(20, 4, name="embed"),
         keras.layers.Conv1D(3, 2, name="c1"),
         keras.layers.Reshape((5, 3, 1), name="reshape"),
-        keras.layers.Conv3D(2, 1, name="c3") if False else keras.layers.Conv2D(2, 1, name="c2"),
+        keras.layers.Conv2D(2, 1, name="c2"),
         keras.layers.Flatten(name="flat"),
         keras.layers.Dense(2, name="out"),
     ], name="seq")
@@ -203,13 +204,7 @@ def test_masked_model_saves_and_loads_with_keras_format(mlp, mlp_data, tmp_path)
     np.testing.assert_allclose(loaded(mlp_data[0]), masked(mlp_data[0]), rtol=1e-6)
     loaded.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     loaded.fit(*mlp_data, epochs=2, verbose=0)  # the re-installed constraint still holds zeros
-    assert all(np.all(v == 0) for v in _dead(loaded).values())
-
-
-def _dead(model):
-    from masks_helpers import dead_entries
-
-    return dead_entries(model)
+    assert all(np.all(v == 0) for v in dead_entries(loaded).values())
 
 
 def test_copy_weights_keeps_masks(mlp):
@@ -218,7 +213,7 @@ def test_copy_weights_keeps_masks(mlp):
     other = keras.models.clone_model(mlp)  # same architecture, different values
     kl.copy_weights(other, masked)
     assert kl.Mask.from_model(masked) == mask
-    assert all(np.all(v == 0) for v in _dead(masked).values())
+    assert all(np.all(v == 0) for v in dead_entries(masked).values())
     live = mask["fc1/kernel"]
     np.testing.assert_array_equal(masked.get_layer("fc1").layer.kernel.numpy()[live],
                                   other.get_layer("fc1").kernel.numpy()[live])
@@ -249,6 +244,7 @@ def test_wrapped_layer_losses_and_state_updates_pass_through():
     layer(x)
     assert float(layer.layer.calls.numpy()) == 2.0
     assert [float(v) for v in layer.losses] == [3.0]
-    dense = MaskedLayer(keras.layers.Dense(2, activity_regularizer="l2", name="reg"))
-    dense(x)
+    dense = MaskedLayer(keras.layers.Dense(2, activity_regularizer="l2", name="reg"))  # l2: 0.01 * sum(out ** 2)
+    out = keras.ops.convert_to_numpy(dense(x))
     assert len(dense.losses) == 1
+    assert float(dense.losses[0]) == pytest.approx(0.01 * float(np.sum(out.astype(np.float64) ** 2)), rel=1e-5)
