@@ -3,20 +3,38 @@
 * :func:`walk` visits every layer of a model once, depth first, entering nested models and (with
   ``unwrap=True``) the layer inside a ``keras.layers.Wrapper``. Every part of the library that looks
   for layers (masks, density reports, export, batch-norm recomputation, weight copies) uses it.
-* The prunable registry says which weights a lottery-ticket mask covers. Built-in: the kernels of
-  ``Dense``, ``Conv1D/2D/3D``, ``Conv1D/2D/3DTranspose``, the depthwise kernel of
-  ``DepthwiseConv1D/2D`` (a variable named ``kernel`` in Keras 3), both kernels of
-  ``SeparableConv1D/2D`` and the ``embeddings`` of ``Embedding``. Biases and normalization layers
-  are never masked. A custom layer opts in by defining ``get_prunable_weights(self) -> list of its
-  variables`` (called once it is built), the same protocol as TFMOT's ``PrunableLayer``.
+* The prunable registry says which weights a lottery-ticket mask covers, and the path naming each
+  one (``"<layer name>/<name inside the layer>"``). Built-in:
+
+  - the kernels of ``Dense``, ``EinsumDense``, ``Conv1D/2D/3D`` (grouped ones included),
+    ``Conv1D/2D/3DTranspose``, the depthwise kernel of ``DepthwiseConv1D/2D`` (a variable named
+    ``kernel`` in Keras 3), both kernels of ``SeparableConv1D/2D`` and the ``embeddings`` of
+    ``Embedding``: ``"fc/kernel"``, ``"sep/pointwise_kernel"``;
+  - ``MultiHeadAttention``: the kernels of its query, key, value and output projections
+    (``"mha/query/kernel"``, ``"mha/key/kernel"``, ``"mha/value/kernel"``,
+    ``"mha/attention_output/kernel"``);
+  - recurrent layers (``SimpleRNN``, ``LSTM``, ``GRU``, ``ConvLSTM1D/2D/3D``, ``RNN`` over those
+    cells or a ``StackedRNNCells``) and their cells: ``kernel`` and ``recurrent_kernel``, held by
+    the cell (``"lstm/kernel"``, ``"lstm/recurrent_kernel"``; stacked cells add the cell's name);
+  - ``Bidirectional``: its two layers' weights under their names (``"bi/forward_lstm/kernel"``,
+    ``"bi/backward_lstm/kernel"``); ``TimeDistributed``: the wrapped layer's (``"td/kernel"``).
+
+  Biases and normalization layers are never masked. A custom layer opts in by defining
+  ``get_prunable_weights(self) -> list of its variables`` (called once it is built), the same
+  protocol as TFMOT's ``PrunableLayer``; their paths are ``"<layer name>/<variable name>"``.
+* :func:`unmasked_weights` names what a mask leaves out: every trainable weight of rank >= 2 that is
+  not prunable, so that ``keras_lottery.mask`` can warn about (or refuse) a partial mask.
 """
 
 import keras
 
-__all__ = ["SUPPORTED", "by_name", "is_prunable", "prunable_variables", "prunable_weight_names", "walk",
-           "weight_path"]
+__all__ = ["SUPPORTED", "by_name", "is_prunable", "prunable_items", "prunable_variables", "prunable_weight_names",
+           "unmasked_weights", "walk", "weight_path"]
 
-# The groups are disjoint, so the order of the classes does not matter.
+_CELL_KERNELS = ("kernel", "recurrent_kernel")
+
+# Layers whose prunable weights are their own variables of these names. The groups are disjoint, so
+# the order of the classes does not matter.
 _BUILTIN = (
     (keras.layers.SeparableConv1D, ("depthwise_kernel", "pointwise_kernel")),
     (keras.layers.SeparableConv2D, ("depthwise_kernel", "pointwise_kernel")),
@@ -29,10 +47,17 @@ _BUILTIN = (
     (keras.layers.Conv2DTranspose, ("kernel",)),
     (keras.layers.Conv3DTranspose, ("kernel",)),
     (keras.layers.Dense, ("kernel",)),
+    (keras.layers.EinsumDense, ("kernel",)),
     (keras.layers.Embedding, ("embeddings",)),
+    (keras.layers.SimpleRNNCell, _CELL_KERNELS),
+    (keras.layers.LSTMCell, _CELL_KERNELS),
+    (keras.layers.GRUCell, _CELL_KERNELS),
 )
+# Recurrent layers whose cell class Keras does not export: the cell's kernels are prunable.
+_CONV_RNN = (keras.layers.ConvLSTM1D, keras.layers.ConvLSTM2D, keras.layers.ConvLSTM3D)
 
-SUPPORTED = ", ".join(cls.__name__ for cls, _ in _BUILTIN)
+SUPPORTED = ", ".join([cls.__name__ for cls, _ in _BUILTIN] + [cls.__name__ for cls in _CONV_RNN]
+                      + ["MultiHeadAttention", "SimpleRNN/LSTM/GRU/RNN", "Bidirectional", "TimeDistributed"])
 
 
 def walk(model, unwrap=False):
@@ -69,32 +94,87 @@ def by_name(model):
 
 
 def prunable_weight_names(layer):
-    """Names of the built-in prunable weights of ``layer`` (empty tuple for other and custom layers)."""
+    """Names of the variables of ``layer`` itself that are prunable (empty for composite, other and custom layers)."""
     for cls, names in _BUILTIN:
         if isinstance(layer, cls):
             return names
     return ()
 
 
+def _parts(layer):
+    """``[(prefix, sublayer)]``: where a composite layer keeps its prunable weights, or None for other layers."""
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return [(f"{d.name}/", d) for d in (layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense)]
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [(f"{layer.forward_layer.name}/", layer.forward_layer),
+                (f"{layer.backward_layer.name}/", layer.backward_layer)]
+    if isinstance(layer, keras.layers.TimeDistributed):
+        return [("", layer.layer)]
+    if isinstance(layer, keras.layers.StackedRNNCells):
+        return [(f"{cell.name}/", cell) for cell in layer.cells]
+    if isinstance(layer, keras.layers.RNN) and not isinstance(layer, _CONV_RNN):
+        return [("", layer.cell)]
+    return None
+
+
 def is_prunable(layer):
-    """Whether ``layer`` has prunable weights: a built-in prunable type, or ``get_prunable_weights()``.
+    """Whether ``layer`` has prunable weights: a built-in prunable type (composite ones when a part
+    is prunable), or ``get_prunable_weights()``. Works on unbuilt layers.
 
     Models are never prunable layers themselves (their layers are).
     """
     if isinstance(layer, keras.Model):
         return False
-    return callable(getattr(layer, "get_prunable_weights", None)) or bool(prunable_weight_names(layer))
+    if callable(getattr(layer, "get_prunable_weights", None)) or prunable_weight_names(layer):
+        return True
+    if isinstance(layer, (keras.layers.MultiHeadAttention, *_CONV_RNN)):
+        return True  # their kernels exist once they are built
+    parts = _parts(layer)
+    return parts is not None and any(is_prunable(part) for _, part in parts)
+
+
+def _relative_items(layer):
+    custom = getattr(layer, "get_prunable_weights", None)
+    if callable(custom):
+        return [(v.name, v) for v in custom()]
+    if isinstance(layer, _CONV_RNN):
+        return [(v.name, v) for v in layer.cell.weights if v.name in _CELL_KERNELS]
+    parts = _parts(layer)
+    if parts is not None:
+        return [(prefix + name, v) for prefix, part in parts for name, v in _relative_items(part)]
+    names = prunable_weight_names(layer)
+    return [(v.name, v) for v in layer.weights if v.name in names]
+
+
+def prunable_items(layer):
+    """``[(weight path, variable)]`` for the prunable weights of a built ``layer``, in the layer's order.
+
+    The path names the weight in masks and reports: ``"<layer name>/<name inside the layer>"`` (module doc).
+    """
+    return [(f"{layer.name}/{name}", variable) for name, variable in _relative_items(layer)]
 
 
 def prunable_variables(layer):
     """The prunable variables of a built ``layer``, in the layer's weight order (``get_prunable_weights`` first)."""
-    custom = getattr(layer, "get_prunable_weights", None)
-    if callable(custom):
-        return list(custom())
-    names = prunable_weight_names(layer)
-    return [v for v in layer.weights if v.name in names]
+    return [variable for _, variable in prunable_items(layer)]
 
 
 def weight_path(layer, variable):
-    """The path naming ``variable`` of ``layer`` in masks and reports: ``"<layer name>/<weight name>"``."""
+    """The path naming ``variable`` (a prunable weight of ``layer``) in masks and reports."""
+    for path, candidate in prunable_items(layer):
+        if candidate is variable:
+            return path
     return f"{layer.name}/{variable.name}"
+
+
+def unmasked_weights(model, masked):
+    """Paths of the trainable weights of rank >= 2 of ``model`` that are not among ``masked`` (variables).
+
+    These are the weights a lottery-ticket mask of ``model`` leaves dense: the kernels of layers the
+    registry does not know (a custom layer without ``get_prunable_weights``, a position embedding
+    added with ``add_weight``). Biases (variables named ``bias``, which ``MultiHeadAttention`` and
+    ``GRU`` keep as matrices) are never masked by design and are not listed.
+    """
+    covered = {id(v) for v in masked}
+    return [v.path for v in model.trainable_weights
+            if len(v.shape) >= 2 and id(v) not in covered and "bias" not in v.name]

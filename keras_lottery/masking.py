@@ -41,11 +41,13 @@ mixed precision or a ``tf.distribute`` strategy. Restoring optimizer variables s
 pruning step (rewinding) brings back momentum at dead positions: call
 ``zero_optimizer_state(model)`` (or ``apply_mask(model, mask)``) after such a restore.
 
-Prunable weights are those of :mod:`keras_lottery.layers` (built-in kernels and embeddings, or a
-custom layer's ``get_prunable_weights()``).
+Prunable weights are those of :mod:`keras_lottery.layers` (built-in kernels and embeddings, the
+kernels of attention, recurrent and wrapped layers, or a custom layer's ``get_prunable_weights()``);
+``mask`` names in a warning (or an error) every trainable weight of rank >= 2 it leaves unmasked.
 """
 
 import inspect
+import warnings
 
 import keras
 import numpy as np
@@ -146,25 +148,62 @@ class MaskedLayer(keras.layers.Wrapper):
                 "reapply_after_step": self.reapply_after_step}
 
     # -- building --------------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        if not self.layer.built:
+            self._build_from_call(args, kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def _build_from_call(self, args, kwargs):
+        """Builds a wrapped layer whose ``build`` takes several shapes (``MultiHeadAttention(query, value)``).
+
+        Keras names them after the call's arguments (``query`` -> ``query_shape``); a layer built from
+        one shape is left to ``build(input_shape)``.
+        """
+        try:
+            bound = inspect.signature(self.layer.call).bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            return  # the call itself will report the bad arguments
+        params = inspect.signature(self.layer.build).parameters
+        shapes = {f"{name}_shape": tuple(value.shape) for name, value in bound.items()
+                  if f"{name}_shape" in params and hasattr(value, "shape")}
+        if len(shapes) > 1:
+            self.layer.build(**shapes)
+
     def build(self, input_shape=None):
         if not self.layer.built:
             self.layer.build(input_shape)
-        variables = layers.prunable_variables(self.layer)
-        if not variables:
+        items = layers.prunable_items(self.layer)
+        if not items:
             raise ValueError(f"Layer {self.layer.name!r} ({type(self.layer).__name__}) has no prunable weights.")
         self._prunable = []
-        for variable in variables:
+        for path, variable in items:
             if not variable.trainable:
                 raise ValueError(f"Prunable weight {variable.path!r} must be trainable.")
-            mask_var = self.add_weight(name=f"{variable.name}_mask", shape=variable.shape, dtype=variable.dtype,
+            # "kernel_mask" for a Dense; "query_kernel_mask" for a MultiHeadAttention's query kernel
+            name = path.split("/", 1)[1].replace("/", "_") + "_mask"
+            mask_var = self.add_weight(name=name, shape=variable.shape, dtype=variable.dtype,
                                        initializer="ones", trainable=False, autocast=False)
             if self.reapply_after_step:
                 variable.constraint = MaskConstraint(mask_var, inner=variable.constraint)
-            self._prunable.append((layers.weight_path(self.layer, variable), variable, mask_var))
+            self._prunable.append((path, variable, mask_var))
         self.built = True
 
+    def get_build_config(self):
+        config = dict(super().get_build_config() or {})
+        inner = self.layer.get_build_config()
+        if inner:  # how the wrapped layer was built (several input shapes for MultiHeadAttention)
+            config["layer"] = inner
+        return config or None
+
+    def build_from_config(self, config):
+        config = dict(config or {})
+        inner = config.pop("layer", None)
+        if inner and not self.layer.built:
+            self.layer.build_from_config(inner)
+        self.build(config.get("input_shape"))
+
     # -- forward ---------------------------------------------------------------------------------
-    def call(self, inputs, training=None, **kwargs):
+    def call(self, inputs, *args, training=None, **kwargs):
         if self._passes_training:
             kwargs["training"] = training
         if self.mask_forward:
@@ -172,7 +211,7 @@ class MaskedLayer(keras.layers.Wrapper):
         else:  # dead stored entries are exactly 0 already (module doc): only the gradient needs the mask
             mapping = [(v, _masked_gradient(v.value, m.value)) for _, v, m in self._prunable]
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True, initialize_variables=False) as scope:
-            outputs = self.layer(inputs, **kwargs)
+            outputs = self.layer(inputs, *args, **kwargs)
         # The scope holds back variable updates and losses made by the wrapped layer: pass them on.
         for variable in self.layer.non_trainable_variables:
             value = scope.get_current_value(variable)
@@ -270,7 +309,19 @@ def _clone(layer):
     return layer.__class__.from_config(layer.get_config())
 
 
-def mask(model, mask_forward=False, reapply_after_step=False):
+def _clone_built(layer):
+    """A copy of ``layer`` built as the original was (a MaskedLayer cannot infer several input shapes)."""
+    new = _clone(layer)
+    config = layer.get_build_config() if layer.built else None
+    if config:
+        new.build_from_config(config)
+    return new
+
+
+_UNMASKED = ("warn", "error", "ignore")
+
+
+def mask(model, mask_forward=False, reapply_after_step=False, unmasked="warn"):
     """A new model in which every prunable layer of ``model`` is wrapped in ``MaskedLayer``.
 
     ``model`` (functional or Sequential, nested models included) is not modified; the new model has
@@ -281,22 +332,38 @@ def mask(model, mask_forward=False, reapply_after_step=False):
     per-step re-zeroing constraint (see the module doc); both cost time per step and are off by
     default.
 
+    ``unmasked`` says what to do when a trainable weight of rank >= 2 stays without a mask (a custom
+    layer's kernel, a position embedding made with ``add_weight``): ``"warn"`` (default) names every
+    such weight in a ``UserWarning``, ``"error"`` raises ``ValueError`` naming them, ``"ignore"``
+    says nothing. Give such a layer a ``get_prunable_weights()`` method to have it masked.
+
     Raises:
         TypeError: for a subclassed model (the message names the alternatives).
+        ValueError: for an unknown ``unmasked``, or unmasked weights with ``unmasked="error"``.
     """
     _check_model(model, "mask")
+    if unmasked not in _UNMASKED:
+        raise ValueError(f"mask(unmasked=...) must be one of {_UNMASKED}; got {unmasked!r}.")
 
     def clone_function(layer):
         if isinstance(layer, MaskedLayer):
             return _clone(layer)
         if is_prunable(layer):
-            return MaskedLayer(_clone(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
+            return MaskedLayer(_clone_built(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
         return _clone(layer)
 
     new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
     copy_weights(model, new)
     if masked_layers(model):
         apply_mask(new, read_mask(model))
+    left = layers.unmasked_weights(new, [v for layer in masked_layers(new) for _, v, _ in layer.masked_weights()])
+    if left and unmasked != "ignore":
+        message = (f"mask({model.name!r}) leaves {len(left)} trainable weight(s) of rank >= 2 unmasked (dense): "
+                   f"{left}. Their layers are not in the prunable registry (keras_lottery.layers); give such a layer a "
+                   "get_prunable_weights() method to mask it, or pass unmasked='ignore'.")
+        if unmasked == "error":
+            raise ValueError(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
     return new
 
 
@@ -404,8 +471,8 @@ def nonzero_mask(model):
     for layer in layers.walk(model):
         if isinstance(layer, keras.Model) or not layers.is_prunable(layer):
             continue
-        for variable in layers.prunable_variables(layer):
-            out[layers.weight_path(layer, variable)] = keras.ops.convert_to_numpy(variable.value) != 0
+        for path, variable in layers.prunable_items(layer):
+            out[path] = keras.ops.convert_to_numpy(variable.value) != 0
     return out
 
 
