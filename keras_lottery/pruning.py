@@ -18,6 +18,14 @@ tensors for the global rule, of each tensor for the layerwise rule). Which: the 
 values; ties are broken deterministically, earlier tensor (model order) first, then lower flat
 (C-order) index first.
 
+Layer collapse: a rule never empties a tensor silently. The magnitude rules take ``min_alive``, the
+number of weights every candidate tensor keeps whatever its magnitudes (an integer, or a fraction of
+the tensor's size in (0, 1), rounded up): those are the tensor's largest. It is 1 by default for
+``GlobalMagnitude`` (one threshold over all tensors can otherwise empty a small tensor of small
+weights, e.g. a depthwise kernel, and make the network's output constant) and 0 (off) for
+``LayerwiseMagnitude``, whose per-tensor counts are the papers'. Whenever a rule leaves a tensor
+that had live weights with none, it names it in a ``UserWarning``.
+
 Selecting tensors (``exclude`` and ``layer_rates`` keys) accepts: an exact layer name
 (``"predictions"``), an exact weight path (``"sep/pointwise_kernel"``), a glob pattern on layer
 names (``"stage3_*"``, ``"*shortcut*"``) or a layer class (``keras.layers.Dense``). A name that
@@ -26,6 +34,8 @@ is not in the model, or a pattern or class that matches nothing, is an error.
 
 import dataclasses
 import fnmatch
+import math
+import warnings
 
 import keras
 import numpy as np
@@ -33,8 +43,8 @@ import numpy as np
 from keras_lottery.masking import apply_mask, masked_layers, read_mask
 from keras_lottery.masks import Mask, ceil_count
 
-__all__ = ["GlobalMagnitude", "LayerInfo", "LayerwiseMagnitude", "RandomPruning", "check_density", "check_rate",
-           "layers_info", "prune",
+__all__ = ["GlobalMagnitude", "LayerInfo", "LayerwiseMagnitude", "RandomPruning", "check_density",
+           "check_min_alive", "check_rate", "layers_info", "prune",
            "weights_of"]
 
 
@@ -97,6 +107,38 @@ def check_density(density):
     if isinstance(density, bool) or not isinstance(density, (int, float, np.floating)) or not 0.0 < density <= 1.0:
         raise ValueError(f"density must be a number in (0, 1] (the fraction of weights kept); got {density!r}.")
     return float(density)
+
+
+def check_min_alive(min_alive):
+    """``min_alive`` as given: an integer >= 0 (a count) or a number in (0, 1) (a fraction of each tensor)."""
+    if isinstance(min_alive, bool) or not isinstance(min_alive, (int, float, np.integer, np.floating)) or (
+            min_alive < 0 or (not float(min_alive).is_integer() and min_alive >= 1)):
+        raise ValueError(f"min_alive must be an integer >= 0 (weights kept per tensor) or a fraction in (0, 1) of "
+                         f"each tensor; got {min_alive!r}.")
+    return int(min_alive) if float(min_alive).is_integer() else float(min_alive)
+
+
+def _kept(min_alive, size):
+    """How many weights of a tensor of ``size`` entries the collapse guard keeps."""
+    return math.ceil(min_alive * size) if isinstance(min_alive, float) else min(int(min_alive), size)
+
+
+def _warn_emptied(rule, old, new):
+    emptied = [p for p in new if np.any(old[p]) and not np.any(new[p])]
+    if emptied:
+        warnings.warn(f"{rule!r} leaves {len(emptied)} tensor(s) with no live weight (density 0, layer collapse): "
+                      f"{emptied}. Keep some with min_alive=1 (or more), or exclude them.", UserWarning, stacklevel=3)
+
+
+def _protected(scores, alive, m):
+    """Boolean array of the ``m`` alive entries pruning would take last (the largest, ties as pruning breaks them)."""
+    flat_alive = alive.reshape(-1)
+    idx = np.flatnonzero(flat_alive)
+    out = np.zeros_like(flat_alive)
+    if m > 0:
+        order = np.argsort(scores.reshape(-1)[idx], kind="stable")
+        out[idx[order[len(idx) - min(m, len(idx)):]]] = True
+    return out.reshape(alive.shape)
 
 
 def _info_for(paths, info):
@@ -175,22 +217,33 @@ class GlobalMagnitude(_Rule):
     weights of the whole mask stay alive (excluded tensors count in the total but are not pruned);
     nothing happens if the mask is already that sparse.
 
+    The collapse guard keeps the ``min_alive`` largest surviving weights of every candidate tensor
+    (module doc); when the count to prune cannot be reached without breaking it, the rule raises.
+
     Args:
         rate: fraction of surviving candidate weights to prune, in [0, 1).
         exclude: names, weight paths, glob patterns or layer classes never pruned.
         density: alternative to ``rate``: the target density of the whole mask, in (0, 1].
+        min_alive: weights each candidate tensor keeps (an integer, or a fraction of its size);
+            1 by default, 0 turns the guard off (a tensor emptied is then named in a warning).
     """
 
-    def __init__(self, rate=None, exclude=(), density=None):
+    def __init__(self, rate=None, exclude=(), density=None, min_alive=1):
         if (rate is None) == (density is None):
             raise ValueError(f"GlobalMagnitude takes exactly one of rate or density; got rate={rate!r}, "
                              f"density={density!r}.")
         self.rate = None if rate is None else check_rate(rate)
         self.density = None if density is None else check_density(density)
         self.exclude = tuple([exclude] if isinstance(exclude, (str, type)) else exclude or ())
+        self.min_alive = check_min_alive(min_alive)
 
     def __call__(self, weights, mask, layers_info=None):
         mask = _check_inputs(weights, mask)
+        new = self._prune(weights, mask, layers_info)
+        _warn_emptied(self, mask, new)
+        return new
+
+    def _prune(self, weights, mask, layers_info):
         infos = _info_for(mask, layers_info)
         excluded = _select(self.exclude, infos, "GlobalMagnitude exclude")
         candidates = [p for p in mask if p not in excluded]
@@ -207,9 +260,16 @@ class GlobalMagnitude(_Rule):
         new = mask.copy()
         if n == 0 or not candidates:
             return new
-        scores = np.concatenate([np.abs(np.asarray(weights[p], dtype=np.float64)).reshape(-1) for p in candidates])
+        magnitudes = {p: np.abs(np.asarray(weights[p], dtype=np.float64)) for p in candidates}
+        scores = np.concatenate([magnitudes[p].reshape(-1) for p in candidates])
         alive_all = np.concatenate([mask[p].reshape(-1) for p in candidates])
-        kept = _prune_lowest(scores, alive_all, n)
+        guard = np.concatenate([_protected(magnitudes[p], mask[p], _kept(self.min_alive, mask[p].size)).reshape(-1)
+                                for p in candidates])
+        if n > int(np.count_nonzero(alive_all & ~guard)):
+            raise ValueError(f"{self!r} must prune {n} weights, but the collapse guard (min_alive={self.min_alive} "
+                             f"per tensor) leaves only {int(np.count_nonzero(alive_all & ~guard))} prunable. Lower "
+                             "min_alive, or ask for less sparsity.")
+        kept = _prune_lowest(scores, alive_all & ~guard, n) | guard
         start = 0
         for p in candidates:
             size = mask[p].size
@@ -238,9 +298,11 @@ class LayerwiseMagnitude(_Rule):
         exclude: selectors of tensors never pruned.
         output_rate: rate for the output layer(s) (needs ``layers_info``; ``prune`` supplies it).
         density: alternative to the rates: the target density of each candidate tensor.
+        min_alive: weights each candidate tensor keeps whatever the rate (an integer, or a fraction
+            of its size); 0 (off) by default. A tensor emptied is named in a warning.
     """
 
-    def __init__(self, rate=None, layer_rates=None, exclude=(), output_rate=None, density=None):
+    def __init__(self, rate=None, layer_rates=None, exclude=(), output_rate=None, density=None, min_alive=0):
         if (rate is None) == (density is None):
             raise ValueError(f"LayerwiseMagnitude takes exactly one of rate or density; got rate={rate!r}, "
                              f"density={density!r}.")
@@ -251,6 +313,7 @@ class LayerwiseMagnitude(_Rule):
         self.layer_rates = {k: check_rate(v, f"layer_rates[{k!r}]") for k, v in dict(layer_rates or {}).items()}
         self.output_rate = None if output_rate is None else check_rate(output_rate, "output_rate")
         self.exclude = tuple([exclude] if isinstance(exclude, (str, type)) else exclude or ())
+        self.min_alive = check_min_alive(min_alive)
 
     def rates(self, mask, layers_info=None):
         """``{path: rate}`` for the candidate tensors (excluded ones are absent)."""
@@ -295,8 +358,10 @@ class LayerwiseMagnitude(_Rule):
         else:
             counts = {p: ceil_count(r, int(np.count_nonzero(mask[p]))) for p, r in self.rates(mask, layers_info).items()}
         for p, n in counts.items():
+            n = min(n, int(np.count_nonzero(mask[p])) - _kept(self.min_alive, mask[p].size))
             if n > 0:
                 new[p] = _prune_lowest(np.abs(np.asarray(weights[p], dtype=np.float64)), mask[p], n)
+        _warn_emptied(self, mask, new)
         return new
 
 
@@ -338,4 +403,5 @@ class RandomPruning(_Rule):
             flat = np.zeros(reference.size, dtype=bool)
             flat[rng.permutation(reference.size)[:keep]] = True
             new[p] = flat.reshape(reference.shape)
+        _warn_emptied(self, mask, new)
         return new

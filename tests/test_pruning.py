@@ -1,6 +1,7 @@
 """Pruning rules against a separate plain-NumPy reading of each rule, plus their errors."""
 
 import math
+import warnings
 from fractions import Fraction
 
 import keras
@@ -176,3 +177,53 @@ def test_selector_errors():
         kl.GlobalMagnitude(density=0.0)
     with pytest.raises(TypeError, match="rule"):
         kl.prune(None, "global")
+
+
+# -- layer collapse ---------------------------------------------------------------------------------
+
+
+def _depthwise_model():
+    """A conv net whose depthwise kernel has tiny magnitudes: one global threshold would empty it."""
+    x = keras.Input((6, 6, 3))
+    h = keras.layers.Conv2D(8, 3, padding="same", name="conv")(x)
+    h = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(x, keras.layers.Dense(4, name="out")(h))
+    dw = model.get_layer("dw")
+    dw.kernel.assign(np.asarray(dw.kernel) * 1e-4)
+    return model
+
+
+def test_global_rule_keeps_every_tensor_alive_by_default():
+    masked = kl.mask(_depthwise_model())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        mask = kl.prune(masked, kl.GlobalMagnitude(0.5))
+    assert mask["dw/kernel"].sum() == 1  # the guard's one weight: the largest of the tensor
+    dw = np.abs(np.asarray(masked.get_layer("dw").layer.kernel))
+    assert dw[mask["dw/kernel"]].item() == dw.max()
+    assert mask.alive == mask.total - math.ceil(0.5 * mask.total)  # the count is still exact
+    # A fractional guard keeps a share of every tensor.
+    mask = kl.prune(kl.mask(_depthwise_model()), kl.GlobalMagnitude(0.5, min_alive=0.25))
+    assert mask["dw/kernel"].sum() == math.ceil(0.25 * mask["dw/kernel"].size)
+
+
+def test_emptied_tensors_are_named_when_the_guard_is_off():
+    masked = kl.mask(_depthwise_model())
+    with pytest.warns(UserWarning, match=r"1 tensor\(s\) with no live weight.*\['dw/kernel'\].*min_alive"):
+        mask = kl.prune(masked, kl.GlobalMagnitude(0.5, min_alive=0))
+    assert not mask["dw/kernel"].any()
+    with pytest.warns(UserWarning, match=r"no live weight.*'a/kernel'"):  # layerwise: ceil(rate x 1) = 1
+        kl.LayerwiseMagnitude(0.5)({"a/kernel": np.ones(3)}, Mask({"a/kernel": np.array([True, False, False])}))
+    kept = kl.LayerwiseMagnitude(0.5, min_alive=1)({"a/kernel": np.ones(3)},
+                                                   Mask({"a/kernel": np.array([True, False, False])}))
+    assert kept["a/kernel"].sum() == 1
+
+
+def test_guard_that_cannot_be_kept_is_an_error():
+    w = {"a/kernel": np.arange(1.0, 5.0), "b/kernel": np.arange(1.0, 5.0)}
+    with pytest.raises(ValueError, match=r"must prune 7 weights, but the collapse guard \(min_alive=2"):
+        kl.GlobalMagnitude(density=0.125, min_alive=2)(w, Mask({p: np.ones(4, bool) for p in w}))
+    for bad in (-1, 1.5, "1", True):
+        with pytest.raises(ValueError, match="min_alive must be"):
+            kl.GlobalMagnitude(0.5, min_alive=bad)
