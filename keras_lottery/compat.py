@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 __all__ = ["KERAS_TENSOR", "history_key", "is_functional_class", "iter_keras_tensors", "learning_rate_variable",
-           "optimizer_slots", "optimizer_state", "set_history_key", "tensor_shape"]
+           "optimizer_slots", "optimizer_state", "set_history_key", "steps_per_execution", "tensor_shape"]
 
 # How ``Functional.get_config()`` serializes a symbolic tensor inside a node's call arguments:
 # ``{"class_name": "__keras_tensor__", "config": {"shape": ..., "dtype": ..., "keras_history":
@@ -85,3 +85,13 @@ def optimizer_state(optimizer):
     store = {}
     optimizer.save_own_variables(store)
     return [np.asarray(store[str(i)]) for i in range(len(store))]
+
+
+def steps_per_execution(model):
+    """How many optimizer steps ``model.fit`` runs between two calls of a batch callback.
+
+    ``compile(steps_per_execution=n)`` stores ``n`` on the model as ``steps_per_execution`` (an
+    attribute Keras does not document); ``fit`` then calls ``on_train_batch_begin/end`` once per
+    ``n`` steps. 1 for a model that was never compiled.
+    """
+    return max(1, int(getattr(model, "steps_per_execution", 1) or 1))

@@ -81,17 +81,18 @@ def weights_of(model):
     return out
 
 
-def prune(model, rule):
+def prune(model, rule, optimizer=None):
     """Prunes the masked ``model`` in place with ``rule``; returns the new ``Mask``.
 
-    The rule sees the current weights and the current mask; the new mask is installed and the
-    newly dead weights are set to exactly 0.
+    The rule sees the current weights and the current mask; the new mask is installed, the newly
+    dead weights are set to exactly 0 and so is their state in ``optimizer`` (default:
+    ``model.optimizer``; pass a custom training loop's optimizer).
     """
     if not callable(rule):
         raise TypeError(f"prune() needs a rule such as GlobalMagnitude(0.2); got {rule!r}.")
     current = read_mask(model)
     new = rule(weights_of(model), current, layers_info(model))
-    apply_mask(model, new)
+    apply_mask(model, new, optimizer)
     return new
 
 

@@ -9,6 +9,7 @@ slots: momentum, Adam moments, ...) and the data position k.
 
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -39,12 +40,14 @@ class RewindPoint:
         return f"RewindPoint(step={self.step}, {len(self.weights)} weights, {len(self.optimizer)} optimizer variables)"
 
     @classmethod
-    def capture(cls, model, step=None):
-        """The current state of ``model`` (and of ``model.optimizer`` when it has one) as step ``step``.
+    def capture(cls, model, step=None, optimizer=None):
+        """The current state of ``model`` and its optimizer as step ``step``.
 
-        ``step`` defaults to the optimizer's iteration count (0 without an optimizer).
+        ``optimizer`` defaults to ``model.optimizer`` (give it in a custom training loop, where the
+        optimizer is not attached to the model); ``step`` to the optimizer's iteration count (0
+        without an optimizer).
         """
-        optimizer = getattr(model, "optimizer", None)
+        optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
         state = compat.optimizer_state(optimizer) if optimizer is not None else [np.asarray(0, dtype=np.int64)]
         if step is None:
             step = int(state[0])
@@ -58,17 +61,20 @@ class RewindPoint:
           model: a model of the same architecture as the captured one (masked or not).
           weights: restore the weights (theta_k). Mask variables are never touched; each masked
             weight is multiplied by the model's current mask afterwards.
-          optimizer: restore ``model.optimizer`` (it must be compiled): iteration count k, and the
-            captured slots, or zeroed slots when the capture came before the first step.
+          optimizer: restore ``model.optimizer`` (True; the model must be compiled), or this
+            optimizer object (a custom training loop's), or nothing (False): iteration count k, and
+            the captured slots, or zeroed slots when the capture came before the first step.
 
         Returns the model.
         """
         if weights:
             self.restore_weights(model)
-        if optimizer:
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            self.restore_optimizer(model, optimizer)
+        elif optimizer:
             if getattr(model, "optimizer", None) is None:
                 raise ValueError(f"RewindPoint.restore(optimizer=True) needs a compiled model; {model.name!r} has no "
-                                 "optimizer. Compile it first, or pass optimizer=False.")
+                                 "optimizer. Compile it first, pass the optimizer, or pass optimizer=False.")
             self.restore_optimizer(model)
         return model
 
@@ -158,10 +164,11 @@ class RewindCheckpoint(keras.callbacks.Callback):
     """Captures the weights, optimizer state and data position at step k of ``model.fit``.
 
     ``at`` is "500it" (iterations), "2ep" (epochs), a fraction of training ("0.05") or 0 (the
-    initialization: captured when training begins, before the first step). Steps are counted from
-    the optimizer's iteration count when ``fit`` starts, so a resumed run (restored optimizer)
-    captures at the same global step. After capture, ``point`` holds a ``RewindPoint``, also written
-    to ``path`` when one is given; ``restore(model)`` puts it back::
+    initialization: captured when training begins, before the first step). Steps are the
+    optimizer's iteration count (``optimizer.iterations``), read at each batch callback until the
+    capture, so a resumed run (restored optimizer) captures at the same global step. After capture,
+    ``point`` holds a ``RewindPoint``, also written to ``path`` when one is given;
+    ``restore(model)`` puts it back::
 
         rewind = RewindCheckpoint(at="500it")
         masked.fit(train, epochs=..., callbacks=[rewind])
@@ -173,6 +180,12 @@ class RewindCheckpoint(keras.callbacks.Callback):
       steps_per_epoch: for "ep" durations; read from ``fit``'s ``steps_per_epoch`` when omitted.
       total_steps: for fractions; ``epochs x steps_per_epoch`` of the ``fit`` call when omitted.
       path: where to save the point (``.npz``), or None to keep it in memory only.
+
+    With ``compile(steps_per_execution=n)``, ``n > 1``, Keras calls batch callbacks only after every
+    ``n`` optimizer steps, so the state at a step ``k`` between two calls is never visible to a
+    callback. The capture then happens at the first call at or after ``k``: ``point.step`` is the
+    step actually captured (weights, optimizer state and data position all agree on it), and a
+    ``UserWarning`` says so. Choose ``n`` dividing ``k`` for an exact capture.
     """
 
     def __init__(self, at, steps_per_epoch=None, total_steps=None, path=None):
@@ -202,7 +215,7 @@ class RewindCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._k = self._resolve()
-        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.step = self._iterations()
         if self.point is None and self.step > self._k:
             raise ValueError(f"RewindCheckpoint(at={self.at!r}) = step {self._k}, but training begins at step "
                              f"{self.step}: that point has passed and cannot be captured.")
@@ -210,14 +223,29 @@ class RewindCheckpoint(keras.callbacks.Callback):
             self._capture()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step == self._k:
+        if self._captured():
+            return  # nothing more to read from the device
+        self.step = self._iterations()
+        if self.step >= self._k:
             self._capture()
 
+    def _iterations(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _captured(self):
+        return self.point is not None and self.point.step >= self._k
+
     def _capture(self):
-        if self.point is not None and self.point.step == self._k:
+        if self._captured():
             return
-        self.point = RewindPoint.capture(self.model, step=self._k)
+        self.point = RewindPoint.capture(self.model, step=self.step)
+        if self.step != self._k:
+            warnings.warn(
+                f"RewindCheckpoint(at={self.at!r}) captured step {self.step}, not step {self._k}: with "
+                f"steps_per_execution={compat.steps_per_execution(self.model)} Keras calls callbacks only every "
+                f"{compat.steps_per_execution(self.model)} steps. The point's weights, optimizer state and data "
+                "position are all those of the captured step; pick steps_per_execution dividing the rewind step "
+                "for an exact capture.", UserWarning, stacklevel=2)
         if self.path:
             self.point.save(self.path)
 

@@ -16,7 +16,7 @@ class SparsityLogger(keras.callbacks.Callback):
     """Adds ``density`` (whole mask) and ``density/<weight path>`` to the epoch logs.
 
     With ``log_dir``, also appends them to ``<log_dir>/sparsity.jsonl`` (one JSON object per epoch,
-    with its ``epoch``) and, when the ``tensorboard`` package is installed, writes them as TensorBoard
+    with its ``epoch`` and ``step``, the optimizer's iteration count) and, when the ``tensorboard`` package is installed, writes them as TensorBoard
     scalars (``tf.summary``) in ``log_dir``. The figures come from the installed masks; they are what
     ``kl.sparsity(model)`` reports.
 
@@ -45,7 +45,8 @@ class SparsityLogger(keras.callbacks.Callback):
         if self.log_dir is not None:
             os.makedirs(self.log_dir, exist_ok=True)
             with open(os.path.join(self.log_dir, "sparsity.jsonl"), "a") as f:
-                f.write(json.dumps({"epoch": int(epoch), **values}) + "\n")
+                step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+                f.write(json.dumps({"epoch": int(epoch), "step": step, **values}) + "\n")
             if importlib.util.find_spec("tensorboard") is None:
                 return
             if self._writer is None:

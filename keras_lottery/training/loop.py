@@ -30,7 +30,12 @@ STATE, METRICS, HISTORY, FINAL_MODEL = runs.STATE, runs.METRICS, runs.HISTORY, r
 
 
 class _Progress(keras.callbacks.Callback):
-    """Counts steps, stops at ``end_step``, times the training part of each chunk, checkpoints."""
+    """Tracks the step, stops at ``end_step``, times the training part of each chunk, checkpoints.
+
+    The step is the optimizer's iteration count plus the offset between the data position and that
+    count when training begins (0 unless the caller set them apart), read at each batch end: with
+    ``steps_per_execution=n`` Keras calls back once per ``n`` steps, and the count stays right.
+    """
 
     def __init__(self, directory, step, end_step, history, extra_state):
         super().__init__()
@@ -41,13 +46,20 @@ class _Progress(keras.callbacks.Callback):
         self.extra_state = extra_state
         self._chunk_start = None
         self._train_time = 0.0
+        self._offset = 0
+
+    def _iterations(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_begin(self, logs=None):
+        self._offset = self.step - self._iterations()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._chunk_start = time.perf_counter()
         self._train_time = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+        self.step = self._iterations() + self._offset
         self._train_time = time.perf_counter() - self._chunk_start
         if self.step >= self.end_step:
             self.model.stop_training = True
