@@ -79,3 +79,19 @@ def test_optimizer_state_lists_iterations_then_slots_in_variables_order():
     assert int(state[0]) == 1  # iterations
     for array, variable in zip(state, optimizer.variables):
         np.testing.assert_array_equal(array, keras.ops.convert_to_numpy(variable.value))
+
+
+def test_steps_per_execution_is_read_from_the_compiled_model_and_paces_batch_callbacks():
+    model = _two_input_model()
+    assert compat.steps_per_execution(model) == 1  # never compiled
+    model.compile("sgd", "mse", steps_per_execution=4)
+    assert compat.steps_per_execution(model) == 4
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(int(self.model.optimizer.iterations))
+
+    x = [np.zeros((16, 3), "float32")] * 2
+    model.fit(x, np.zeros((16, 4), "float32"), batch_size=2, epochs=1, verbose=0, callbacks=[Record()])
+    assert seen == [4, 8]  # one call per execution of 4 steps: why callbacks read the iteration count
