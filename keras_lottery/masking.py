@@ -309,15 +309,6 @@ def _clone(layer):
     return layer.__class__.from_config(layer.get_config())
 
 
-def _clone_built(layer):
-    """A copy of ``layer`` built as the original was (a MaskedLayer cannot infer several input shapes)."""
-    new = _clone(layer)
-    config = layer.get_build_config() if layer.built else None
-    if config:
-        new.build_from_config(config)
-    return new
-
-
 _UNMASKED = ("warn", "error", "ignore")
 
 
@@ -349,7 +340,7 @@ def mask(model, mask_forward=False, reapply_after_step=False, unmasked="warn"):
         if isinstance(layer, MaskedLayer):
             return _clone(layer)
         if is_prunable(layer):
-            return MaskedLayer(_clone_built(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
+            return MaskedLayer(_clone(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
         return _clone(layer)
 
     new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)

@@ -199,3 +199,16 @@ def test_registry_paths_for_stacked_cells_and_conv_lstm():
     assert layers.is_prunable(keras.layers.MultiHeadAttention(2, 3))
     assert layers.is_prunable(keras.layers.TimeDistributed(keras.layers.Dense(2)))
     assert not layers.is_prunable(keras.layers.TimeDistributed(keras.layers.Dropout(0.1)))
+
+
+def test_padding_masks_reach_a_wrapped_recurrent_layer():
+    """Embedding(mask_zero=True) -> masked LSTM: padded steps are skipped exactly as in the plain model."""
+    x = keras.Input((None,), dtype="int32")
+    h = keras.layers.Embedding(10, 4, mask_zero=True, name="embed")(x)
+    h = keras.layers.LSTM(3, name="lstm")(h)
+    model = keras.Model(x, keras.layers.Dense(2, name="out")(h))
+    masked = kl.mask(model)
+    tokens = np.array([[3, 4, 5, 0, 0, 0], [1, 2, 0, 0, 0, 0]], "int32")
+    np.testing.assert_allclose(_predict(masked, tokens), _predict(model, tokens), atol=1e-6)
+    unpadded = np.array([[3, 4, 5]], "int32")  # the padding is skipped, not read as token 0
+    np.testing.assert_allclose(_predict(masked, tokens)[0], _predict(masked, unpadded)[0], atol=1e-6)
