@@ -155,7 +155,10 @@ def training_progress(directory):
     """``"step S of E"`` (or ``"finished"``, ``"not started"``) for one training directory."""
     if training_finished(directory):
         return "finished"
-    state = files.read_json(os.path.join(directory, STATE))
+    try:
+        state = files.read_json(os.path.join(directory, STATE))
+    except files.DamagedFileError:
+        return f"{STATE} damaged"
     if state is None:
         return "not started"
     end = state.get("end_step")

@@ -18,9 +18,11 @@ def check_model(model_hparams, datasets):
     try:
         return models.get(model_hparams.model, datasets.input_shape, datasets.classes, seed=model_hparams.model_seed)
     except ValueError as error:
-        first = (str(error).strip().splitlines() or ["cannot be built"])[0]
+        # Keras' message: "Exception encountered when calling X.call().", then the reason, then the arguments.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = " ".join(line for line in lines[:2] if not line.startswith("Arguments received"))[:300]
         raise ValueError(f"--model={model_hparams.model} cannot be built for inputs of shape {datasets.input_shape} "
-                         f"(too deep for images this small?): {first}") from None
+                         f"(too deep for images this small?): {reason}") from None
 
 
 def check(hparams, datasets):

@@ -104,8 +104,12 @@ def test_kill_9_at_any_point_then_the_same_command_finishes_the_same_run(tmp_pat
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed_dir / "metrics.json").exists()
+    assert (killed_dir / "run.lock").exists()  # the killed process could not release it
     finished = subprocess.run(_train_command(tmp_path / "killed"), cwd=REPO, env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "Took over a stale lock (process" in finished.stdout
+    assert f"Resuming {killed_dir} at step" in finished.stdout and "steps left" in finished.stdout
+    assert not (killed_dir / "run.lock").exists() and (killed_dir / "complete.json").exists()
     straight = runs.read_json(str(tmp_path / "straight" / "train" / "r" / "metrics.json"))
     resumed = runs.read_json(str(killed_dir / "metrics.json"))
     assert resumed["end_step"] == straight["end_step"]
