@@ -119,6 +119,9 @@ class PruningHparams:
         unknown = [c for c in self.control_list if c not in CONTROLS]
         if unknown:
             raise ValueError(f"--controls accepts {', '.join(CONTROLS)} (comma-separated), got {unknown}.")
+        if _split(self.control_levels) and not self.control_list:
+            raise ValueError(f"--control_levels={self.control_levels!r} picks levels for --controls, which are empty: "
+                             "it would be ignored.")
         try:
             levels = self.control_level_list()
         except ValueError:

@@ -74,6 +74,11 @@ class TrainingHparams:
             raise ValueError("--weight_decay and --clipnorm must be >= 0.")
         if self.gamma < 0:
             raise ValueError(f"--gamma must be >= 0 (the factor applied at each milestone), got {self.gamma}.")
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        if self.gamma != defaults["gamma"] and not self.milestones.strip():
+            raise ValueError(f"--gamma={self.gamma} applies at --milestones, which are empty: it would be ignored.")
+        if self.momentum != defaults["momentum"] and self.optimizer in ("adam", "adamw"):
+            raise ValueError(f"--momentum is used by sgd and rmsprop only; --optimizer={self.optimizer} would ignore it.")
         checks = {"steps": lambda: durations.to_steps(self.steps, 1),  # T itself cannot be a fraction of T
                   "warmup": lambda: durations.to_steps(self.warmup, 1, 1),
                   "milestones": lambda: durations.to_step_list(self.milestones, 1, 1)}
