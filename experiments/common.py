@@ -31,7 +31,8 @@ flags.DEFINE_boolean("jit_compile", None, "Compile training and evaluation with 
                      "leaves it to Keras, which uses XLA on accelerators without a distribution strategy.")
 
 flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism (tf.config.experimental.enable_op_determinism): "
-                     "the same command gives the same numbers on the same machine.")
+                     "the same command gives the same numbers on the same machine, but other ones than with it off (other "
+                     "kernels; off by default: docs/runs.md#determinism).")
 
 FLAGS = flags.FLAGS
 
