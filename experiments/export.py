@@ -13,11 +13,9 @@ process without Keras, and the commands that serve and query it are printed.
       --name=resnet20_grasp3
 """
 
-import sys
-
 from absl import app, flags, logging
 
-from keras_lottery import export
+from keras_lottery import cli, export
 
 flags.DEFINE_string("run_dir", None, "The run directory to export from.", required=True)
 flags.DEFINE_integer("level", None, "IMP level to export (reads <run_dir>/level_<N>/); "
@@ -27,7 +25,7 @@ flags.DEFINE_string("ticket", None, "Layer-lottery ticket: a .keras file relativ
 flags.DEFINE_string("dense", None, "The dense model to compare with (.keras, relative to --run_dir). Default: "
                     "level_0's model for IMP runs, replicate_<r>/dense/model.keras for layer-lottery tickets.")
 flags.DEFINE_string("name", None, "Model name for TF Serving; default: the run directory's name plus "
-                    "_level<N> or _ticket.")
+                    "_level<N> or _<ticket>, with characters TF Serving refuses (= and , of run names) as _.")
 flags.DEFINE_string("base_dir", "saved_models", "Where exported models live.")
 flags.DEFINE_integer("version", None, "Version to write; default: the next free one.")
 flags.DEFINE_bool("verify", True, "Check the export in a fresh process without Keras.")
@@ -40,8 +38,8 @@ def main(argv):
     f = flags.FLAGS
     try:
         export.export_run(f.run_dir, f.level, f.ticket, f.dense, f.name, f.base_dir, f.version, f.verify)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, export.VerificationError) as error:
-        sys.exit(f"error: {error}")
+    except (ValueError, OSError, export.VerificationError) as error:  # OSError: missing files, permissions
+        cli.fail(error)
 
 
 if __name__ == "__main__":

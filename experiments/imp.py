@@ -32,13 +32,12 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     run, hparams, datasets, total = common.start(
         "imp", {"pruning": lottery.PruningHparams},
-        check=lambda hp, ds: imp.check(hp, ds, compare_with=FLAGS.compare_with))
-    try:
-        rows = imp.run_experiment(run, datasets, hparams, eval_every=common.eval_every(datasets.steps_per_epoch, total),
-                                  emissions_factory=common.emissions_factory(), plot=FLAGS.plot,
-                                  compare_with=FLAGS.compare_with)
-    except ValueError as error:  # e.g. imp.json records other settings (RunDirectoryMismatch)
-        common.fail(error)
+        check=lambda hp, ds: imp.check(hp, ds, compare_with=FLAGS.compare_with, plot=FLAGS.plot))
+    # run_library: e.g. imp.json records other settings (RunDirectoryMismatch), a damaged file: one line
+    rows = common.run_library(imp.run_experiment, run, datasets, hparams,
+                              eval_every=common.eval_every(datasets.steps_per_epoch, total),
+                              emissions_factory=common.emissions_factory(), plot=FLAGS.plot,
+                              compare_with=FLAGS.compare_with)
     common.print_table(rows, [c for c in COLUMNS if any(c in r for r in rows)])
     print(f"Wrote {imp.results_file(run.path)}")
 

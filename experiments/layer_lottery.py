@@ -30,7 +30,8 @@ def main(argv):
     run, hparams, datasets, found = common.start("layer_lottery", groups={"lottery": lottery.LayerLotteryHparams},
                                                  check=lottery.layer_lottery.check)
     print(found.summary())
-    rows = lottery.layer_lottery.run(run, datasets, hparams, emissions_factory=common.emissions_factory())
+    rows = common.run_library(lottery.layer_lottery.run, run, datasets, hparams,
+                              emissions_factory=common.emissions_factory())
     print(f"\nLayer tickets ({hparams['lottery'].algorithm}), differences against the dense model:\n")
     print(lottery.layer_lottery.markdown_table(rows))
     table = lottery.layer_lottery.table_paths(run.path)["md"]

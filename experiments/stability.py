@@ -28,8 +28,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     run, hparams, datasets, plan = common.start("stability", {"stability": StabilityHparams}, check=stability.check)
-    stability.run(run, datasets, hparams, eval_every=common.eval_every(datasets.steps_per_epoch, plan.total),
-                  plot=FLAGS.plot)
+    common.run_library(stability.run, run, datasets, hparams,
+                       eval_every=common.eval_every(datasets.steps_per_epoch, plan.total), plot=FLAGS.plot)
     print(f"Wrote {stability.results_file(run.path)}")
 
 

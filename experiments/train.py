@@ -22,12 +22,12 @@ COLUMNS = ("end_step", "test_accuracy", "val_accuracy", "best_val_accuracy", "be
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    run, hparams, datasets, total = common.start(
-        "train", check=lambda hp, ds: training.total_steps(hp["training"], ds.steps_per_epoch))
+    run, hparams, datasets, total = common.start("train")  # checks the schedule and the model; returns T
     if run.finished:
         print("This run is finished; its results:")
-    metrics = training.run(run, datasets, hparams, eval_every=common.eval_every(datasets.steps_per_epoch, total),
-                           emissions_factory=common.emissions_factory())
+    metrics = common.run_library(training.run, run, datasets, hparams,
+                                 eval_every=common.eval_every(datasets.steps_per_epoch, total),
+                                 emissions_factory=common.emissions_factory())
     common.print_table([metrics], [k for k in COLUMNS if k in metrics])
 
 

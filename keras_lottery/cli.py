@@ -1,4 +1,4 @@
-"""absl flags generated from hyper-parameter dataclasses.
+"""absl flags generated from hyper-parameter dataclasses, and the binaries' one-line errors.
 
 Each field of a dataclass becomes a flag of the same name, type and default; its help is the
 field's entry in the ``Attributes:`` section of the class docstring (Google style). The section is
@@ -9,10 +9,11 @@ section's first indentation level, and more deeply indented lines continue it.
 import dataclasses
 import inspect
 import re
+import sys
 
 from absl import flags
 
-__all__ = ["define_flags", "field_help", "from_flags"]
+__all__ = ["define_flags", "fail", "field_help", "from_flags", "one_line"]
 
 _ENTRY = re.compile(r"^(?P<name>\w+)(?:\s*\([^)]*\))?\s*:\s*(?P<text>.*)$")
 
@@ -67,3 +68,14 @@ def from_flags(cls, flag_values=None):
     """Builds ``cls`` from the parsed flags of the same names."""
     fv = flags.FLAGS if flag_values is None else flag_values
     return cls(**{field.name: fv[field.name].value for field in dataclasses.fields(cls)})
+
+
+def one_line(error):
+    """``error: <message>`` on one line (line breaks of the message become spaces)."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return f"error: {text or type(error).__name__}"
+
+
+def fail(error):
+    """Exits with :func:`one_line` of ``error`` on stderr and exit status 1."""
+    sys.exit(one_line(error))

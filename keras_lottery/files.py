@@ -12,11 +12,42 @@ import csv
 import json
 import os
 import shutil
+import zipfile
 
 import numpy as np
 
-__all__ = ["atomic", "copy_file", "json_default", "markdown_table", "read_json", "table_columns", "temporary_name", "write_csv",
+__all__ = ["DamagedFileError", "atomic", "copy_file", "guard", "json_default", "markdown_table", "read_json", "table_columns", "temporary_name", "write_csv",
            "write_json", "write_markdown", "write_text"]
+
+
+REDO = ("Delete it and run the same command again to recompute it (every other file is kept), or start a new run "
+        "with another --run_name.")
+
+
+class DamagedFileError(ValueError):
+    """A file exists but cannot be read (torn, truncated, edited); the message names it and what to do."""
+
+    def __init__(self, path, reason, advice=REDO):
+        self.path = os.fspath(path)
+        super().__init__(f"{self.path} is damaged ({reason}). {advice}")
+
+
+@contextlib.contextmanager
+def guard(path, advice=REDO):
+    """Turns a failure to read the existing file ``path`` inside the block into a ``DamagedFileError``.
+
+    A missing file, and errors that are already ``DamagedFileError``, pass through unchanged.
+    """
+    try:
+        yield
+    except DamagedFileError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        if isinstance(error, FileNotFoundError) or not os.path.isfile(path):
+            raise
+        text = str(error).strip().splitlines()
+        raise DamagedFileError(path, f"{type(error).__name__}: {text[0][:160] if text else 'unreadable'}",
+                               advice) from error
 
 
 def temporary_name(path):
@@ -60,11 +91,14 @@ def write_json(path, obj, sort_keys=True):
         os.fsync(f.fileno())
 
 
-def read_json(path, default=None):
-    """The JSON content of ``path``, or ``default`` when the file does not exist."""
+def read_json(path, default=None, advice=REDO):
+    """The JSON content of ``path``, or ``default`` when the file does not exist.
+
+    Raises ``DamagedFileError`` (with ``advice``) when the file exists but is not valid JSON.
+    """
     if not os.path.exists(path):
         return default
-    with open(path) as f:
+    with guard(path, advice), open(path) as f:
         return json.load(f)
 
 

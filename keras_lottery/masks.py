@@ -131,11 +131,13 @@ class Mask(collections.abc.MutableMapping):
         path = os.fspath(path)
         if not path.endswith(".npz") and not os.path.exists(path):
             path += ".npz"
-        with np.load(path, allow_pickle=False) as data:
-            if _ORDER_KEY not in data.files:
-                raise ValueError(f"{path!r} is not a keras_lottery mask file (no {_ORDER_KEY!r} entry).")
-            paths = json.loads(str(data[_ORDER_KEY]))
-            return cls({p: data[f"m{i}"] for i, p in enumerate(paths)})
+        arrays = None
+        with files.guard(path), np.load(path, allow_pickle=False) as data:  # a torn file: DamagedFileError
+            if _ORDER_KEY in data.files:
+                arrays = {p: data[f"m{i}"] for i, p in enumerate(json.loads(str(data[_ORDER_KEY])))}
+        if arrays is None:
+            raise ValueError(f"{path!r} is not a keras_lottery mask file (no {_ORDER_KEY!r} entry).")
+        return cls(arrays)
 
 
 def format_report(report, title=None):

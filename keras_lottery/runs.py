@@ -11,11 +11,16 @@ functions and the export read and write through these names only. Files are writ
 with :mod:`keras_lottery.files`.
 """
 
+import atexit
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
 import re
+import socket
+import sys
+import time
 
 from keras_lottery import files
 from keras_lottery.cli import define_flags, from_flags  # noqa: F401  (their former home; kept for existing code)
@@ -24,6 +29,8 @@ _MAX_NAME = 120
 
 # -- layout: every file of a run directory ----------------------------------------------------------
 HPARAMS = "hparams.json"            # every hyper-parameter of the run (written first)
+LOCK = "run.lock"                   # pid and host of the process working in the directory (see RunDirectory.lock)
+COMPLETE = "complete.json"          # written last, when the whole experiment finished (see mark_complete)
 EXECUTION = "execution.json"        # strategy, replicas and mixed precision of a run that used them
 # A training directory (training.fit): the experiment's own, or one inside it.
 STATE = "state.json"                # the latest complete checkpoint and the history so far
@@ -114,6 +121,76 @@ class RunDirectoryMismatch(ValueError):
     """The run directory holds a run with other hyper-parameters."""
 
 
+class RunDirectoryError(ValueError):
+    """The run directory cannot be used: a bad name, a folder of unrelated files, or unfinished work."""
+
+
+class RunLocked(RunDirectoryError):
+    """Another process is working in the run directory."""
+
+
+def mark_complete(directory, experiment, **summary):
+    """Writes ``complete.json`` (``COMPLETE``) in ``directory``: the experiment finished; call it last.
+
+    Consumers of a run's results (export, the stability binary's masks, comparisons between runs)
+    check :func:`is_complete` or a training directory's ``metrics.json``, never a file that happens
+    to be there.
+    """
+    record = {"experiment": experiment, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    record.update(summary)
+    files.write_json(os.path.join(directory, COMPLETE), record)
+
+
+def is_complete(directory):
+    """True when the experiment in ``directory`` wrote its completion marker (:func:`mark_complete`)."""
+    return os.path.isfile(os.path.join(directory, COMPLETE))
+
+
+def training_finished(directory):
+    """True when the training directory ``directory`` wrote its ``metrics.json`` (``training.fit`` writes it last)."""
+    return os.path.isfile(os.path.join(directory, METRICS))
+
+
+def training_progress(directory):
+    """``"step S of E"`` (or ``"finished"``, ``"not started"``) for one training directory."""
+    if training_finished(directory):
+        return "finished"
+    try:
+        state = files.read_json(os.path.join(directory, STATE))
+    except files.DamagedFileError:
+        return f"{STATE} damaged"
+    if state is None:
+        return "not started"
+    end = state.get("end_step")
+    return f"at step {state.get('step')}" + (f" of {end}" if end is not None else "")
+
+
+def progress(directory):
+    """One line on what a run directory already holds: finished trainings and those in progress.
+
+    A training directory is any folder with ``state.json`` or ``metrics.json`` (the run's own, an IMP
+    level, a replicate's dense model, a ticket, a stability copy).
+    """
+    done, running = [], []
+    for root, dirs, names in os.walk(directory):
+        dirs.sort()
+        relative = os.path.relpath(root, directory)
+        relative = "." if relative == "." else relative
+        if METRICS in names:
+            done.append(relative)
+        elif STATE in names:
+            running.append(f"{relative} {training_progress(root)}")
+    if not done and not running:
+        return "nothing trained yet"
+    line = f"{len(done)} training(s) finished"
+    if done:
+        shown = ", ".join(done[:6]) + (", ..." if len(done) > 6 else "")
+        line += f" ({shown})"
+    if running:
+        line += f"; in progress: {', '.join(running)}"
+    return line
+
+
 def differences(recorded, wanted):
     """``["key.field: directory has X, command has Y", ...]`` between two (nested) settings dicts."""
     out = []
@@ -139,6 +216,17 @@ def check_record(path, record, what="run"):
 
 
 # -- naming ---------------------------------------------------------------------------------------
+def check_name(name):
+    """Raises ``RunDirectoryError`` unless ``name`` is one directory name (no separator, not ``.`` or ``..``),
+    so that a run directory always lies inside ``<root>/<experiment>/``."""
+    name = str(name)
+    seps = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in seps) or "\0" in name:
+        raise RunDirectoryError(f"--run_name must be one folder name inside --run_root (no '/', not '.' or '..'), "
+                                f"got {name!r}.")
+    return name
+
+
 def as_dict(hparams):
     """``{group: {field: value}}`` for a ``{group: dataclass instance}`` mapping."""
     return {group: dataclasses.asdict(value) for group, value in hparams.items()}
@@ -187,14 +275,24 @@ class RunDirectory:
 
     def __init__(self, root, experiment, hparams, name=None):
         self.hparams = hparams
-        self.path = os.path.join(root, experiment, name or run_name(hparams))
+        self.experiment = experiment
+        self.path = os.path.join(root, experiment, check_name(name or run_name(hparams)))
 
     def file(self, *parts):
         """The path of a file inside the run directory."""
         return os.path.join(self.path, *parts)
 
     def check(self):
-        """Raises ``RunDirectoryMismatch`` when the directory records other hyper-parameters."""
+        """Raises ``RunDirectoryMismatch`` when the directory records other hyper-parameters, and
+        ``RunDirectoryError`` when the path is a file or a folder of files that belong to no run."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunDirectoryError(f"{self.path} is a file, not a run directory; pick another --run_name.")
+        if os.path.isdir(self.path) and not os.path.exists(self.file(HPARAMS)):
+            foreign = sorted(set(os.listdir(self.path)) - {EXECUTION, LOCK})
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                raise RunDirectoryError(f"{self.path} holds files of no run ({shown}; no {HPARAMS}); refusing to "
+                                        "write into it. Pick another --run_name or --run_root.")
         check_record(self.file(HPARAMS), as_dict(self.hparams))
 
     def check_execution(self, mixed_precision):
@@ -234,6 +332,98 @@ class RunDirectory:
         return files.read_json(self.file(filename), default)
 
     @property
+    def started(self):
+        """True when the directory already holds this run (its ``hparams.json``)."""
+        return os.path.exists(self.file(HPARAMS))
+
+    @property
     def finished(self):
-        """True when the run wrote its final ``metrics.json``."""
-        return os.path.exists(self.file(METRICS))
+        """True when the whole experiment finished: its completion marker ``complete.json`` exists."""
+        return is_complete(self.path)
+
+    def mark_complete(self, **summary):
+        """Writes the completion marker (:func:`mark_complete`); the experiment's last write."""
+        mark_complete(self.path, self.experiment, **summary)
+
+    def lock(self, log=print):
+        """Takes the run directory for this process, or raises ``RunLocked`` naming the process that has it.
+
+        The lock is ``run.lock``: an ``flock``-ed file holding the holder's pid, host and command. The
+        kernel drops the lock when its process ends, ``kill -9`` included, so a lock left by a dead
+        process is stale and taken over (with a line saying so); the file is removed at a clean exit.
+        Creates the directory. Returns self.
+        """
+        os.makedirs(self.path, exist_ok=True)
+        _acquire(self.file(LOCK), log)
+        return self
+
+
+# -- locks ------------------------------------------------------------------------------------------
+_HELD = {}  # real path of a lock file -> its open descriptor, for the life of the process
+
+
+def _holder():
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)[:300]}
+
+
+def _describe_holder(record):
+    if not isinstance(record, dict) or "pid" not in record:
+        return "another process"
+    return (f"process {record['pid']} on {record.get('host', '?')} (started {record.get('started', '?')}: "
+            f"{record.get('command', '?')})")
+
+
+def _read_holder(path):
+    try:
+        with open(path) as f:
+            return json.loads(f.read() or "null")
+    except (OSError, ValueError):
+        return None
+
+
+def _acquire(path, log):
+    key = os.path.realpath(path)
+    if key in _HELD:
+        return
+    for _ in range(5):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            directory = os.path.dirname(path)
+            raise RunLocked(f"{directory} is in use by {_describe_holder(_read_holder(path))}; wait for it to end, or "
+                            f"use another --run_name. (If that process is gone, delete {path}.)") from None
+        try:
+            same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same_file = False
+        if not same_file:  # the holder removed the file between our open and our lock: try again
+            os.close(fd)
+            continue
+        previous = _read_holder(path)
+        if isinstance(previous, dict) and previous.get("host") not in (None, socket.gethostname()):
+            os.close(fd)  # locks may not reach across hosts: the other process may be alive
+            raise RunLocked(f"{os.path.dirname(path)} was taken by {_describe_holder(previous)}, another host; if that "
+                            f"process is gone, delete {path} and run again.")
+        if isinstance(previous, dict) and log is not None:
+            log(f"Took over a stale lock ({_describe_holder(previous)} ended without releasing it).")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(_holder()).encode(), 0)
+        os.fsync(fd)
+        _HELD[key] = fd
+        atexit.register(_release, key, path)
+        return
+    raise RunLocked(f"Could not take the lock {path}: other processes keep replacing it.")
+
+
+def _release(key, path):
+    fd = _HELD.pop(key, None)
+    if fd is None:
+        return
+    try:
+        os.remove(path)  # while still locked: no other process can hold it now
+    except FileNotFoundError:
+        pass
+    os.close(fd)

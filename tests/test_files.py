@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+import keras_lottery as kl
 from keras_lottery import files
 
 
@@ -57,3 +58,18 @@ def test_csv_columns_are_the_given_ones_or_every_key_in_first_seen_order(tmp_pat
 def test_markdown_cells():
     table = files.markdown_table([{"p": 1, "win": True, "acc": 0.912345, "tiny": 0.001234, "none": None}])
     assert table == "| p | win | acc | tiny | none |\n|---|---|---|---|---|\n| 1 | yes | 0.9123 | 0.00123 |  |\n"
+
+
+def test_a_torn_file_is_named_with_what_to_do(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text('{"test_accuracy": 0.9')
+    with pytest.raises(files.DamagedFileError, match=r"metrics.json is damaged \(JSONDecodeError: .*\)\. Delete it"):
+        files.read_json(path)
+    assert files.read_json(tmp_path / "absent.json", "default") == "default"  # missing is not damaged
+    with pytest.raises(FileNotFoundError):
+        with files.guard(tmp_path / "absent.npz"):
+            open(tmp_path / "absent.npz")
+    broken = tmp_path / "mask.npz"
+    broken.write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(files.DamagedFileError, match="mask.npz is damaged .*start a new run"):
+        kl.Mask.load(broken)

@@ -1,7 +1,9 @@
 import dataclasses
+import fcntl
 import json
 import os
 import re
+import socket
 
 import pytest
 from absl import flags
@@ -65,3 +67,52 @@ def test_durations(text, steps):
 def test_bad_durations_say_what_is_accepted(text):
     with pytest.raises(ValueError, match="it|ep|fraction"):
         training.to_steps(text, steps_per_epoch=100, total_steps=600)
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "..", ".", "/abs", " "])
+def test_run_names_stay_inside_the_root(tmp_path, name):
+    with pytest.raises(runs.RunDirectoryError, match="--run_name must be one folder name inside --run_root"):
+        runs.RunDirectory(str(tmp_path), "train", _hparams(), name=name)
+
+
+def test_a_folder_of_unrelated_files_is_refused_but_an_empty_or_locked_one_is_not(tmp_path):
+    (tmp_path / "train" / "mine").mkdir(parents=True)
+    (tmp_path / "train" / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(runs.RunDirectoryError, match=r"holds files of no run \(notes.txt; no hparams.json\)"):
+        runs.RunDirectory(str(tmp_path), "train", _hparams(), name="mine").check()
+    (tmp_path / "train" / "empty").mkdir()
+    (tmp_path / "train" / "empty" / runs.LOCK).write_text("")
+    runs.RunDirectory(str(tmp_path), "train", _hparams(), name="empty").check()
+
+
+def test_the_lock_refuses_a_second_holder_and_takes_over_a_stale_one(tmp_path):
+    run = runs.RunDirectory(str(tmp_path), "train", _hparams(), name="r")
+    os.makedirs(run.path)
+    lock = run.file(runs.LOCK)
+    with open(lock, "w") as f:  # a live holder: this test, through another open file
+        json.dump({"pid": 12345, "host": socket.gethostname(), "started": "then", "command": "first"}, f)
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        with pytest.raises(runs.RunLocked, match=r"is in use by process 12345 on .* \(started then: first\)"):
+            run.lock()
+    lines = []  # the holder is gone (its flock went with it); the file still names it: stale
+    run.lock(log=lines.append)
+    assert lines == [f"Took over a stale lock (process 12345 on {socket.gethostname()} (started then: first) "
+                     "ended without releasing it)."]
+    assert json.loads(open(lock).read())["pid"] == os.getpid()
+    run.lock()  # this process holds it already: fine
+    runs._release(os.path.realpath(lock), lock)
+    assert not os.path.exists(lock)
+
+
+def test_progress_names_finished_and_running_trainings(tmp_path):
+    (tmp_path / "level_0").mkdir()
+    (tmp_path / "level_0" / runs.METRICS).write_text("{}")
+    (tmp_path / "level_1").mkdir()
+    (tmp_path / "level_1" / runs.STATE).write_text(json.dumps({"step": 3, "end_step": 8, "checkpoint": "c",
+                                                                 "history": []}))
+    assert runs.progress(str(tmp_path)) == "1 training(s) finished (level_0); in progress: level_1 at step 3 of 8"
+    assert runs.progress(str(tmp_path / "level_0" / "none")) == "nothing trained yet"
+    assert not runs.is_complete(str(tmp_path))
+    runs.mark_complete(str(tmp_path), "imp", levels=1)
+    assert runs.is_complete(str(tmp_path)) and json.load(open(tmp_path / runs.COMPLETE))["levels"] == 1

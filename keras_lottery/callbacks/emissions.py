@@ -5,6 +5,18 @@ import logging
 import keras
 
 
+def check_country(country):
+    """Raises ValueError unless codecarbon knows ``country`` (ISO 3166 alpha-3), so a bad code fails
+    before training rather than when the first tracker stops."""
+    from codecarbon.input import DataSource  # slow to import; only runs that track emissions load it
+
+    known = DataSource().get_global_energy_mix_data()
+    if country not in known:
+        close = [code for code in sorted(known) if code[:1] == str(country)[:1].upper()][:8]
+        raise ValueError(f"--country={country!r} is not a country codecarbon knows (ISO 3166 alpha-3 in capitals, "
+                         f"e.g. USA, FRA, DEU{'; starting alike: ' + ', '.join(close) if close else ''}).")
+
+
 class Emissions(keras.callbacks.Callback):
     """Tracks the energy and CO2 of ``fit`` with ``codecarbon.OfflineEmissionsTracker``.
 

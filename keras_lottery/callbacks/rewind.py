@@ -152,12 +152,15 @@ class RewindPoint:
     @classmethod
     def load(cls, path):
         """Reads a point written by ``save``."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            if "__meta__" not in data.files:
-                raise ValueError(f"{path!r} is not a rewind point written by RewindPoint.save.")
-            meta = json.loads(str(data["__meta__"]))
-            return cls(meta["step"], [data[f"w{i}"] for i in range(meta["weights"])],
-                       [data[f"o{i}"] for i in range(meta["optimizer"])])
+        point = None
+        with files.guard(path), np.load(os.fspath(path), allow_pickle=False) as data:  # torn: DamagedFileError
+            if "__meta__" in data.files:
+                meta = json.loads(str(data["__meta__"]))
+                point = cls(meta["step"], [data[f"w{i}"] for i in range(meta["weights"])],
+                            [data[f"o{i}"] for i in range(meta["optimizer"])])
+        if point is None:
+            raise ValueError(f"{path!r} is not a rewind point written by RewindPoint.save.")
+        return point
 
 
 class RewindCheckpoint(keras.callbacks.Callback):

@@ -9,6 +9,7 @@ analysis needs). Every epoch has ``steps_per_epoch = train_size // batch_size`` 
 
 import copy
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -52,6 +53,11 @@ class DatasetHparams:
             raise ValueError(f"validation_size must be >= 0, got {self.validation_size}.")
         if self.train_subset < 0:
             raise ValueError(f"train_subset must be >= 0 (0 = all), got {self.train_subset}.")
+        if self.dataset.startswith("synthetic") and sources.parse_synthetic(self.dataset) is None:
+            raise ValueError(f"--dataset={self.dataset!r} is not a synthetic spec: write synthetic[:HxWxC[:classes"
+                             "[:train_size]]], e.g. synthetic:28x28x1:10:2048.")
+        if self.data_dir and not os.path.isdir(self.data_dir):
+            raise ValueError(f"--data_dir={self.data_dir!r} is not a directory.")
 
 
 class Datasets:
@@ -75,6 +81,9 @@ class Datasets:
                              f"(the training split has {len(x)} examples).")
         order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
         val_idx, train_idx = order[: hparams.validation_size], np.sort(order[hparams.validation_size:])
+        if hparams.train_subset > len(train_idx):
+            raise ValueError(f"train_subset={hparams.train_subset} exceeds the {len(train_idx)} training examples "
+                             f"left after carving validation_size={hparams.validation_size} from {len(x)}.")
         if hparams.train_subset:
             train_idx = train_idx[: hparams.train_subset]
         self.x_train, self.y_train = x[train_idx], y[train_idx]

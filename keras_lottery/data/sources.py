@@ -170,6 +170,8 @@ def parse_synthetic(name):
     shape = tuple(int(d) for d in match.group("shape").split("x")) if match.group("shape") else (28, 28, 1)
     classes = int(match.group("classes") or 10)
     size = int(match.group("size") or 2048)
+    if min(shape) < 1 or classes < 2 or size < 1:
+        return None  # zero-sized images, fewer than two classes or no examples: not a usable spec
     return shape, classes, size
 
 
@@ -202,8 +204,9 @@ def synthetic(input_shape=(28, 28, 1), classes=10, train_size=2048, test_size=No
 def find(name, data_dir=None, download=True):
     """Finds ``name`` in: ``data_dir`` (IDX or .npz files), Debian's dataset packages, TFDS.
 
-    ``synthetic[:HxWxC[:classes[:train_size]]]`` builds synthetic data instead. Raises
-    ``DatasetNotFoundError`` listing every place tried and how to provide the data.
+    ``synthetic[:HxWxC[:classes[:train_size]]]`` builds synthetic data instead. With ``data_dir``,
+    only that directory is searched (no fallback elsewhere). Raises ``DatasetNotFoundError`` (one
+    line) listing every place tried and how to provide the data.
     """
     spec = parse_synthetic(name)
     if spec is not None:
@@ -217,14 +220,22 @@ def find(name, data_dir=None, download=True):
                 if found:
                     return found
             tried.append(f"{candidate}: no IDX (*-idx3-ubyte[.gz]) or {name}.npz files")
+    if data_dir:  # the user said where the data is: look nowhere else
+        found, reason = from_tfds(name, data_dir=data_dir, download=False) if os.path.isdir(os.path.join(data_dir, name)) \
+            else (None, None)
+        if found:
+            return found
+        raise DatasetNotFoundError(f"Dataset {name!r} is not in --data_dir={data_dir!r}. Tried: "
+                                   + "; ".join(tried + ([reason] if reason else []))
+                                   + ". Put IDX files (train-images-idx3-ubyte.gz, ...), a .npz with x_train, y_train, "
+                                   "x_test, y_test, or a prepared TFDS directory there, or leave --data_dir empty.")
     if name in DEBIAN_PACKAGES:
         debian_dir = os.path.join(DEBIAN_ROOT, DEBIAN_PACKAGES[name])
         found = from_idx_dir(debian_dir) if os.path.isdir(debian_dir) else None
         if found:
             return found
         tried.append(f"{debian_dir}: missing (apt-get install dataset-{DEBIAN_PACKAGES[name]})")
-    tfds_data_dir = data_dir if data_dir and os.path.isdir(os.path.join(data_dir, name)) else None
-    found, reason = from_tfds(name, data_dir=tfds_data_dir, download=download)
+    found, reason = from_tfds(name, download=download)
     if found:
         return found
     tried.append(reason)
@@ -236,6 +247,4 @@ def find(name, data_dir=None, download=True):
     )
     if name in DEBIAN_PACKAGES:
         hint += f"; or apt-get install dataset-{DEBIAN_PACKAGES[name]}"
-    raise DatasetNotFoundError(
-        f"Dataset {name!r} was not found. Tried:\n  - " + "\n  - ".join(tried) + f"\n{hint}."
-    )
+    raise DatasetNotFoundError(f"Dataset {name!r} was not found. Tried: " + "; ".join(tried) + f". {hint}.")

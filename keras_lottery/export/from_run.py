@@ -14,6 +14,7 @@ Every file of the run directory is named by :mod:`keras_lottery.runs`; nothing h
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -22,22 +23,49 @@ from keras_lottery import files, runs
 from keras_lottery import masking  # noqa: F401  (registers MaskedLayer with Keras, to load masked .keras files)
 from keras_lottery.export import rest, savedmodel, serving, verification
 
-__all__ = ["REQUEST_FILENAME", "export_run", "sources"]
+__all__ = ["REQUEST_FILENAME", "export_run", "serving_name", "sources"]
 
 REQUEST_FILENAME = "request.json"  # beside the versions; TF Serving ignores it (not a number)
 
 
+def _finished_levels(run_dir):
+    return [n for n in runs.levels(run_dir) if runs.training_finished(runs.level_dir(run_dir, n))]
+
+
 def _level_model(run_dir, level):
-    """The trained model of IMP level ``level`` of ``run_dir``."""
+    """The trained model of IMP level ``level`` of ``run_dir``; only a finished level (its ``metrics.json``)."""
     level_dir = runs.level_dir(run_dir, level)
+    done = ", ".join(map(str, _finished_levels(run_dir))) or "none"
     if not os.path.isdir(level_dir):
-        have = runs.levels(run_dir)
-        raise FileNotFoundError(f"No IMP level directory {level_dir!r} (the run has levels "
-                                f"{', '.join(map(str, have)) if have else 'none'}).")
+        raise FileNotFoundError(f"No IMP level directory {level_dir!r} (finished levels: {done}).")
+    if not runs.training_finished(level_dir):
+        raise ValueError(f"Level {level} of {run_dir} has not finished training ({runs.training_progress(level_dir)}; no "
+                         f"{runs.METRICS}): run the imp command again to finish it. Finished levels: {done}.")
     model = runs.model_file(level_dir)
     if not os.path.isfile(model):
-        raise FileNotFoundError(f"No {runs.FINAL_MODEL} in {level_dir!r}: level {level}'s training has not finished.")
+        raise files.DamagedFileError(model, f"missing, although {runs.METRICS} marks level {level} finished",
+                                     f"Delete {os.path.join(level_dir, runs.METRICS)} and run the imp command again.")
     return model
+
+
+def _ticket_finished(run_dir, path):
+    """Raises ValueError when the layer-lottery ticket ``path`` or its replicate's dense model has not finished."""
+    parsed = runs.parse_ticket_file(path)
+    if parsed is None:
+        return
+    criterion, p, replicate = parsed
+    for what, training_dir in (("ticket", runs.ticket_training_dir(run_dir, replicate, criterion, p)),
+                               ("dense model", os.path.join(runs.replicate_dir(run_dir, replicate), runs.DENSE))):
+        if not runs.training_finished(training_dir):
+            raise ValueError(f"The {what} of {os.path.basename(path)} has not finished training ({training_dir}: "
+                             f"{runs.training_progress(training_dir)}): run the layer_lottery command again to finish it.")
+
+
+def serving_name(text):
+    """``text`` made into a TF Serving model name: characters other than letters, digits, ``_.-`` become ``_``
+    (run directory names hold ``=`` and ``,``)."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(text)).strip("._-")
+    return name or "model"
 
 
 def _layer_ticket(run_dir, ticket):
@@ -64,7 +92,8 @@ def sources(run_dir, level=None, ticket=None, dense=None):
 
     Raises:
       FileNotFoundError: a directory or model that is not there (the message names it).
-      ValueError: a negative ``level``.
+      ValueError: a negative ``level``, both ``level`` and ``ticket``, or a level or ticket (or its
+        dense model) that has not finished training.
     """
     run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):
@@ -72,6 +101,8 @@ def sources(run_dir, level=None, ticket=None, dense=None):
     dense_path = os.path.join(run_dir, dense) if dense else None
     if dense_path is not None and not os.path.isfile(dense_path):
         raise FileNotFoundError(f"No dense model {dense_path!r} (--dense is relative to --run_dir).")
+    if level is not None and ticket is not None:
+        raise ValueError("--level (an IMP level) and --ticket (a layer-lottery ticket) exclude each other; pass one.")
     if level is not None:
         if level < 0:
             raise ValueError(f"--level must be a level number >= 0, got {level}.")
@@ -80,6 +111,7 @@ def sources(run_dir, level=None, ticket=None, dense=None):
         return {"model": model, "dense": dense_path or _level_model(run_dir, 0), "metrics": metrics,
                 "kind": f"level{level}"}
     model = _layer_ticket(run_dir, ticket)
+    _ticket_finished(run_dir, model)
     metrics = [os.path.join(run_dir, runs.METRICS)]
     parsed = runs.parse_ticket_file(model)
     if parsed:
@@ -95,12 +127,18 @@ def sources(run_dir, level=None, ticket=None, dense=None):
 def _accuracy(metrics_files):
     """``{key: value}`` of the accuracy entries of the first metrics file that has any, else None."""
     for path in metrics_files:
-        metrics = files.read_json(path, {})
+        metrics = files.read_json(path, {}, advice="Delete it and run the experiment's command again to recompute it.")
         found = {k: float(v) for k, v in metrics.items()
                  if "accuracy" in k and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1}
         if found:
             return found
     return None
+
+
+def _load(path):
+    advice = "Delete it and run the experiment's command again to recompute it (or export another level or ticket)."
+    with files.guard(path, advice):
+        return keras.saving.load_model(path, compile=False)
 
 
 def export_run(run_dir, level=None, ticket=None, dense=None, name=None, base_dir="saved_models", version=None,
@@ -111,7 +149,7 @@ def export_run(run_dir, level=None, ticket=None, dense=None, name=None, base_dir
       run_dir: the run directory.
       level, ticket, dense: what to export and compare with (:func:`sources`).
       name: the model name for TF Serving; default: the run directory's name plus ``_level<N>`` or
-        ``_<ticket file stem>``.
+        ``_<ticket file stem>``, made a valid name (:func:`serving_name`).
       base_dir: where exported models live (``<base_dir>/<name>/<version>/``).
       version: the version to write; None takes the next free one.
       verify: check the export in a fresh process without Keras.
@@ -126,14 +164,14 @@ def export_run(run_dir, level=None, ticket=None, dense=None, name=None, base_dir
     """
     run_dir = os.path.normpath(os.fspath(run_dir))
     found = sources(run_dir, level, ticket, dense)
-    name = name or f"{os.path.basename(run_dir)}_{found['kind']}"
+    name = name or serving_name(f"{os.path.basename(run_dir)}_{found['kind']}")
     serving.docker_command(base_dir, name)  # checks the name before any work
-    model = keras.saving.load_model(found["model"], compile=False)
-    dense_model = keras.saving.load_model(found["dense"], compile=False) if found["dense"] else None
+    hparams = files.read_json(os.path.join(run_dir, runs.HPARAMS))
+    model, dense_model = (_load(path) if path else None for path in (found["model"], found["dense"]))
     model_dir = os.path.join(base_dir, name)
     result = savedmodel.for_serving(model, model_dir, version, dense_model=dense_model,
                                     accuracy=_accuracy(found["metrics"]),
-                                    hparams=files.read_json(os.path.join(run_dir, runs.HPARAMS)), run_dir=run_dir,
+                                    hparams=hparams, run_dir=run_dir,
                                     require_sparse=level is not None and level > 0)
     sample = {t.name: np.random.default_rng(0).normal(size=(1, *t.shape[1:])).astype(t.dtype)
               for t in model.inputs}

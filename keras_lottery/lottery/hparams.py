@@ -7,6 +7,7 @@
 
 import dataclasses
 import os
+import re
 
 from keras_lottery import pruning
 from keras_lottery.blocks.criteria import names as criterion_names
@@ -16,6 +17,11 @@ RULES = ("global", "layerwise")
 MODES = ("weights", "lr", "finetune")
 CONTROLS = ("reinit", "random")
 ALGORITHMS = ("init", "trained")
+
+
+# --mask's per-k form: "<duration>=<path>", items separated by a comma that starts the next "<duration>=".
+_PER_K = re.compile(r"^\s*(\d+(?:\.\d+)?(?:it|ep)?)\s*=(.*)$", re.S)
+_NEXT_K = re.compile(r",(?=\s*\d+(?:\.\d+)?(?:it|ep)?\s*=)")
 
 
 def _split(text):
@@ -113,6 +119,9 @@ class PruningHparams:
         unknown = [c for c in self.control_list if c not in CONTROLS]
         if unknown:
             raise ValueError(f"--controls accepts {', '.join(CONTROLS)} (comma-separated), got {unknown}.")
+        if _split(self.control_levels) and not self.control_list:
+            raise ValueError(f"--control_levels={self.control_levels!r} picks levels for --controls, which are empty: "
+                             "it would be ignored.")
         try:
             levels = self.control_level_list()
         except ValueError:
@@ -214,25 +223,33 @@ class StabilityHparams:
             raise ValueError(f"--points must be >= 2, got {self.points}.")
         for k, path in self.mask_paths().items():
             if not os.path.exists(path):
+                tail = path.rsplit(",", 1)[-1].strip() if "," in path else None
+                if k is not None and tail and "=" not in tail:  # "0=a.npz,3it": a k without its path
+                    raise ValueError(f"--mask: {tail!r} is not k=path (per-k masks are \"k=path,k=path\").")
                 raise ValueError(f"--mask: {path!r}{'' if k is None else f' (for k = {k})'} does not exist.")
+            if not os.path.isfile(path):
+                raise ValueError(f"--mask: {path!r} is a directory; name its mask.npz.")
         if self.train_limit < 0:
             raise ValueError(f"--train_limit must be >= 0, got {self.train_limit}.")
 
     def mask_paths(self):
         """``{None: path}`` for one mask at every k, ``{k as written: path}`` per k, ``{}`` for none.
 
-        A path containing ``=`` reads as the per-k form, and one containing ``,`` is split.
+        The per-k form is recognised by its start (a duration and ``=``, as in ``100it=...``) unless the
+        whole value is an existing file; items are split only at a comma that starts the next ``k=``, so
+        paths may contain ``=`` and ``,`` (as the run directories' own names do).
         """
         if not self.mask:
             return {}
-        if "=" not in self.mask:
+        if os.path.exists(self.mask) or not _PER_K.match(self.mask):
             return {None: self.mask}
         pairs = {}
-        for item in (i.strip() for i in self.mask.split(",") if i.strip()):
-            k, sep, path = item.partition("=")
-            if not sep or not k.strip() or not path.strip():
-                raise ValueError(f"--mask: {item!r} is not k=path (per-k masks are \"k=path,k=path\").")
-            if k.strip() in pairs:
-                raise ValueError(f"--mask names k = {k.strip()} twice.")
-            pairs[k.strip()] = path.strip()
+        for item in _NEXT_K.split(self.mask):
+            match = _PER_K.match(item)
+            k, path = (match.group(1), match.group(2).strip()) if match else (item.strip(), "")
+            if not path:
+                raise ValueError(f"--mask: {item.strip()!r} is not k=path (per-k masks are \"k=path,k=path\").")
+            if k in pairs:
+                raise ValueError(f"--mask names k = {k} twice.")
+            pairs[k] = path
         return pairs

@@ -39,7 +39,6 @@ import dataclasses
 import os
 import warnings
 
-import keras
 import numpy as np
 
 from keras_lottery import files, masking, models, pruning, runs, training
@@ -130,7 +129,7 @@ class _Context:
         path = level_dir(self.directory, level - 1)
         if not _finished(path):
             raise RuntimeError(f"Level {level} needs the finished level {level - 1} ({path}).")
-        return keras.saving.load_model(os.path.join(path, runs.FINAL_MODEL))
+        return training.load_final_model(path)
 
 
 def _level_mask(ctx, level):
@@ -277,10 +276,16 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
 def check_rule(build_model, pruning_hparams, model_seed=0):
     """Applies the pruning rule once to a fresh masked model, so bad selectors fail before training.
 
+    Raises ValueError when the rule prunes nothing at all (``--exclude`` naming every prunable layer,
+    say) although levels are asked for: every level would train the dense network again.
     Returns the masked probe model (``build_model``'s model itself is left alone).
     """
     probe = masking.mask(build_model(model_seed))
-    pruning_hparams.rule_object()(pruning.weights_of(probe), read_mask(probe), pruning.layers_info(probe))
+    pruned = pruning_hparams.rule_object()(pruning.weights_of(probe), read_mask(probe), pruning.layers_info(probe))
+    if pruning_hparams.levels and pruned.density >= 1.0:
+        raise ValueError(f"The pruning rule removes no weight of {probe.name} (--rule={pruning_hparams.rule}, "
+                         f"--exclude={pruning_hparams.exclude!r}): every level would train at density 1.0. "
+                         f"Prunable weights: {', '.join(list(read_mask(probe))[:8])}.")
     return probe
 
 
@@ -374,16 +379,23 @@ def _builder(hparams, datasets):
     return lambda seed: models.get(model_hp.model, datasets.input_shape, datasets.classes, seed=seed)
 
 
-def check(hparams, datasets, compare_with=()):
+def check(hparams, datasets, compare_with=(), plot=True):
     """Every check of an IMP experiment that needs the data; raises ValueError before anything is written.
 
-    The rewind step must come before T, the pruning rule must apply to the model, and each path of
-    ``compare_with`` must be an IMP run directory. Returns T, the training length in steps.
+    The schedule and the model (``training.check``), the rewind step before T, the pruning rule
+    must apply to the model and prune something, and each path of ``compare_with`` (drawn in the
+    plot, so ``plot`` must be on) must be a finished IMP run (its completion marker written).
+    Returns T, the training length in steps.
     """
+    if compare_with and not plot:
+        raise ValueError("--compare_with only adds runs to the plot, which --noplot turns off; drop one of them.")
     for other in compare_with:
         if not is_run(other):
             raise ValueError(f"--compare_with={other!r} is not an IMP run directory (no {RECORD}).")
-    total = training.total_steps(hparams["training"], datasets.steps_per_epoch)
+        if not runs.is_complete(other):
+            raise ValueError(f"--compare_with={other!r} has not finished (no {runs.COMPLETE}; {runs.progress(other)}): "
+                             "run its command again to finish it.")
+    total = training.check(hparams, datasets)
     rewind_step(hparams["pruning"], datasets.steps_per_epoch, total)
     check_rule(_builder(hparams, datasets), hparams["pruning"], hparams["model"].model_seed)
     return total
@@ -417,7 +429,7 @@ def run_experiment(run_dir, datasets, hparams, *, eval_every=None, emissions_fac
       compare_with: other IMP run directories drawn in the same figure.
       log: receives the plan, then one line per finished run; None for silence.
 
-    Returns the rows of :func:`results`.
+    Returns the rows of :func:`results`. The run's completion marker (``runs.COMPLETE``) is written last.
     """
     directory, log = _path(run_dir), log or (lambda line: None)
     model_hp, training_hp, pruning_hp = hparams["model"], hparams["training"], hparams["pruning"]
@@ -433,4 +445,5 @@ def run_experiment(run_dir, datasets, hparams, *, eval_every=None, emissions_fac
     title = f"{name}, mode {pruning_hp.mode}" if compare_with else \
         f"{name}, rewind {pruning_hp.rewind}, mode {pruning_hp.mode}"
     report(directory, rows, plot=plot, compare_with=compare_with, title=title)
+    runs.mark_complete(directory, "imp", levels=pruning_hp.levels, trainings=len(rows))
     return rows

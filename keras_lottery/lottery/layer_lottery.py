@@ -27,7 +27,6 @@ import dataclasses
 import os
 import statistics
 
-import keras
 
 from keras_lottery import files, models, runs, training
 from keras_lottery import metrics as cost
@@ -67,10 +66,11 @@ def rewind_step(training_hparams, lottery, steps_per_epoch):
 def check(hparams, datasets):
     """Everything :func:`run` needs that flags alone cannot tell, checked before anything is written.
 
-    Builds the model once (:func:`check_model`: enough removable blocks for ``--blocks``) and checks
-    the rewind epoch against the training schedule (:func:`rewind_step`). Raises ValueError; returns
+    Checks the schedule (``training.check``), builds the model (:func:`check_model`: enough removable
+    blocks for ``--blocks``) and checks the rewind epoch against the training schedule (:func:`rewind_step`). Raises ValueError; returns
     the model's ``BlockList``. Fits ``experiments.common.start(..., check=check)``.
     """
+    training.check(hparams, datasets)  # the schedule, and the model builds for this input
     found = check_model(hparams["model"], datasets.input_shape, datasets.classes, hparams["lottery"])
     rewind_step(hparams["training"], hparams["lottery"], datasets.steps_per_epoch)
     return found
@@ -112,7 +112,8 @@ def run(run_dir, datasets, hparams, *, emissions_factory=None, log=print):
       log: where progress lines go.
 
     Returns:
-      The table rows (list of dicts), also written as CSV, JSON and Markdown (:func:`write_table`).
+      The table rows (list of dicts), also written as CSV, JSON and Markdown (:func:`write_table`);
+      the completion marker (``runs.COMPLETE``) is written after them.
     """
     model_hparams, training_hparams, lottery = hparams["model"], hparams["training"], hparams["lottery"]
     directory = run_dir.path
@@ -139,9 +140,8 @@ def run(run_dir, datasets, hparams, *, emissions_factory=None, log=print):
         else:  # train to epoch i once; its saved model is theta_i, with the optimizer state at i
             to_rewind = os.path.join(rdir, runs.DENSE_TO_REWIND)
             training.fit(build(), replicate_data, seeds, to_rewind, end_step=start_at)
-            saved = os.path.join(to_rewind, runs.FINAL_MODEL)
-            start_model, start_step = keras.saving.load_model(saved), start_at
-            dense_start = keras.saving.load_model(saved)
+            start_model, start_step = training.load_final_model(to_rewind), start_at
+            dense_start = training.load_final_model(to_rewind)
         dense_dir = os.path.join(rdir, runs.DENSE)
         dense, dense_metrics = training.fit(dense_start, replicate_data, seeds, dense_dir, start_step=start_step,
                                             compile_model=not start_step, emissions=_new_emissions(emissions_factory))
@@ -174,6 +174,8 @@ def run(run_dir, datasets, hparams, *, emissions_factory=None, log=print):
                                  dense_epoch, epoch_time, lottery.xi))
     rows += _means(rows, lottery.xi)
     write_table(directory, rows)
+    runs.mark_complete(directory, "layer_lottery", tickets=len(lottery.criteria) * len(lottery.block_counts)
+                       * lottery.replicates)
     return rows
 
 

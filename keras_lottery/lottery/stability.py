@@ -271,7 +271,7 @@ def check(hparams, datasets):
     Returns the run's :class:`Plan`.
     """
     stability_hparams, spe = hparams["stability"], datasets.steps_per_epoch
-    total = training.total_steps(hparams["training"], spe)
+    total = training.check(hparams, datasets)  # the schedule, and the model builds for this input
     ks = sorted(set(durations.to_step_list(stability_hparams.ks, spe, total)))
     if not ks:
         raise ValueError("--ks needs at least one rewind step.")
@@ -318,7 +318,8 @@ def run(run_dir, datasets, hparams, *, eval_every=None, plot=True, log=print):
     Returns:
       One row per k: ``k``, ``density``, ``train_instability``, ``test_instability``,
       ``train_error_end`` and ``test_error_end`` (the mean error of the two copies); also written to
-      ``results.csv``. A k whose ``k_<k>/stability.json`` exists is read back, not retrained.
+      ``results.csv``. A k whose ``k_<k>/stability.json`` exists is read back, not retrained. The
+      completion marker (``runs.COMPLETE``) is written last.
 
     Raises:
       ValueError: as :func:`check`, before anything is trained.
@@ -354,4 +355,5 @@ def run(run_dir, datasets, hparams, *, eval_every=None, plot=True, log=print):
         title = (f"{hparams['model'].model} on {hparams['dataset'].dataset}"
                  + (", masked" if stability_hparams.mask else ", dense"))
         plots.instability_vs_k(rows, os.path.join(directory, PLOT), title=title)
+    runs.mark_complete(directory, "stability", ks=plan.ks)
     return rows

@@ -84,9 +84,18 @@ def save_checkpoint(model, directory, step, history, extra_state=None):
             os.remove(old)
 
 
+def _retrain_advice(directory):
+    return (f"Delete {os.path.join(directory, STATE)} and run the same command again to retrain {directory} from its "
+            "start (every finished training is kept), or start a new run with another --run_name.")
+
+
 def read_state(directory):
-    """The saved ``state.json`` of a directory, or None."""
-    return files.read_json(os.path.join(directory, STATE))
+    """The saved ``state.json`` of a directory, or None; ``DamagedFileError`` when it cannot be read."""
+    path = os.path.join(directory, STATE)
+    state = files.read_json(path, advice=_retrain_advice(directory))
+    if state is not None and not (isinstance(state, dict) and {"step", "checkpoint", "history"} <= set(state)):
+        raise files.DamagedFileError(path, "not a training state", _retrain_advice(directory))
+    return state
 
 
 def load_checkpoint(directory):
@@ -94,7 +103,22 @@ def load_checkpoint(directory):
     state = read_state(directory)
     if state is None:
         raise FileNotFoundError(f"No checkpoint in {directory} (no {STATE}).")
-    return keras.saving.load_model(os.path.join(directory, state["checkpoint"])), state
+    path = os.path.join(directory, state["checkpoint"])
+    if not os.path.isfile(path):
+        raise files.DamagedFileError(path, f"missing, although {STATE} names it", _retrain_advice(directory))
+    with files.guard(path, _retrain_advice(directory)):
+        return keras.saving.load_model(path), state
+
+
+def load_final_model(directory):
+    """The trained model (``model.keras``) of a finished training directory; ``DamagedFileError`` if unreadable."""
+    path = os.path.join(directory, FINAL_MODEL)
+    advice = (f"Delete it and {os.path.join(directory, METRICS)}, then run the same command again: both are "
+              "recomputed from the last checkpoint.")
+    if not os.path.isfile(path):
+        raise files.DamagedFileError(path, f"missing, although {METRICS} marks the training finished", advice)
+    with files.guard(path, advice):
+        return keras.saving.load_model(path)
 
 
 def _write_history(directory, history):
@@ -102,7 +126,7 @@ def _write_history(directory, history):
 
 
 def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eval_every=None,
-        callbacks=(), compile_model=True, emissions=None, verbose="auto", final_metrics=None):
+        callbacks=(), compile_model=True, emissions=None, verbose="auto", final_metrics=None, log=print):
     """Trains ``model`` on ``datasets`` with ``hparams`` (a ``TrainingHparams``), resumably.
 
     Args:
@@ -121,6 +145,8 @@ def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eva
       verbose: Keras' verbosity; ``"auto"`` shows the progress bar on a terminal, one line per
         chunk otherwise.
       final_metrics: a function ``model -> dict`` adding entries to ``metrics.json``.
+      log: receives one line when training resumes from a checkpoint (where, and how much is left);
+        None for silence.
 
     Returns:
       ``(model, metrics)``: the trained model and the dict written to ``metrics.json``, which holds
@@ -137,21 +163,25 @@ def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eva
     if chunk < 1 or end_step <= start_step:
         raise ValueError(f"Nothing to train: start_step={start_step}, end_step={end_step}, eval_every={chunk}.")
     if os.path.exists(metrics_path):  # finished: report, do not redo
-        state = read_state(directory)
-        final = os.path.join(directory, FINAL_MODEL)
-        return keras.saving.load_model(final), files.read_json(metrics_path)
+        metrics = files.read_json(metrics_path, advice=f"Delete it and run the same command again: it is recomputed "
+                                                       f"from the last checkpoint of {directory}.")
+        return load_final_model(directory), metrics
 
     state = read_state(directory)
     if state is not None:
         model, state = load_checkpoint(directory)
         step, history = state["step"], state["history"]
-        extra = {key: state[key] for key in ("emissions",) if key in state}
+        extra = {key: state[key] for key in ("emissions", "end_step") if key in state}
+        if log is not None:
+            log(f"Resuming {directory} at step {step} (checkpoint {state['checkpoint']}): "
+                f"{max(end_step - step, 0)} of {end_step - start_step} steps left.")
     else:
         if compile_model:
             compile_for_classification(model, hparams, spe)
         step, history, extra = start_step, [], {}
 
     if step < end_step:
+        extra["end_step"] = end_step  # recorded in state.json, so a progress report can say what is left
         progress = _Progress(directory, step, end_step, history, extra)
         fit_callbacks = [progress, *callbacks] + ([emissions] if emissions is not None else [])
         has_validation = len(datasets.x_val) > 0

@@ -8,10 +8,11 @@ from keras_lottery.training.lr_schedule import StepSchedule
 
 
 def total_steps(hparams, steps_per_epoch):
-    """The training length T in iterations."""
+    """The training length T in iterations; raises ValueError when it is under one iteration."""
     steps = durations.to_steps(hparams.steps, steps_per_epoch)
     if steps < 1:
-        raise ValueError(f"--steps={hparams.steps!r} is less than one iteration.")
+        raise ValueError(f"--steps={hparams.steps!r} is {steps} iterations (an epoch is {steps_per_epoch}); "
+                         "training needs at least one.")
     return steps
 
 

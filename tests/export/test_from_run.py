@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from keras_lottery import export
+from keras_lottery import export, files
 from keras_lottery.export import from_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -26,6 +26,7 @@ def imp_run(tmp_path, masked_lenet):
     masked.save(run / "level_1" / "model.keras")
     (run / "hparams.json").write_text(json.dumps({"model": {"name": "lenet_300_100"}, "pruning": {"rate": 0.8}}))
     (run / "level_1" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.81, "test_loss": 0.5}))
+    (run / "level_0" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.8}))  # both levels finished
     return run, masked, mask
 
 
@@ -66,6 +67,7 @@ def test_export_a_layer_lottery_ticket(tmp_path):
     ticket.save(run / "ticket_grasp_p1_r0.keras")
     dense.save(run / "replicate_0" / "dense" / "model.keras")
     (run / "replicate_0" / "grasp_p1" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
+    (run / "replicate_0" / "dense" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.45}))
     (run / "metrics.json").write_text(json.dumps({"test_accuracy": 0.1}))
     result = export.export_run(str(run), base_dir=str(tmp_path / "sm"), verify=False)
     assert result.path == os.path.join(str(tmp_path / "sm"), "resnet8_ticket_grasp_p1_r0", "1")
@@ -91,11 +93,19 @@ def test_missing_sources_are_named(tmp_path):
         from_run.sources(str(tmp_path), ticket="ticket_b_p1_r0.keras")
 
 
-def test_a_level_without_its_model_is_named(tmp_path):
+def test_an_unfinished_level_is_refused_with_what_is_missing(tmp_path):
     (tmp_path / "level_0").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"No model\.keras in .*level_0.*has not finished"):
+    (tmp_path / "level_0" / "metrics.json").write_text("{}")
+    (tmp_path / "level_1").mkdir()
+    (tmp_path / "level_1" / "model.keras").write_text("")  # a model.keras alone does not make a finished level
+    (tmp_path / "level_1" / "state.json").write_text(json.dumps({"step": 3, "end_step": 8, "checkpoint": "c",
+                                                                 "history": []}))
+    with pytest.raises(ValueError, match=r"Level 1 of .* has not finished training \(at step 3 of 8; no metrics.json\)"
+                                         r": run the imp command again to finish it. Finished levels: 0\."):
+        from_run.sources(str(tmp_path), level=1)
+    with pytest.raises(files.DamagedFileError, match=r"level_0/model.keras is damaged \(missing, although"):
         from_run.sources(str(tmp_path), level=0)
-    with pytest.raises(FileNotFoundError, match=r"No IMP level directory .*level_2.* levels 0\)"):
+    with pytest.raises(FileNotFoundError, match=r"No IMP level directory .*level_2.* \(finished levels: 0\)"):
         from_run.sources(str(tmp_path), level=2)
     with pytest.raises(ValueError, match="--level must be"):
         from_run.sources(str(tmp_path), level=-1)

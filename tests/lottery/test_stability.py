@@ -83,3 +83,16 @@ def test_bad_arguments_are_refused(datasets, adam, build):
         lottery.instability(start, datasets, adam, data_seeds=(1,))
     with pytest.raises(ValueError, match="points must be >= 2"):
         lottery.instability(start, datasets, adam, points=1)
+
+
+def test_mask_paths_take_run_directory_names_with_equals_and_commas(tmp_path):
+    run = tmp_path / "imp" / "lr=0.01,rewind=0" / "level_2"
+    run.mkdir(parents=True)
+    (run / "mask.npz").write_bytes(b"")
+    one = str(run / "mask.npz")
+    assert lottery.StabilityHparams(mask=one).mask_paths() == {None: one}
+    other = one.replace("rewind=0", "rewind=100it")
+    per_k = lottery.StabilityHparams(mask=f"0={one},100it={other}").mask_paths()
+    assert per_k == {"0": one, "100it": other}
+    with pytest.raises(ValueError, match=r"'3it' is not k=path"):
+        lottery.StabilityHparams(mask=f"0={one},3it").validate()

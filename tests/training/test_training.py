@@ -24,7 +24,8 @@ def test_step_schedule_warms_up_and_drops_at_milestones():
 @pytest.mark.parametrize("name,cls", [("sgd", keras.optimizers.SGD), ("adam", keras.optimizers.Adam),
                                       ("adamw", keras.optimizers.AdamW), ("rmsprop", keras.optimizers.RMSprop)])
 def test_optimizers_follow_the_hparams(name, cls):
-    hp = training.TrainingHparams(optimizer=name, nesterov=True, weight_decay=1e-4, steps="10ep", milestones="5ep")
+    hp = training.TrainingHparams(optimizer=name, nesterov=name == "sgd", weight_decay=1e-4, steps="10ep",
+                                  milestones="5ep")
     optimizer = training.make_optimizer(hp, steps_per_epoch=10)
     assert isinstance(optimizer, cls) and optimizer.weight_decay == pytest.approx(1e-4)
     assert optimizer._learning_rate.milestones == [50]  # the schedule object itself
@@ -37,6 +38,22 @@ def test_bad_training_hparams_are_refused():
         training.TrainingHparams(optimizer="lion").validate()
     with pytest.raises(ValueError, match="--lr"):
         training.TrainingHparams(lr=0).validate()
+    with pytest.raises(ValueError, match="--nesterov applies to --optimizer=sgd only"):
+        training.TrainingHparams(optimizer="adam", nesterov=True).validate()
+
+
+@pytest.mark.parametrize("changes,steps_per_epoch,message", [
+    ({"steps": "0"}, 10, "--steps='0' is 0 iterations"),
+    ({"steps": "0.2ep"}, 2, "is 0 iterations"),
+    ({"steps": "2ep", "warmup": "3ep"}, 10, "--warmup='3ep' ends at step 30, after the end of training"),
+    ({"steps": "2ep", "milestones": "1ep,2ep"}, 10, r"step\(s\) \[20\] come at or after the end"),
+    ({"gamma": -1.0, "milestones": "1ep"}, None, "--gamma must be >= 0"),
+    ({"gamma": 0.5}, None, "--gamma=0.5 applies at --milestones, which are empty"),
+    ({"optimizer": "adam", "momentum": 0.5}, None, "--optimizer=adam would ignore it"),
+])
+def test_schedules_that_cannot_run_are_refused(changes, steps_per_epoch, message):
+    with pytest.raises(ValueError, match=message):
+        training.TrainingHparams(**changes).validate(steps_per_epoch)
 
 
 def _model():
@@ -104,8 +121,12 @@ def test_kill_9_at_any_point_then_the_same_command_finishes_the_same_run(tmp_pat
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed_dir / "metrics.json").exists()
+    assert (killed_dir / "run.lock").exists()  # the killed process could not release it
     finished = subprocess.run(_train_command(tmp_path / "killed"), cwd=REPO, env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "Took over a stale lock (process" in finished.stdout
+    assert f"Resuming {killed_dir} at step" in finished.stdout and "steps left" in finished.stdout
+    assert not (killed_dir / "run.lock").exists() and (killed_dir / "complete.json").exists()
     straight = runs.read_json(str(tmp_path / "straight" / "train" / "r" / "metrics.json"))
     resumed = runs.read_json(str(killed_dir / "metrics.json"))
     assert resumed["end_step"] == straight["end_step"]
