@@ -291,6 +291,10 @@ def test_the_experiment_checks_before_writing_and_reports_with_other_runs(straig
     reference, rows, _ = straight
     hparams = {"dataset": datasets.hparams, "model": training.ModelHparams(), "training": adam,
                "pruning": pruning_hparams()}
+    # imp.run trains the levels; run_experiment marks the run finished, which --compare_with requires.
+    with pytest.raises(ValueError, match="has not finished .*no complete.json"):
+        imp.check(hparams, datasets, compare_with=[str(reference)])
+    runs.mark_complete(str(reference), "imp", levels=2, trainings=len(rows))
     assert imp.check(hparams, datasets, compare_with=[str(reference)]) == 12
     with pytest.raises(ValueError, match="is not an IMP run directory"):
         imp.check(hparams, datasets, compare_with=[str(tmp_path)])
