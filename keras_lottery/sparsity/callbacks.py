@@ -44,6 +44,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._steps = []  # per wrapper: its pruning_step (training steps completed) at the last call
         self._done = []  # per wrapper: the last step whose turn was handled
         self._clock = 0  # the first wrapper's pruning_step at the last call
+        self._iterations = None  # the optimizer's iterations at train begin, until counting is checked
 
     def on_train_begin(self, logs=None):
         self._wrappers = pruning_wrappers(self.model)
@@ -58,6 +59,23 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._steps = [int(_value(w.pruning_step)) for w in self._wrappers]
         self._done = list(self._steps)
         self._clock = self._steps[0]
+        self._iterations = self._optimizer_iterations()
+
+    def _optimizer_iterations(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        return None if optimizer is None else int(_value(optimizer.iterations))
+
+    def _check_counting(self, now):
+        """Once the optimizer has stepped, the layers must have counted: else they never see training=True."""
+        iterations = self._optimizer_iterations()
+        if iterations is None or iterations == self._iterations:
+            return
+        self._iterations = None  # checked
+        if now == self._steps[0]:
+            raise ValueError(
+                f"UpdatePruningStep: the optimizer stepped but the pruned layers of {self.model.name!r} were never "
+                "called with training=True. A subclassed model must accept `training=None` in call() and pass it "
+                "on (Keras 3 calls it without otherwise); in a custom loop call model(x, training=True).")
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self._wrappers:
@@ -65,6 +83,8 @@ class UpdatePruningStep(keras.callbacks.Callback):
         # One read per call: every wrapper counts the same training steps, so the first one's counter
         # tells how many steps ran since the last call (several when steps_per_execution > 1).
         now = int(_value(self._wrappers[0].pruning_step))
+        if self._iterations is not None:
+            self._check_counting(now)
         elapsed, self._clock = now - self._clock, now
         optimizer = getattr(self.model, "optimizer", None)
         for i, wrapper in enumerate(self._wrappers):
