@@ -19,14 +19,16 @@ def _value(variable):
 class UpdatePruningStep(keras.callbacks.Callback):
     """Updates the masks of every ``PruneLowMagnitude`` layer on its schedule. Pass it to ``fit``.
 
-    ``on_train_begin`` sets each layer's ``pruning_step`` to 0 if it is -1 (a fresh pruned model; a
-    restored one keeps its step). Before each call of the compiled train function (each batch, or
+    Each layer's ``pruning_step`` starts at 0 and counts its training calls inside the compiled step
+    (a restored model keeps its count). Before each call of the compiled train function (each batch, or
     each group of ``steps_per_execution`` batches), it reads the step counter the layers keep
     inside the compiled step and, for every pruning turn reached since the last call, recomputes the
     masks that turn asks for, then zeroes the optimizer state of newly dead weights. With
     ``steps_per_execution=1`` masks change before exactly the same steps as in TFMOT; with ``N > 1``
     a turn that falls inside a group of ``N`` steps is applied before the next group (never early,
-    at most ``N - 1`` steps late). ``on_epoch_end`` re-multiplies the weights by their masks (a no-op
+    at most ``N - 1`` steps late). A model whose layers are built by its first training step (a
+    subclassed model never called before ``fit``) gets the turns of that step before the second.
+    ``on_epoch_end`` re-multiplies the weights by their masks (a no-op
     unless weights were set from outside), as TFMOT's callback does.
 
     In a custom training loop call ``set_model(model)``, ``on_train_begin()`` once,
@@ -41,37 +43,39 @@ class UpdatePruningStep(keras.callbacks.Callback):
         super().__init__()
         self.history = []
         self._wrappers = []
+        self._ready = False
         self._steps = []  # per wrapper: its pruning_step (training steps completed) at the last call
         self._done = []  # per wrapper: the last step whose turn was handled
         self._clock = 0  # the first wrapper's pruning_step at the last call
-        self._iterations = None  # the optimizer's iterations at train begin, until counting is checked
+        self._baseline = None  # (optimizer iterations, first counter) until counting is checked
 
     def on_train_begin(self, logs=None):
         self._wrappers = pruning_wrappers(self.model)
         if not self._wrappers:
             raise ValueError(f"UpdatePruningStep: model {self.model.name!r} has no pruned layer; wrap it with "
                              "keras_lottery.sparsity.prune_low_magnitude first.")
-        if any(not w.built for w in self._wrappers):
-            raise ValueError("UpdatePruningStep: build the model (call it on data or give it an Input) first.")
-        for wrapper in self._wrappers:
-            if int(_value(wrapper.pruning_step)) == -1:
-                wrapper.pruning_step.assign(0)
-        self._steps = [int(_value(w.pruning_step)) for w in self._wrappers]
-        self._done = list(self._steps)
-        self._clock = self._steps[0]
-        self._iterations = self._optimizer_iterations()
+        self._ready = False
+        if all(w.built for w in self._wrappers):
+            self._setup(fresh=False)
 
-    def _optimizer_iterations(self):
+    def _setup(self, fresh):
+        """Reads the counters. ``fresh``: the layers were built by the first step (unbuilt at train begin),
+        so no turn has been handled yet: those of the steps already run are applied now."""
+        self._steps = [int(_value(w.pruning_step)) for w in self._wrappers]
+        self._done = [0] * len(self._wrappers) if fresh else list(self._steps)
+        self._clock = self._steps[0]
         optimizer = getattr(self.model, "optimizer", None)
-        return None if optimizer is None else int(_value(optimizer.iterations))
+        self._baseline = None if optimizer is None else (int(_value(optimizer.iterations)), self._clock)
+        self._ready = True
 
     def _check_counting(self, now):
         """Once the optimizer has stepped, the layers must have counted: else they never see training=True."""
-        iterations = self._optimizer_iterations()
-        if iterations is None or iterations == self._iterations:
+        iterations = int(_value(self.model.optimizer.iterations))
+        if iterations == self._baseline[0]:
             return
-        self._iterations = None  # checked
-        if now == self._steps[0]:
+        counted = now != self._baseline[1]
+        self._baseline = None  # checked
+        if not counted:
             raise ValueError(
                 f"UpdatePruningStep: the optimizer stepped but the pruned layers of {self.model.name!r} were never "
                 "called with training=True. A subclassed model must accept `training=None` in call() and pass it "
@@ -80,10 +84,14 @@ class UpdatePruningStep(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if not self._wrappers:
             self.on_train_begin()
+        if not self._ready:
+            if not all(w.built for w in self._wrappers):
+                return  # built by the first step of a model that was never called
+            self._setup(fresh=True)
         # One read per call: every wrapper counts the same training steps, so the first one's counter
         # tells how many steps ran since the last call (several when steps_per_execution > 1).
         now = int(_value(self._wrappers[0].pruning_step))
-        if self._iterations is not None:
+        if self._baseline is not None:
             self._check_counting(now)
         elapsed, self._clock = now - self._clock, now
         optimizer = getattr(self.model, "optimizer", None)

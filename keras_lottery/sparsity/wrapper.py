@@ -6,9 +6,9 @@ pruning state: its schedule, block / M:N options, a ``pruning_step`` counter and
 per pruned weight. Its weights are saved with the model, so a model saved mid-pruning resumes its
 schedule where it stopped.
 
-When the masks change follows TFMOT: ``pruning_step`` starts at -1, ``UpdatePruningStep`` sets it
-to 0 when training begins, and every training call of the layer adds 1 (inside the compiled step,
-so ``steps_per_execution > 1`` counts every step). Before the training step numbered ``t`` (1 for
+When the masks change follows TFMOT: ``pruning_step`` starts at 0 and every training call of the
+layer adds 1 (inside the compiled step, so ``steps_per_execution > 1`` counts every step). (TFMOT
+starts it at -1 and has its callback set 0, to detect a missing callback; the steps are the same.) Before the training step numbered ``t`` (1 for
 the first step), the callback calls :meth:`PruneLowMagnitude.update_masks`: if the schedule says
 ``should_prune`` at ``t``, the masks are recomputed from the current weights (dead weights are 0):
 keep ``max(round(size x (1 - sparsity)), 1)`` of them, all those at or above the threshold. With
@@ -113,7 +113,7 @@ class PruneLowMagnitude(MaskedLayer):
                                             initializer="zeros", trainable=False, autocast=False)
                             for _, variable, _ in self.masked_weights()]
         self.pruning_step = self.add_weight(name="pruning_step", shape=(), dtype="int64",
-                                            initializer=keras.initializers.Constant(-1), trainable=False,
+                                            initializer="zeros", trainable=False,
                                             autocast=False, aggregation="only_first_replica")
         self.built = True
 
