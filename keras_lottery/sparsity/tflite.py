@@ -1,8 +1,8 @@
 """Deployment of a stripped pruned model to TensorFlow Lite: convert, run, and measure its gzipped size.
 
 ``tf.lite`` (``TFLiteConverter``, ``Interpreter``) ships with TensorFlow; TensorFlow 2.21 marks the
-interpreter as moving to the ``ai-edge-litert`` package, and :func:`interpreter` uses that package
-when it is installed. The converter stores weights densely: zeros cost nothing until the file is
+interpreter as moving to the ``ai-edge-litert`` package (LiteRT), which is not installed here, so
+:func:`interpreter` uses ``tf.lite.Interpreter``. The converter stores weights densely: zeros cost nothing until the file is
 compressed, which is why TFMOT's guide (and :func:`gzipped_size`) compares gzipped files.
 """
 
@@ -36,12 +36,8 @@ def gzipped_size(data):
 
 
 def interpreter(flatbuffer):
-    """A TFLite interpreter for ``flatbuffer``, tensors allocated (``ai_edge_litert`` if installed)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # the maintained runtime, when present
-    except ImportError:
-        Interpreter = tf.lite.Interpreter
-    runner = Interpreter(model_content=flatbuffer)
+    """A TFLite interpreter for ``flatbuffer``, tensors allocated."""
+    runner = tf.lite.Interpreter(model_content=flatbuffer)
     runner.allocate_tensors()
     return runner
 
