@@ -4,12 +4,16 @@ Weight tickets by iterative magnitude pruning with rewinding (Frankle et al.) an
 initialization (Jordao et al.). TensorFlow-model-optimization is never imported here: it switches
 ``tf.keras`` to legacy Keras for the whole process, so only the adapters that need it import it.
 docs/design.md describes the layout.
+
+``keras_lottery.sparsity`` is the ``tfmot.sparsity.keras`` API on Keras 3 (docs/migrating_from_tfmot.md).
+The density report that used to be called ``keras_lottery.sparsity(model)`` is ``sparsity_report(model)``;
+the old call still works for one release, with a ``DeprecationWarning``.
 """
 
 from keras_lottery import (blocks, callbacks, compat, data, distribute, export, files, layers, lottery, masking, masks,
-                           metrics, models, pruning, runs, schedules, training, wrappers)
-from keras_lottery.masking import (MaskedLayer, apply_mask, copy_weights, mask, sparsity, strip,
-                                   zero_optimizer_state)
+                           metrics, models, pruning, runs, schedules, sparsity, training, wrappers)
+from keras_lottery.masking import MaskedLayer, apply_mask, copy_weights, mask, strip, zero_optimizer_state
+from keras_lottery.masking import sparsity as sparsity_report
 from keras_lottery.masks import Mask
 from keras_lottery.pruning import GlobalMagnitude, LayerwiseMagnitude, RandomPruning, prune
 from keras_lottery.version import __version__
@@ -17,4 +21,4 @@ from keras_lottery.version import __version__
 __all__ = ["GlobalMagnitude", "LayerwiseMagnitude", "Mask", "MaskedLayer", "RandomPruning", "__version__", "apply_mask",
            "blocks", "callbacks", "compat", "copy_weights", "data", "distribute", "export", "files", "layers",
            "lottery", "mask", "masking", "masks", "metrics", "models", "prune", "pruning", "runs", "schedules",
-           "sparsity", "strip", "training", "wrappers", "zero_optimizer_state"]
+           "sparsity", "sparsity_report", "strip", "training", "wrappers", "zero_optimizer_state"]

@@ -187,7 +187,7 @@ def test_strip_bakes_zeros_and_saves_without_custom_objects(conv_model, tmp_path
     assert "keras_lottery" not in json.dumps(stripped.get_config())
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(stripped(x), masked(x), rtol=1e-5, atol=1e-5)
-    assert kl.sparsity(stripped, print_fn=None)["global"]["alive"] == mask.alive
+    assert kl.sparsity_report(stripped, print_fn=None)["global"]["alive"] == mask.alive
     stripped.save(tmp_path / "stripped.keras")
     loaded = keras.models.load_model(tmp_path / "stripped.keras", custom_objects={})
     np.testing.assert_allclose(loaded(x), masked(x), rtol=1e-5, atol=1e-5)

@@ -39,7 +39,7 @@ def test_bad_keys_and_values():
 def test_sparsity_table_and_apply_errors(mlp, capsys):
     masked = kl.mask(mlp)
     kl.prune(masked, kl.GlobalMagnitude(0.5))
-    report = kl.sparsity(masked)
+    report = kl.sparsity_report(masked)
     out = capsys.readouterr().out
     assert "fc1/kernel" in out and "global" in out and "50.00%" in out
     assert report["global"]["alive"] == report["global"]["total"] // 2  # ceil(0.5 x 1376) pruned

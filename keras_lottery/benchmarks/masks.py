@@ -7,6 +7,10 @@ For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
   the measurement: two identical models differ by this much on this machine;
 - masked: ``keras_lottery.mask(model)`` pruned to 80% sparsity (layerwise magnitude);
 - masked_forward: the same with ``mask_forward=True`` (a forward-pass multiply as well);
+- sparsity_api: ``keras_lottery.sparsity.prune_low_magnitude`` with ``ConstantSparsity(sparsity,
+  begin_step=0, frequency=100)`` and the ``UpdatePruningStep`` callback, configured as the TFMOT
+  variant below (the TFMOT-style API on this library's masks);
+- m_by_n: the same API with ``sparsity_m_by_n=(2, 4)`` (2:4 structured sparsity);
 - tfk_dense: the same architecture on ``tf_keras`` (TFMOT's own dense baseline);
 - tfmot: the same architecture on ``tf_keras`` wrapped in ``prune_low_magnitude`` with
   ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback;
@@ -53,6 +57,7 @@ from keras_lottery import models as zoo
 from keras_lottery.masks import Mask
 from keras_lottery.pruning import LayerwiseMagnitude, prune, weights_of
 from keras_lottery.masking import MaskedLayer, mask, masked_layers
+from keras_lottery.sparsity import ConstantSparsity, UpdatePruningStep, prune_low_magnitude
 
 SETUP = {  # input shape, batch size, optimizer (the papers' settings), default rounds and steps
     "lenet_300_100": ((28, 28, 1), 60, "adam", 30, 100),
@@ -60,7 +65,7 @@ SETUP = {  # input shape, batch size, optimizer (the papers' settings), default 
 }
 INPUT_KINDS = ("dataset", "numpy")
 BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "compact": "dense",
-            "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
+            "sparsity_api": "dense", "m_by_n": "dense", "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
 WORKER = "keras_lottery.benchmarks.masks"  # run with python -m by measure_in_subprocesses (see _worker)
 
 
@@ -205,7 +210,13 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     masked_forward = mask(dense, mask_forward=True)
     for model in (masked, masked_forward):
         prune(model, LayerwiseMagnitude(density=1.0 - sparsity))
-    variants = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward)]
+    # keras_lottery.sparsity, configured as the TFMOT variant (ConstantSparsity, a turn every 100 steps),
+    # and with 2:4 sparsity; both train with UpdatePruningStep.
+    api = prune_low_magnitude(dense, pruning_schedule=ConstantSparsity(sparsity, begin_step=0, frequency=100))
+    m_by_n = prune_low_magnitude(dense, sparsity_m_by_n=(2, 4))
+    variants = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),
+                ("sparsity_api", api), ("m_by_n", m_by_n)]
+    with_step = {"sparsity_api", "m_by_n"}
     if with_compact:
         variants.append(("compact", compact_copy(masked)))
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -214,8 +225,9 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
         optimizer = keras.optimizers.Adam(1.2e-3) if opt == "adam" else keras.optimizers.SGD(0.1, momentum=0.9)
         model.compile(optimizer, loss, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
         timer = _epoch_timer(keras.callbacks.Callback)
-        runs[label] = (lambda m=model, t=timer: m.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
-                                                      callbacks=[t]), timer)
+        callbacks = [UpdatePruningStep(), timer] if label in with_step else [timer]
+        runs[label] = (lambda m=model, c=callbacks: m.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
+                                                          callbacks=c), timer)
     if with_tfmot:
         runs.update(_tfmot_runs(name, sparsity, fit_data))
 

@@ -1,0 +1,192 @@
+"""``prune_low_magnitude``, ``strip_pruning``, ``prune_scope`` / ``strip_scope`` and ``check_m_by_n``."""
+
+import contextlib
+
+import keras
+
+from keras_lottery import compat, layers
+from keras_lottery.masking import MaskedLayer, apply_mask, copy_weights, masked_layers, read_mask, strip
+from keras_lottery.sparsity import schedules, structured
+from keras_lottery.sparsity.wrapper import (PrunableLayer, PruneLowMagnitude, pruning_wrappers, reset_stripping,
+                                            set_stripping, stripping)
+
+__all__ = ["check_m_by_n", "prune_low_magnitude", "prune_scope", "strip_pruning", "strip_scope"]
+
+
+def _is_graph_model(model):
+    return isinstance(model, keras.Sequential) or compat.is_functional_class(model)
+
+
+def _clone(layer):
+    return layer.__class__.from_config(layer.get_config())
+
+
+def _copy_pruning_state(source, target):
+    """Copies each wrapper's ``pruning_step`` and thresholds from ``source`` to ``target`` (by name)."""
+    targets = {w.name: w for w in pruning_wrappers(target)}
+    for wrapper in pruning_wrappers(source):
+        twin = targets.get(wrapper.name)
+        if twin is not None and twin.built and wrapper.built:
+            twin.pruning_step.assign(wrapper.pruning_step.value)
+            for path, threshold in wrapper.thresholds().items():
+                twin.thresholds()[path].assign(threshold.value)
+
+
+def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), block_pooling_type="AVG",
+                        pruning_policy=None, sparsity_m_by_n=None, **kwargs):
+    """Wraps a layer, a list of layers, or every prunable layer of a model, in ``PruneLowMagnitude``.
+
+    * a layer: returns ``PruneLowMagnitude(layer, ...)`` (``kwargs`` go to the wrapper); the layer
+      must have prunable weights (``keras_lottery.layers`` or ``get_prunable_weights()``);
+    * a list: each prunable layer wrapped, the others (and wrappers) unchanged;
+    * a Sequential or functional model (nested models included): a new model, not compiled, with the
+      same layer names, graph and weights, whose prunable layers are wrapped (those already wrapped
+      keep their masks and step). With ``pruning_policy``, only layers it allows are wrapped.
+
+    Inside ``strip_scope()`` it returns ``to_prune`` unchanged (see ``strip_pruning`` for subclassed
+    models). Train the result with the ``UpdatePruningStep`` callback.
+
+    Args:
+        to_prune: a layer, a list of layers, or a Sequential / functional ``keras.Model``.
+        pruning_schedule: a ``PruningSchedule``; default ``ConstantSparsity(0.5, begin_step=0)``.
+        block_size: ``(rows, columns)`` pruned together (module ``structured``); default single weights.
+        block_pooling_type: ``"AVG"`` or ``"MAX"``.
+        pruning_policy: an object with ``allow_pruning(layer) -> bool`` (and optionally
+            ``ensure_model_supports_pruning(model)``), for models.
+        sparsity_m_by_n: ``(m, n)``: ``m`` zeros in every ``n`` input weights (e.g. ``(2, 4)``).
+
+    Raises:
+        ValueError: an argument is malformed, the layer is not prunable, or the model is subclassed.
+    """
+    if stripping():
+        return to_prune
+    params = dict(pruning_schedule=pruning_schedule if pruning_schedule is not None
+                  else schedules.ConstantSparsity(0.5, 0),
+                  block_size=structured.check_block_size(block_size), block_pooling_type=block_pooling_type,
+                  sparsity_m_by_n=None if sparsity_m_by_n is None else structured.check_m_by_n_arg(sparsity_m_by_n))
+    if block_pooling_type not in ("AVG", "MAX"):
+        raise ValueError(f"block_pooling_type must be 'AVG' or 'MAX'; got {block_pooling_type!r}.")
+    if isinstance(to_prune, (list, tuple)):
+        return [PruneLowMagnitude(layer, **params) if _wants(layer, None) else layer for layer in to_prune]
+    if isinstance(to_prune, keras.Model):
+        if not _is_graph_model(to_prune):
+            raise ValueError(
+                f"prune_low_magnitude: {to_prune.name!r} is a subclassed model; prune the layers inside it instead "
+                "(self.fc = prune_low_magnitude(keras.layers.Dense(10)) in __init__), see docs/migrating_from_tfmot.md.")
+        if pruning_policy is not None and callable(getattr(pruning_policy, "ensure_model_supports_pruning", None)):
+            pruning_policy.ensure_model_supports_pruning(to_prune)
+        return _prune_model(to_prune, params, pruning_policy)
+    if isinstance(to_prune, keras.layers.Layer):
+        if isinstance(to_prune, PruneLowMagnitude):
+            return to_prune
+        return PruneLowMagnitude(to_prune, **params, **kwargs)
+    raise ValueError("prune_low_magnitude takes a keras layer, a list of layers, or a Sequential / functional model; "
+                     f"got {type(to_prune).__name__}.")
+
+
+def _wants(layer, policy):
+    if isinstance(layer, MaskedLayer) or not layers.is_prunable(layer):
+        return False
+    return policy is None or bool(policy.allow_pruning(layer))
+
+
+def _prune_model(model, params, policy):
+    def clone_function(layer):
+        if _wants(layer, policy):
+            return PruneLowMagnitude(_clone(layer), **params)
+        return _clone(layer)
+
+    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    copy_weights(model, new)
+    if masked_layers(model):
+        apply_mask(new, read_mask(model))
+        _copy_pruning_state(model, new)
+    return new
+
+
+@contextlib.contextmanager
+def prune_scope():
+    """A ``keras.saving.CustomObjectScope`` with this module's objects, for loading pruned models.
+
+    Not needed for ``.keras`` files (the classes are registered); kept for TFMOT code that uses it.
+    """
+    objects = {"PruneLowMagnitude": PruneLowMagnitude, "ConstantSparsity": schedules.ConstantSparsity,
+               "PolynomialDecay": schedules.PolynomialDecay, "PrunableLayer": PrunableLayer}
+    with keras.saving.CustomObjectScope(objects):
+        yield
+
+
+@contextlib.contextmanager
+def strip_scope():
+    """Inside it, ``prune_low_magnitude`` returns what it is given, unwrapped.
+
+    A subclassed model that calls ``prune_low_magnitude`` in ``__init__`` is built without pruning
+    wrappers in this scope: ``strip_pruning`` uses it, and so does loading a stripped subclassed
+    model (``with strip_scope(): keras.models.load_model(path)``).
+    """
+    token = set_stripping(True)
+    try:
+        yield
+    finally:
+        reset_stripping(token)
+
+
+def strip_pruning(model):
+    """A copy of ``model`` without pruning wrappers, the masks baked into the weights (dead weights exactly 0).
+
+    Sequential and functional models (nested ones included) are rebuilt with the same graph and layer
+    names; the result saves and loads with no custom objects. A subclassed model is rebuilt from its
+    config inside ``strip_scope()`` (so its ``__init__`` creates plain layers), built with its build
+    config, and given the masked weights layer by layer in order; load such a model inside
+    ``strip_scope()``. ``model`` is not modified.
+
+    Raises:
+        ValueError: not a ``keras.Model``, or (subclassed) a model whose rebuilt copy has other layers.
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"strip_pruning takes a keras.Model; got {type(model).__name__}.")
+    if _is_graph_model(model):
+        return strip(model)
+    return _strip_subclassed(model)
+
+
+def _leaves(model):
+    """Weight-carrying layers in walk order, wrappers replaced by the layer they wrap."""
+    return [layer for layer in layers.walk(model, unwrap=True)
+            if not isinstance(layer, (keras.Model, MaskedLayer)) and layer.weights]
+
+
+def _strip_subclassed(model):
+    if not model.built:
+        raise ValueError(f"strip_pruning: build {model.name!r} (call it on data) first.")
+    with strip_scope():
+        new = type(model).from_config(model.get_config())
+        new.build_from_config(model.get_build_config())
+    masks = {id(v): keras.ops.convert_to_numpy(m.value) for w in masked_layers(model) for _, v, m in w.masked_weights()}
+    source, target = _leaves(model), _leaves(new)
+    if [type(x) for x in source] != [type(x) for x in target]:
+        raise ValueError(f"strip_pruning: the rebuilt {type(model).__name__} has layers {[type(x).__name__ for x in target]}, "
+                         f"the model {[type(x).__name__ for x in source]}; does its __init__ depend on more than its config?")
+    for src, dst in zip(source, target):
+        values = [keras.ops.convert_to_numpy(v.value) * masks[id(v)] if id(v) in masks
+                  else keras.ops.convert_to_numpy(v.value) for v in src.weights]
+        dst.set_weights(values)
+    return new
+
+
+def check_m_by_n(model, m_by_n=(2, 4)):
+    """``{weight path: whether it is M:N sparse}`` for every prunable weight of rank >= 2 of ``model``.
+
+    Reads the stored weights (for a pruned model, the dead ones are 0), so it works on pruned,
+    stripped and loaded models alike. ``all(check_m_by_n(model).values())`` is the whole-model check.
+    """
+    m_by_n = structured.check_m_by_n_arg(m_by_n)
+    out = {}
+    for layer in layers.walk(model, unwrap=True):
+        if isinstance(layer, (keras.Model, MaskedLayer)) or not layers.is_prunable(layer) or not layer.built:
+            continue
+        for variable in layers.prunable_variables(layer):
+            if len(variable.shape) >= 2:
+                out[layers.weight_path(layer, variable)] = structured.is_m_by_n(
+                    keras.ops.convert_to_numpy(variable.value), m_by_n)
+    return out

@@ -1,0 +1,167 @@
+"""``PruneLowMagnitude``: the pruning wrapper of ``keras_lottery.sparsity``, and ``PrunableLayer``.
+
+``PruneLowMagnitude`` is a :class:`keras_lottery.masking.MaskedLayer` (so masked weights, their
+gradients and their optimizer state stay exactly zero under any optimizer) that also carries TFMOT's
+pruning state: its schedule, block / M:N options, a ``pruning_step`` counter and one ``threshold``
+per pruned weight. Its weights are saved with the model, so a model saved mid-pruning resumes its
+schedule where it stopped.
+
+When the masks change follows TFMOT: ``pruning_step`` starts at 0 and every training call of the
+layer adds 1 (inside the compiled step, so ``steps_per_execution > 1`` counts every step). (TFMOT
+starts it at -1 and has its callback set 0, to detect a missing callback; the steps are the same.) Before the training step numbered ``t`` (1 for
+the first step), the callback calls :meth:`PruneLowMagnitude.update_masks`: if the schedule says
+``should_prune`` at ``t``, the masks are recomputed from the current weights (dead weights are 0):
+keep ``max(round(size x (1 - sparsity)), 1)`` of them, all those at or above the threshold. With
+``sparsity_m_by_n`` the schedule is ignored and the M:N mask is computed once, at step 1, as in
+TFMOT.
+"""
+
+import abc
+import contextvars
+
+import keras
+import numpy as np
+
+from keras_lottery import layers
+from keras_lottery.masking import MaskedLayer
+from keras_lottery.sparsity import schedules, structured
+
+__all__ = ["PrunableLayer", "PruneLowMagnitude", "pruning_wrappers", "stripping"]
+
+_STRIPPING = contextvars.ContextVar("keras_lottery_sparsity_stripping", default=False)
+
+
+def stripping():
+    """Whether code runs inside ``strip_scope()`` (then ``prune_low_magnitude`` returns layers unwrapped)."""
+    return _STRIPPING.get()
+
+
+def set_stripping(value):
+    """Sets the ``strip_scope`` flag; returns the token that :func:`reset_stripping` takes."""
+    return _STRIPPING.set(bool(value))
+
+
+def reset_stripping(token):
+    _STRIPPING.reset(token)
+
+
+class PrunableLayer(abc.ABC):
+    """Mix-in for a custom layer whose weights ``PruneLowMagnitude`` may prune.
+
+    Implement ``get_prunable_weights()`` to return the layer's variables to prune (called once the
+    layer is built). Any layer with such a method is prunable; inheriting this class documents it.
+    """
+
+    @abc.abstractmethod
+    def get_prunable_weights(self):
+        """The list of this layer's variables to prune."""
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class PruneLowMagnitude(MaskedLayer):
+    """Prunes the prunable weights of ``layer`` during training, by magnitude, on a schedule.
+
+    Args:
+        layer: a layer with prunable weights (``keras_lottery.layers``: Dense, convolutions, Embedding,
+            ...) or a ``get_prunable_weights()`` method (``PrunableLayer``).
+        pruning_schedule: a ``PruningSchedule`` (``ConstantSparsity(0.5, 0)`` by default).
+        block_size: ``(rows, columns)`` of the blocks pruned together (``(1, 1)``: single weights).
+        block_pooling_type: ``"AVG"`` or ``"MAX"``: how a block's magnitude is scored.
+        sparsity_m_by_n: ``(m, n)``, e.g. ``(2, 4)``: ``m`` zeros in every ``n`` consecutive input weights.
+        **kwargs: passed to ``MaskedLayer`` (``mask_forward``, ``reapply_after_step``, ``name``, ...).
+    """
+
+    def __init__(self, layer, pruning_schedule=None, block_size=(1, 1), block_pooling_type="AVG",
+                 sparsity_m_by_n=None, **kwargs):
+        if pruning_schedule is None:
+            pruning_schedule = schedules.ConstantSparsity(0.5, 0)
+        if isinstance(pruning_schedule, dict):
+            pruning_schedule = schedules.deserialize(pruning_schedule)
+        if not callable(pruning_schedule) or not callable(getattr(pruning_schedule, "get_config", None)):
+            raise ValueError(f"pruning_schedule must be a PruningSchedule (callable with get_config); "
+                             f"got {pruning_schedule!r}.")
+        self.pruning_schedule = pruning_schedule
+        self.block_size = structured.check_block_size(block_size)
+        if block_pooling_type not in ("AVG", "MAX"):
+            raise ValueError(f"block_pooling_type must be 'AVG' or 'MAX'; got {block_pooling_type!r}.")
+        self.block_pooling_type = block_pooling_type
+        self.sparsity_m_by_n = None if sparsity_m_by_n is None else structured.check_m_by_n_arg(sparsity_m_by_n)
+        super().__init__(layer, **kwargs)
+        self.pruning_step = None
+        self._thresholds = []
+
+    def get_config(self):
+        return {**super().get_config(), "pruning_schedule": self.pruning_schedule.get_config(),
+                "block_size": list(self.block_size), "block_pooling_type": self.block_pooling_type,
+                "sparsity_m_by_n": None if self.sparsity_m_by_n is None else list(self.sparsity_m_by_n)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = keras.layers.deserialize(config["layer"])
+        config["pruning_schedule"] = schedules.deserialize(config["pruning_schedule"])
+        return cls(**config)
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        structured_rule = self.sparsity_m_by_n is not None or self.block_size != (1, 1)
+        for path, variable, _ in self.masked_weights():
+            if structured_rule and len(variable.shape) < 2:
+                raise ValueError(f"Block and M:N sparsity need weights of rank >= 2; {path!r} has shape "
+                                 f"{tuple(variable.shape)}.")
+        self._thresholds = [self.add_weight(name=f"{variable.name}_threshold", shape=(), dtype=variable.dtype,
+                                            initializer="zeros", trainable=False, autocast=False)
+                            for _, variable, _ in self.masked_weights()]
+        self.pruning_step = self.add_weight(name="pruning_step", shape=(), dtype="int64",
+                                            initializer="zeros", trainable=False,
+                                            autocast=False, aggregation="only_first_replica")
+        self.built = True
+
+    def call(self, inputs, training=None, **kwargs):
+        if training is True:  # counted inside the compiled step: steps_per_execution > 1 counts every step
+            self.pruning_step.assign_add(1)
+        return super().call(inputs, training=training, **kwargs)
+
+    def thresholds(self):
+        """``{path: threshold variable}``: the magnitude below which the last update pruned (TFMOT's ``threshold``)."""
+        return {path: t for (path, _, _), t in zip(self.masked_weights(), self._thresholds)}
+
+    def new_masks(self, sparsity):
+        """``{path: (mask, threshold)}`` the rule gives for the current weights at ``sparsity``."""
+        out = {}
+        for path, variable, _ in self.masked_weights():
+            weights = keras.ops.convert_to_numpy(variable.value)
+            if self.sparsity_m_by_n is not None:
+                out[path] = structured.m_by_n_mask(weights, self.sparsity_m_by_n), np.float32(999.0)  # TFMOT's value
+            else:
+                out[path] = structured.block_mask(weights, sparsity, self.block_size, self.block_pooling_type)
+        return out
+
+    def turn(self, step):
+        """``(should_prune, sparsity)`` at ``step``: the schedule's answer, or for M:N ``step == 1``."""
+        if self.sparsity_m_by_n is not None:
+            return int(step) == 1, 0.0
+        return schedules.evaluate(self.pruning_schedule, step)
+
+    def prune_to(self, sparsity):
+        """Recomputes and installs the masks for ``sparsity`` from the current weights.
+
+        The caller zeroes the optimizer state of newly dead weights (``UpdatePruningStep`` does).
+        """
+        for (path, (mask, threshold)), variable in zip(self.new_masks(sparsity).items(), self._thresholds):
+            self.set_mask(path, mask)
+            variable.assign(np.asarray(threshold, dtype=variable.dtype))
+
+    def update_masks(self, step):
+        """Recomputes the masks if ``step`` is a pruning turn (M:N: step 1); returns whether it was."""
+        should, sparsity = self.turn(step)
+        if should:
+            self.prune_to(sparsity)
+        return should
+
+
+def pruning_wrappers(model):
+    """Every ``PruneLowMagnitude`` in ``model`` (nested models included; ``model`` itself if it is one)."""
+    if isinstance(model, PruneLowMagnitude):
+        return [model]
+    return [layer for layer in layers.walk(model) if isinstance(layer, PruneLowMagnitude)]
