@@ -18,7 +18,7 @@ class SparsityLogger(keras.callbacks.Callback):
     With ``log_dir``, also appends them to ``<log_dir>/sparsity.jsonl`` (one JSON object per epoch,
     with its ``epoch`` and ``step``, the optimizer's iteration count) and, when the ``tensorboard`` package is installed, writes them as TensorBoard
     scalars (``tf.summary``) in ``log_dir``. The figures come from the installed masks; they are what
-    ``kl.sparsity(model)`` reports.
+    ``kl.sparsity_report(model)`` reports.
 
     Args:
         log_dir: output directory, or ``None`` to only add the values to the logs.
