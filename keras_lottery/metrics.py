@@ -46,7 +46,7 @@ _ELEMENTWISE = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
 _NORMALIZATION = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
                   "Rescaling", "Normalization"}
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
-_ELEMENTWISE_LAYERS = {"LayerScale"}  # keras.applications' ConvNeXt: one multiply per element
+_ELEMENTWISE_LAYERS = {"LayerScale", "PositionEmbedding"}  # ConvNeXt's scale, the zoo ViT's embedding: one per element
 _ZERO_COST_LAYERS = {"StochasticDepth"}  # identity at inference
 # Operation nodes (``keras.ops``), by class name.
 _OP_ZERO = {
