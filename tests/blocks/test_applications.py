@@ -42,7 +42,7 @@ def app(request):
     name = request.param
     builder, side, extra, _, _ = APPLICATIONS[name]
     keras.utils.set_random_seed(3)
-    model = builder(weights=None, input_shape=(side, side, 3), classes=10, **extra)
+    model = builder(weights=None, input_shape=(side, side, 3), classes=10, classifier_activation=None, **extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", kl.blocks.NoResidualBlocksWarning)
         blocks = kl.blocks.find_blocks(model)
@@ -81,9 +81,14 @@ def test_removal_computes_the_original_with_those_branches_zero(app, ticket, zer
         return
     reference = zeroed_branch_copy(model, removed)
     expected = keras.ops.convert_to_numpy(reference(x, training=False))
-    np.testing.assert_allclose(new(x, training=False), expected, rtol=1e-5, atol=1e-6)
+    # untrained depthwise networks (Glorot-initialized depthwise kernels) output logits of 1e-11 or so:
+    # compare relative to the output's scale
+    scale = float(np.abs(expected).max())
+    assert scale > 0
+    np.testing.assert_allclose(new(x, training=False), expected, rtol=1e-4, atol=1e-5 * scale)
     # the removed branches did change the function: the comparison is not trivially true
-    assert not np.allclose(keras.ops.convert_to_numpy(model(x, training=False)), expected, rtol=0, atol=1e-7)
+    original = keras.ops.convert_to_numpy(model(x, training=False))
+    assert np.abs(original - expected).max() > 1e-3 * scale
     assert len(kl.blocks.find_blocks(new, warn=False)) == len(blocks) - len(removed)
 
 
@@ -102,22 +107,27 @@ def test_costs(app, ticket):
 
 
 def test_scoring(app):
-    # SynFlow here (float64 twin of the whole graph, operation nodes included); GraSP's double
-    # back-propagation is checked on MobileNetV3Small below and on the hand-written graphs.
+    # L1 here: every removable block's weights are found through operation nodes and paths. GraSP's
+    # double back-propagation is checked on MobileNetV3Small below and on the hand-written graphs
+    # (tests/blocks/test_criteria.py); SynFlow is degenerate on ReLU6 networks (docs/blocks.md).
     name, model, blocks, x = app
     if not blocks.removable:
         with pytest.raises(ValueError, match="Nothing to score"):
-            kl.blocks.score(model, criterion="synflow")
+            kl.blocks.score(model, criterion="l1")
         return
-    scores = kl.blocks.score(model, criterion="synflow")
+    scores = kl.blocks.score(model, criterion="l1")
     assert list(scores) == [b.name for b in blocks.removable]
-    assert all(np.isfinite(v) and v > 0 for v in scores.values())
-    assert len(set(scores.values())) > 1  # blocks are told apart
+    layers = {layer.name: layer for layer in model.layers}
+    for block in blocks.removable:  # the branch's layers (operation nodes have no weights)
+        weights = [w for n in block.branch_layers if n in layers for w in layers[n].trainable_weights]
+        assert scores[block.name] == pytest.approx(sum(float(np.abs(w.numpy()).sum()) for w in weights))
+        assert scores[block.name] > 0
 
 
 def test_grasp_on_mobilenetv3_hard_sigmoid_graph():
     keras.utils.set_random_seed(5)
-    model = A.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10, include_preprocessing=False)
+    model = A.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10, include_preprocessing=False,
+                               classifier_activation=None)
     x = np.random.default_rng(6).uniform(size=(2, 32, 32, 3)).astype("float32")
     scores = kl.blocks.score(model, (x, np.array([1, 2])), criterion="grasp")
     assert len(scores) == 6 and all(np.isfinite(v) for v in scores.values()) and len(set(scores.values())) == 6

@@ -260,9 +260,11 @@ def test_criteria_score_operation_node_and_nested_blocks(op_model, nested_model)
     expected_kl = float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
     assert kl.blocks.score(nested_model, (x, y), criterion="kl")[block.name] == pytest.approx(expected_kl, rel=1e-4)
     # activation criteria read branch outputs from the outer graph: refused for nested blocks, by name
-    with pytest.raises(ValueError, match="'encoder/add' lies inside the nested model 'encoder'.*grasp"):
+    assert block.name.startswith("encoder/add")  # x + y operations are auto-named: add, add_1, ...
+    with pytest.raises(ValueError, match=f"'{block.name}' lies inside the nested model 'encoder'.*grasp"):
         kl.blocks.score(nested_model, (x, y), criterion="expectabs")
-    assert set(kl.blocks.score(op_model, (x, y), criterion="expectabs")) == {"add", "add_1", "add_3", "layer_add"}
+    expect = kl.blocks.score(op_model, (x, y), criterion="expectabs")
+    assert list(expect) == kl.blocks.find_blocks(op_model).names() and min(expect.values()) > 0
 
 
 def _two_outputs():

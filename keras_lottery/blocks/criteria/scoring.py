@@ -48,7 +48,9 @@ def _as_loss(loss, model=None):
         per_example = loss.call
         return lambda y_true, y_pred: keras.ops.mean(per_example(y_true, y_pred))
     if callable(loss):
-        return loss
+        # Keras loss functions ("mse" -> mean_squared_error) return one value per example: take the mean,
+        # as for Loss objects, rather than letting the gradient sum them.
+        return lambda y_true, y_pred: keras.ops.mean(loss(y_true, y_pred))
     raise TypeError(f"loss must be None, a Keras loss name or a callable loss(y_true, y_pred), got {loss!r}.")
 
 
