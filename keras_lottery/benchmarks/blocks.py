@@ -183,9 +183,10 @@ def run(plan=DEFAULT_PLAN, overhead_models=("resnet110", "resnet152"), criterion
     print_fn(f"# bench_blocks on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
              f"TF {tf.__version__}, batch {batch_size}, criterion {criterion}, "
              f"jit_compile={jit_compile}, {rounds} rounds x {steps_per_round} steps, medians")
-    print_fn("\n| model | p | FLOPs down | memory down | dense step (s) | ticket step (s) | FLOPs ratio "
-             "| measured speed-up | speed-up / FLOPs ratio |")
-    print_fn("|---|---|---|---|---|---|---|---|---|")
+    if plan:
+        print_fn("\n| model | p | FLOPs down | memory down | dense step (s) | ticket step (s) | FLOPs ratio "
+                 "| measured speed-up | speed-up / FLOPs ratio |")
+        print_fn("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for depth, ps in plan:
         for r in speed(depth, ps, batches, x, y, criterion=criterion, seed=seed, batch_size=batch_size,
