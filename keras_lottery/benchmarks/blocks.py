@@ -89,7 +89,8 @@ def application_cost(name, size=224, batch_size=16, criterion="grasp", remove_co
     validate_applications([name])
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3))
+    # logits: score's default loss is cross-entropy from logits
+    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classifier_activation=None)
     t_build = time.perf_counter() - start
     x, y = synthetic(batch_size, seed, shape=(size, size, 3), classes=1000)
     x = (x * 64 + 128).clip(0, 255)  # pixel range: the applications include their preprocessing
