@@ -9,9 +9,12 @@ Part 2: the time of find_blocks, score and remove on large networks (CIFAR ResNe
 keras.applications ResNet152 at 32x32), next to the estimated time of one training epoch
 (median step time x steps per epoch).
 
+Part 3 (``--applications``): find_blocks + GraSP on one batch + remove on keras.applications models at
+224x224 (docs/blocks.md: ConvNeXtTiny and EfficientNetV2B0).
 The measurement is ``keras_lottery.benchmarks.blocks.run``.
 
     python -m experiments.bench_blocks --plan="32:1,3,4;56:3,5,12" --overhead=resnet110,resnet152
+    python -m experiments.bench_blocks --plan= --overhead= --applications=ConvNeXtTiny,EfficientNetV2B0
 """
 
 import json
@@ -38,6 +41,10 @@ flags.DEFINE_integer("warmup", 2, "Untimed warm-up steps per model.")
 flags.DEFINE_integer("epoch_examples", 50000, "Examples in one epoch, for the epoch-time estimate (CIFAR-10).")
 flags.DEFINE_integer("seed", 0, "Initialization and synthetic data seed.")
 flags.DEFINE_boolean("jit_compile", False, "Compile the training steps with XLA.")
+flags.DEFINE_list("applications", [], "keras.applications models timed at full size: find_blocks, score "
+                  "(one batch) and remove, e.g. ConvNeXtTiny,EfficientNetV2B0.")
+flags.DEFINE_integer("application_size", 224, "Input side of the --applications models.")
+flags.DEFINE_integer("application_batch", 16, "Images in the one scoring batch of the --applications models.")
 flags.DEFINE_string("output", "", "Optional JSON file for the results.")
 
 
@@ -47,12 +54,14 @@ def main(argv):
     try:
         plan = blocks.parse_plan(FLAGS.plan)
         blocks.validate(overhead)
+        blocks.validate_applications(FLAGS.applications)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
     results = blocks.run(plan=plan, overhead_models=overhead, criterion=FLAGS.criterion, batch_size=FLAGS.batch_size,
                          score_batches=FLAGS.score_batches, rounds=FLAGS.rounds, steps_per_round=FLAGS.steps_per_round,
                          warmup=FLAGS.warmup, epoch_examples=FLAGS.epoch_examples, seed=FLAGS.seed,
-                         jit_compile=FLAGS.jit_compile)
+                         jit_compile=FLAGS.jit_compile, applications=FLAGS.applications,
+                         application_size=FLAGS.application_size, application_batch=FLAGS.application_batch)
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump(results, f, indent=2)

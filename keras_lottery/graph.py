@@ -2,7 +2,10 @@
 
 Each layer's ``inbound_nodes`` name the producing layer, its node index and its tensor index
 (``keras_history``). Only the serialized config is read (its format is owned by
-:mod:`keras_lottery.compat`), so the same code reads any functional model Keras can serialize. The
+:mod:`keras_lottery.compat`), so the same code reads any functional model Keras can serialize. A node is
+a layer call or, in Keras 3, an *operation* call: ``x + y``, ``0.1 * h`` or ``keras.ops.add(x, y)`` on
+symbolic tensors make operation nodes (``keras.Operation`` objects that are not layers), listed in the
+config like layers. :meth:`FunctionalGraph.operation` returns either kind. The
 cost model (:mod:`keras_lottery.metrics`), block discovery and removal (:mod:`keras_lottery.blocks`)
 all work on this one graph.
 """
@@ -66,6 +69,8 @@ class FunctionalGraph:
                     self.shapes[key] = compat.tensor_shape(kt)
                     self.consumers.setdefault(key, []).append((lc["name"], i))
                 self.node_inputs[(lc["name"], i)] = inputs
+        # Layers and operations by name: ``get_layer`` knows only layers, not ``x + y`` nodes.
+        self.operations = {op.name: op for op in model.operations}
         self.output_keys = [tuple(o) for o in output_histories(self.config["output_layers"])]
         self.produced = {}  # node -> tensors of it that are consumed or are model outputs
         for key in list(self.consumers) + self.output_keys:
@@ -116,8 +121,27 @@ class FunctionalGraph:
         """The tensors of ``node`` that are consumed or are model outputs (at least tensor 0)."""
         return sorted(self.produced.get(node, ())) or [node + (0,)]
 
-    def layer(self, name):
-        return self.model.get_layer(name)
+    def operation(self, name):
+        """The layer or operation (``x + y``, ``keras.ops.add``) named ``name`` in this model's graph."""
+        if name not in self.operations:
+            raise ValueError(f"{self.model.name!r} has no layer or operation named {name!r}.")
+        return self.operations[name]
+
+    layer = operation  # former name: nodes were assumed to be layers
+
+    def is_layer(self, name):
+        """Whether node ``name`` is a ``keras.layers.Layer`` (False for an operation such as ``x + y``)."""
+        return isinstance(self.operation(name), keras.layers.Layer)
+
+    def submodels(self):
+        """The functional models called as nodes of this graph, each once, in topological order."""
+        seen, out = set(), []
+        for node in self.order:
+            op = self.operations.get(node[0])
+            if op is not None and id(op) not in seen and is_functional(op):
+                seen.add(id(op))
+                out.append(op)
+        return out
 
 
 def _flatten(obj):

@@ -11,8 +11,15 @@ What is counted (per example, i.e. batch size 1, one forward pass):
   shift). Activations: one per element. ``Add``/``Subtract``/``Multiply``/``Average``/``Maximum``/
   ``Minimum``: ``inputs - 1`` per output element. Pooling: one per window element per output;
   global pooling: one per input element. Shape-only layers (input, padding, reshape, flatten,
-  dropout, concatenate, ...) count zero. Other layers count zero and are listed by
-  :func:`layer_flops` under ``uncounted``. Nested functional models are counted recursively.
+  dropout, concatenate, ...) count zero. ``MultiHeadAttention``: the four projections (two FLOPs per
+  multiply-add, plus biases), the attention scores and weighted sum, one per score for the softmax.
+  Other layers count zero and are listed by :func:`layer_flops` under ``uncounted``. Nested
+  functional models are counted recursively.
+* **Operation nodes** (Keras 3 makes one for ``x + y``, ``0.1 * h``, ``keras.ops.add(x, y)`` on
+  symbolic tensors): element-wise ones (arithmetic, activations) count ``max(tensor inputs - 1, 1)``
+  per output element, so ``x + y``, ``0.1 * h`` and ``x + 3.0`` all count one; reductions one per
+  input element; ``matmul`` two per multiply-add; shape-only ones (reshape, transpose, slicing, cast,
+  concatenation, ...) zero; others zero, listed under ``uncounted``.
 * **Parameters** are every weight of the model, trainable or not (batch-norm moving statistics
   included), each variable once: ``params(model, trainable_only=True)`` gives trainable ones.
 * **Memory** (:func:`memory`) is an estimate in bytes: parameters (each weight's size times its
@@ -39,6 +46,21 @@ _ELEMENTWISE = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
 _NORMALIZATION = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
                   "Rescaling", "Normalization"}
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
+_ELEMENTWISE_LAYERS = {"LayerScale", "PositionEmbedding"}  # ConvNeXt's scale, the zoo ViT's embedding: one per element
+_ZERO_COST_LAYERS = {"StochasticDepth"}  # identity at inference
+# Operation nodes (``keras.ops``), by class name.
+_OP_ZERO = {
+    "Reshape", "Transpose", "ExpandDims", "Squeeze", "Concatenate", "Stack", "Unstack", "GetItem", "Cast",
+    "StopGradient", "Split", "Take", "Slice", "Flatten", "Tile", "Repeat", "BroadcastTo", "Pad", "Identity",
+    "ConvertToTensor", "SwapAxes", "MoveAxis", "Roll", "ZerosLike", "OnesLike", "Ravel",
+}
+_OP_ELEMENTWISE = {
+    "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "FloorDivide", "Power", "Maximum", "Minimum",
+    "Negative", "Abs", "Absolute", "Square", "Sqrt", "Rsqrt", "Exp", "Log", "Sigmoid", "Relu", "Relu6",
+    "HardSigmoid", "HardSwish", "HardSilu", "Silu", "Swish", "Gelu", "Tanh", "Erf", "Elu", "Selu",
+    "LeakyRelu", "Softplus", "Clip", "Where", "Reciprocal", "Sign", "Mod", "Softmax", "LogSoftmax",
+}
+_OP_REDUCTION = {"Mean", "Sum", "Max", "Min", "Prod", "Std", "Var", "Norm", "Logsumexp"}
 
 
 def _prod(shape):
@@ -67,12 +89,44 @@ class NodeFlops:
 
     def _compute(self, node):
         graph = self.graph
-        layer = graph.layer(node[0])
+        layer = graph.operation(node[0])
         in_shapes = [graph.shapes[t] for t in graph.node_inputs[node] if t in graph.shapes]
         out_shapes = [graph.shapes[t] for t in graph.output_tensors(node) if t in graph.shapes]
+        if not isinstance(layer, keras.layers.Layer):
+            return operation_flops(layer, in_shapes, out_shapes, self.uncounted)
         if not out_shapes and in_shapes:
             out_shapes = [tuple(layer.compute_output_shape(in_shapes[0] if len(in_shapes) == 1 else in_shapes))]
         return layer_forward_flops(layer, in_shapes, out_shapes, self.uncounted)
+
+
+def operation_flops(operation, in_shapes, out_shapes, uncounted=None):
+    """FLOPs of one call of a ``keras.ops`` operation node on one example (see the module docstring)."""
+    cls = type(operation).__name__
+    n_out = _prod(out_shapes[0][1:]) if out_shapes else 0
+    if cls in _OP_ZERO:
+        return 0
+    if cls in _OP_ELEMENTWISE:
+        return max(len(in_shapes) - 1, 1) * n_out
+    if cls in _OP_REDUCTION:
+        return _prod(in_shapes[0][1:]) if in_shapes else 0
+    if cls == "Matmul" and in_shapes:
+        return 2 * n_out * int(in_shapes[0][-1])
+    if uncounted is not None:
+        uncounted.add(f"{operation.name} ({cls})")
+    return 0
+
+
+def _attention_flops(layer, in_shapes, out):
+    """FLOPs of ``MultiHeadAttention``: projections, scores, softmax, weighted sum (one example)."""
+    query = in_shapes[0]
+    value = in_shapes[1] if len(in_shapes) > 1 else query
+    key = in_shapes[2] if len(in_shapes) > 2 else value
+    t_q, t_k = _prod(query[1:-1]), _prod(value[1:-1])
+    heads, d_k, d_v = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
+    macs = (t_q * query[-1] * heads * d_k + t_k * key[-1] * heads * d_k + t_k * value[-1] * heads * d_v
+            + t_q * t_k * heads * (d_k + d_v) + t_q * heads * d_v * out[-1])
+    bias = (t_q * heads * d_k + t_k * heads * (d_k + d_v) + t_q * out[-1]) if layer.use_bias else 0
+    return 2 * macs + bias + heads * t_q * t_k
 
 
 def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None):
@@ -82,8 +136,10 @@ def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None):
     n_out = _prod(out[1:])
     if isinstance(layer, keras.Model):
         return flops(layer)
-    if cls in _ZERO_COST:
+    if cls in _ZERO_COST or cls in _ZERO_COST_LAYERS:
         return 0
+    if cls == "MultiHeadAttention" and in_shapes and out:
+        return _attention_flops(layer, in_shapes, out)
     fmt = getattr(layer, "data_format", "channels_last")
     bias = n_out if getattr(layer, "use_bias", False) else 0
     if cls in ("SeparableConv1D", "SeparableConv2D"):
@@ -98,7 +154,7 @@ def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None):
         return 2 * rows * _prod(layer.kernel.shape) + bias
     if cls in _NORMALIZATION:
         return 2 * n_out
-    if cls in _ELEMENTWISE:
+    if cls in _ELEMENTWISE or cls in _ELEMENTWISE_LAYERS:
         return n_out
     if cls in _MERGE:
         return max(len(in_shapes) - 1, 1) * n_out
@@ -154,7 +210,7 @@ def macs(model):
     counter = NodeFlops(graph)
     total = 0
     for node in graph.order:
-        layer = graph.layer(node[0])
+        layer = graph.operation(node[0])
         cls = type(layer).__name__
         if cls in ("Dense",) or (cls.startswith(("Conv", "Depthwise", "Separable"))):
             f = counter(node)
@@ -206,7 +262,7 @@ def memory(model, batch_size=1):
     act = 0
     graph = _graph_or_raise(model, "memory")
     for node in graph.order:
-        layer = graph.layer(node[0])
+        layer = graph.operation(node[0])  # a layer or an operation node (x + y)
         itemsize = np.dtype(getattr(layer, "compute_dtype", None) or "float32").itemsize
         for t in graph.output_tensors(node):
             if t in graph.shapes:

@@ -197,19 +197,104 @@ def zeroed_branch_copy():
 def _zeroed_branch_copy(model, block_names):
     """A clone of ``model`` (same graph) whose listed branches output exactly zero.
 
-    The last layer of each branch gets zero weights: batch norm gamma and beta, or kernel and bias.
-    Built with keras.models.clone_model, independently of keras_lottery.blocks.rewrite.
+    The last branch layer with weights gets zero weights (batch norm: gamma and beta; otherwise every
+    weight); the weightless nodes after it (dropout, ``0.1 * h``, stochastic depth) keep zero at zero.
+    Blocks of nested models are found through their path. Built with keras.models.clone_model,
+    independently of keras_lottery.blocks.rewrite.
     """
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    blocks = {b.name: b for b in kl.blocks.find_blocks(model)}
+    blocks = {b.name: b for b in kl.blocks.find_blocks(model, warn=False)}
     for name in block_names:
-        layer = clone.get_layer(blocks[name].branch_output)
+        block = blocks[name]
+        original, holder = model, clone
+        for step in block.path:
+            original, holder = original.get_layer(step), holder.get_layer(step)
+        layers = {layer.name for layer in original.layers if layer.weights}
+        last = next(n for n in reversed(block.branch_layers) if n in layers)
+        layer = holder.get_layer(last)
         if isinstance(layer, keras.layers.BatchNormalization):
             targets = [layer.gamma, layer.beta]
         else:
             targets = list(layer.weights)
-        assert targets, f"cannot zero {layer.name}"
         for w in targets:
             w.assign(np.zeros(w.shape, w.dtype))
     return clone
+
+
+# -- blocks: hand-written graphs with operation nodes, nesting, transformers ---------------------------
+def _dense_branch(x, name, units=None):
+    h = keras.layers.Dense(units or x.shape[-1], activation="relu", name=f"{name}_fc1")(x)
+    return keras.layers.Dense(x.shape[-1], name=f"{name}_fc2")(h)
+
+
+def _op_model():
+    """Residuals written with Keras 3 operations, no Add layer anywhere.
+
+    ``plain_add``: ``x + f(x)``; ``scaled``: ``x + 0.1 * f(x)``; ``ops_add``: ``keras.ops.add(x, f(x))``
+    whose branch holds a hard-sigmoid gate ``relu6(h + 3) * (1 / 6)``; ``layer_add``: an Add layer.
+    """
+    inputs = keras.Input((6,), name="x")
+    x = keras.layers.Dense(8, name="stem")(inputs)
+    x = x + _dense_branch(x, "plain")
+    x = x + 0.1 * _dense_branch(x, "scaled")
+    h = _dense_branch(x, "gated")
+    gate = keras.layers.ReLU(6.0, name="gated_relu6")(h + 3.0) * (1.0 / 6.0)
+    x = keras.ops.add(x, h * gate)
+    x = keras.layers.Add(name="layer_add")([x, _dense_branch(x, "last")])
+    outputs = keras.layers.Dense(3, name="predictions")(x)
+    return keras.Model(inputs, outputs, name="op_model")
+
+
+@pytest.fixture
+def op_model():
+    """:func:`_op_model`: four residual blocks, three of them ``x + y`` operation nodes."""
+    keras.utils.set_random_seed(21)
+    return _op_model()
+
+
+def _nested_model():
+    """An outer model calling a functional sub-model ``encoder`` (two blocks, one scaled) then a block of its own."""
+    inner_in = keras.Input((8,), name="encoder_in")
+    y = inner_in + _dense_branch(inner_in, "enc1")
+    y = keras.layers.Add(name="enc2_add")([y, 0.5 * _dense_branch(y, "enc2")])
+    encoder = keras.Model(inner_in, y, name="encoder")
+    inputs = keras.Input((6,), name="x")
+    x = keras.layers.Dense(8, name="stem")(inputs)
+    x = encoder(x)
+    x = keras.layers.Add(name="top_add")([x, _dense_branch(x, "top")])
+    outputs = keras.layers.Dense(3, name="predictions")(x)
+    return keras.Model(inputs, outputs, name="nested")
+
+
+@pytest.fixture
+def nested_model():
+    """:func:`_nested_model`: blocks ``encoder/add``, ``encoder/enc2_add`` and ``top_add``."""
+    keras.utils.set_random_seed(22)
+    return _nested_model()
+
+
+def _encoder(norm_first, depth=2, tokens=5, dim=8):
+    """A tiny transformer encoder: pre-norm (``x + Attn(LN(x))``) or post-norm (``LN(x + Attn(x))``)."""
+    inputs = keras.Input((tokens, dim), name="tokens")
+    x = inputs
+    for b in range(1, depth + 1):
+        h = keras.layers.LayerNormalization(name=f"b{b}_ln1")(x) if norm_first else x
+        h = keras.layers.MultiHeadAttention(2, dim // 2, name=f"b{b}_attn")(h, h)
+        x = x + h
+        if not norm_first:
+            x = keras.layers.LayerNormalization(name=f"b{b}_ln1")(x)
+        h = keras.layers.LayerNormalization(name=f"b{b}_ln2")(x) if norm_first else x
+        x = x + _dense_branch(h, f"b{b}_mlp", units=2 * dim)
+        if not norm_first:
+            x = keras.layers.LayerNormalization(name=f"b{b}_ln2")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    outputs = keras.layers.Dense(3, name="predictions")(x)
+    return keras.Model(inputs, outputs, name="pre_norm" if norm_first else "post_norm")
+
+
+@pytest.fixture(params=[True, False], ids=["pre_norm", "post_norm"])
+def encoder_model(request):
+    """A two-block transformer encoder, pre-norm and post-norm: four blocks (attention and MLP residuals)."""
+    keras.utils.set_random_seed(23)
+    return _encoder(request.param)

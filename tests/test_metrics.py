@@ -54,3 +54,34 @@ def test_ticket_flops_drop_by_block_flops(resnet14):
     dense, sparse = kl.metrics.memory(resnet14, 8), kl.metrics.memory(ticket, 8)
     assert sparse.parameters == dense.parameters - 4 * freed_weights
     assert sparse.activations == dense.activations - 4 * 8 * freed_outputs
+
+
+def test_operation_nodes_are_counted(op_model):
+    report = kl.metrics.layer_flops(op_model)
+    layers = report["layers"]
+    assert report["uncounted"] == []
+    dense8 = 2 * 8 * 8 + 8
+    # x + f(x), 0.1 * h, h + 3.0, * (1 / 6), h * gate, keras.ops.add: one FLOP per output element
+    for name in ("add", "multiply", "add_1", "add_2", "multiply_1", "multiply_2", "add_3", "layer_add"):
+        assert layers[name] == 8, name
+    assert layers["plain_fc1"] == dense8 and layers["gated_relu6"] == 8
+    expected = (2 * 6 * 8 + 8) + 8 * dense8 + 8 * 8 + 8 + (2 * 8 * 3 + 3)
+    assert kl.metrics.flops(op_model) == sum(layers.values()) == expected
+    assert kl.metrics.macs(op_model) == 6 * 8 + 8 * 64 + 8 * 3
+    # every operation output is an activation too: 6 inputs, stem, 8 Dense + relu6 + 8 operations, logits
+    assert kl.metrics.memory(op_model).activations == 4 * (6 + 8 + 8 * 8 + 8 + 8 * 8 + 3)
+
+
+def test_attention_flops_by_hand(encoder_model):
+    # 5 tokens of width 8, 2 heads of width 4: q, k, v and output projections, scores and weighted sum
+    macs = 3 * (5 * 8 * 2 * 4) + 5 * 5 * 2 * (4 + 4) + 5 * 2 * 4 * 8
+    bias = 5 * 2 * 4 + 5 * 2 * (4 + 4) + 5 * 8
+    softmax = 2 * 5 * 5
+    assert kl.metrics.layer_flops(encoder_model)["layers"]["b1_attn"] == 2 * macs + bias + softmax
+
+
+def test_nested_models_are_counted_once_each(nested_model):
+    inner = kl.metrics.flops(nested_model.get_layer("encoder"))
+    layers = kl.metrics.layer_flops(nested_model)["layers"]
+    assert layers["encoder"] == inner > 0
+    assert kl.metrics.params(nested_model) == nested_model.count_params()

@@ -9,7 +9,11 @@ Part 2 (:func:`overhead`): the time of find_blocks, score and remove on large ne
 ResNet-110 and keras.applications ResNet152 at 32x32), next to the estimated time of one training
 epoch (median step time x steps per epoch).
 
-The binary is ``experiments/bench_blocks.py``; :func:`run` prints both tables as their rows are
+Part 3 (:func:`application_cost`): find_blocks, score (one batch, GraSP by default) and remove on
+keras.applications models at full size (ConvNeXtTiny and EfficientNetV2B0 at 224x224 in
+docs/blocks.md; goal under 2 minutes each), each step timed.
+
+The binary is ``experiments/bench_blocks.py``; :func:`run` prints the tables as their rows are
 measured and returns the rows.
 """
 
@@ -69,6 +73,42 @@ def build(name, seed):
     return resnet_cifar(int(name[len("resnet"):]), seed=seed)
 
 
+APPLICATIONS = ("ConvNeXtTiny", "EfficientNetV2B0")
+
+
+def validate_applications(names):
+    """Raise ``ValueError`` for a name that is not a ``keras.applications`` builder."""
+    for name in names:
+        if not callable(getattr(keras.applications, name, None)) or not name[:1].isupper():
+            raise ValueError(f"Unknown keras.applications model {name!r}; e.g. {', '.join(APPLICATIONS)}.")
+
+
+def application_cost(name, size=224, batch_size=16, criterion="grasp", remove_count=3, seed=0):
+    """Seconds to build ``keras.applications.<name>`` (weights=None, ``size`` x ``size``, 1000 classes) and to
+    find its blocks, score them on one batch of ``batch_size`` images and remove the ``remove_count`` lowest."""
+    validate_applications([name])
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    # logits: score's default loss is cross-entropy from logits
+    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classifier_activation=None)
+    t_build = time.perf_counter() - start
+    x, y = synthetic(batch_size, seed, shape=(size, size, 3), classes=1000)
+    x = (x * 64 + 128).clip(0, 255)  # pixel range: the applications include their preprocessing
+    start = time.perf_counter()
+    found = find_blocks(model)
+    t_find = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = score(model, (x, y), criterion=criterion, seed=seed)
+    t_score = time.perf_counter() - start
+    start = time.perf_counter()
+    ticket = remove(model, lowest(scores, min(remove_count, len(scores))))
+    t_remove = time.perf_counter() - start
+    return dict(model=name, size=size, batch_size=batch_size, blocks=len(found), removable=len(found.removable),
+                build_s=t_build, find_s=t_find, score_s=t_score, remove_s=t_remove,
+                total_s=t_find + t_score + t_remove, gflops=metrics.flops(model) / 1e9,
+                ticket_gflops=metrics.flops(ticket) / 1e9)
+
+
 def speed(depth, ps, batches, x, y, criterion="grasp", seed=0, batch_size=128, jit_compile=False, rounds=5,
           steps_per_round=3, warmup=2):
     """Times the dense CIFAR ResNet-``depth`` and its tickets without the ``p`` lowest blocks, ``p`` in ``ps``.
@@ -125,25 +165,29 @@ def overhead(name, batches, x, y, criterion="grasp", seed=0, batch_size=128, jit
 
 def run(plan=DEFAULT_PLAN, overhead_models=("resnet110", "resnet152"), criterion="grasp",
         batch_size=128, score_batches=4, rounds=5, steps_per_round=3, warmup=2, epoch_examples=50000, seed=0,
-        jit_compile=False, print_fn=print):
+        jit_compile=False, print_fn=print, applications=(), application_size=224, application_batch=16):
     """Runs both parts: ``plan`` (``[(depth, [p, ...]), ...]`` or its string, see :func:`parse_plan`) and
-    the overhead on ``overhead_models`` (see :func:`build`).
+    the overhead on ``overhead_models`` (see :func:`build`), then :func:`application_cost` for each of
+    ``applications`` (``application_size`` pixels, one batch of ``application_batch`` images).
 
     Prints a settings line and the two Markdown tables with ``print_fn``, each row as soon as it is
     measured (the overhead table only if ``overhead_models`` is not empty). Returns
-    ``{"speed": [speed row, ...], "overhead": [overhead row, ...]}`` (see :func:`speed`, :func:`overhead`).
+    ``{"speed": [...], "overhead": [...], "applications": [...]}`` (see :func:`speed`, :func:`overhead`,
+    :func:`application_cost`).
     """
     if isinstance(plan, str):
         plan = parse_plan(plan)
     validate(overhead_models)
+    validate_applications(applications)
     x, y = synthetic(batch_size, seed)
     batches = [synthetic(batch_size, seed + 1 + i) for i in range(score_batches)]
     print_fn(f"# bench_blocks on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
              f"TF {tf.__version__}, batch {batch_size}, criterion {criterion}, "
              f"jit_compile={jit_compile}, {rounds} rounds x {steps_per_round} steps, medians")
-    print_fn("\n| model | p | FLOPs down | memory down | dense step (s) | ticket step (s) | FLOPs ratio "
-             "| measured speed-up | speed-up / FLOPs ratio |")
-    print_fn("|---|---|---|---|---|---|---|---|---|")
+    if plan:
+        print_fn("\n| model | p | FLOPs down | memory down | dense step (s) | ticket step (s) | FLOPs ratio "
+                 "| measured speed-up | speed-up / FLOPs ratio |")
+        print_fn("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for depth, ps in plan:
         for r in speed(depth, ps, batches, x, y, criterion=criterion, seed=seed, batch_size=batch_size,
@@ -164,4 +208,15 @@ def run(plan=DEFAULT_PLAN, overhead_models=("resnet110", "resnet152"), criterion
             print_fn(f"| {c['model']} | {c['blocks']} ({c['removable']}) | {c['find_s']:.2f} | {c['score_s']:.1f} "
                      f"| {c['remove_s']:.2f} | {c['step_s']:.3f} | {c['epoch_s']:.0f} "
                      f"| {c['overhead_fraction_of_epoch']:.1%} |")
-    return {"speed": rows, "overhead": costs}
+    apps = []
+    if applications:
+        print_fn(f"\n| model | input | blocks (removable) | build (s) | find_blocks (s) | score {criterion}, 1 batch "
+                 f"of {application_batch} (s) | remove 3 (s) | find + score + remove (s) | GFLOPs dense -> ticket |")
+        print_fn("|---|---|---|---|---|---|---|---|---|")
+        for name in applications:
+            a = application_cost(name, application_size, application_batch, criterion=criterion, seed=seed)
+            apps.append(a)
+            print_fn(f"| {a['model']} | {a['size']}x{a['size']} | {a['blocks']} ({a['removable']}) | {a['build_s']:.1f} "
+                     f"| {a['find_s']:.1f} | {a['score_s']:.1f} | {a['remove_s']:.1f} | {a['total_s']:.1f} "
+                     f"| {a['gflops']:.2f} -> {a['ticket_gflops']:.2f} |")
+    return {"speed": rows, "overhead": costs, "applications": apps}

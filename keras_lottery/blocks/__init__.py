@@ -4,7 +4,8 @@
     scores = kl.blocks.score(model, data, criterion="grasp")   # {block name: float}, low = remove first
     ticket = kl.blocks.remove(model, kl.blocks.lowest(scores, k=3))
 
-A block's name is the name of the ``Add`` layer that joins its shortcut and branch. See docs/blocks.md.
+A block's name is the name of the ``Add`` layer (or ``x + y`` operation) that joins its shortcut and
+branch, after the path of the nested model holding it (``"encoder/block1_add"``). See docs/blocks.md.
 """
 
 from keras_lottery.blocks import criteria

@@ -1,11 +1,19 @@
 """Residual-block discovery in functional Keras models (on :class:`keras_lottery.graph.FunctionalGraph`).
 
-A *residual block* is an ``Add`` with two inputs where one input ``x`` (the shortcut) is an ancestor
+A *residual block* is an ``Add`` (the layer, or the operation node Keras 3 makes for ``x + y`` and
+``keras.ops.add(x, y)``) with two tensor inputs where one input ``x`` (the shortcut) is an ancestor
 of the other (the branch output ``f(x)``). It is *removable* when dropping the branch leaves
 ``y = x``: the branch output has x's shape, the branch reads nothing but tensors computed from x
 (or x's own ancestors) and no layer outside the block consumes a tensor of the branch.
 An ``Add`` whose two inputs share a nearest common ancestor ``x`` but neither contains the other
 (a projection or down-sampling shortcut) is reported too, as not removable, with the reason.
+
+Everything between ``x`` and the ``Add`` on the branch side belongs to the branch, operation nodes
+included: a scaled residual ``x + gamma * f(x)`` (a ``0.1 * h`` node, ConvNeXt's ``LayerScale``,
+stochastic depth) is one block whose branch ends with the scale, and a hard-sigmoid's ``x + 3.0``
+inside a branch is an ordinary branch node (an ``Add`` with one tensor input is no join).
+Functional models nested in the model are searched too; their blocks are named with their path
+(``"encoder/block1_add"``) and carry it in :attr:`Block.path`.
 """
 
 from __future__ import annotations
@@ -43,6 +51,12 @@ class Block:
         shape: the block output shape without the batch dimension.
         branch_nodes: ``(layer, node_index)`` pairs of the branch, as numbered in ``get_config()``.
         add_node: the ``Add`` layer's node index, as numbered in ``get_config()``.
+        path: names of the nested models leading from the model given to :func:`find_blocks` to the
+            one that holds the block (empty for a block of the model itself); every other name in the
+            block (``add_layer``, ``branch_layers``, ...) is a node of that innermost model.
+
+    ``branch_layers``, ``add_layer`` and ``branch_output`` may name operation nodes (``x + y``,
+    ``0.1 * h``) as well as layers: :func:`operations` returns the objects.
     """
 
     name: str
@@ -58,6 +72,32 @@ class Block:
     shape: tuple = ()
     branch_nodes: tuple = ()
     add_node: int = 0
+    path: tuple = ()
+
+
+def holder(model, block):
+    """The (possibly nested) model that holds ``block``: ``model`` itself when ``block.path`` is empty."""
+    for name in block.path:
+        model = model.get_layer(name)
+    return model
+
+
+def operations(model, block, names=None):
+    """The layers and operation nodes named ``names`` (default: the branch's) in the model holding ``block``."""
+    owner = holder(model, block)
+    by_name = {op.name: op for op in owner.operations}
+    return [by_name[name] for name in (block.branch_layers if names is None else names)]
+
+
+def branch_weights(model, block, trainable_only=False):
+    """The variables of the branch's layers, each once, in branch order (operation nodes have none)."""
+    out, seen = [], set()
+    for op in operations(model, block):
+        for w in getattr(op, "trainable_weights" if trainable_only else "weights", ()):
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+    return out
 
 
 class BlockList(list):
@@ -97,7 +137,7 @@ def _branch_params(graph, branch_nodes):
         layer_nodes = {n for n in graph.node_inputs if n[0] == layer_name}
         if not layer_nodes <= nodes:
             continue
-        for w in graph.layer(layer_name).weights:
+        for w in getattr(graph.operation(layer_name), "weights", ()):
             if id(w) not in seen:
                 seen.add(id(w))
                 total += _size(w.shape)
@@ -231,20 +271,35 @@ def find_blocks(model, warn=True):
                    f"get_config() (a subclassed or unbuilt model): no residual block can be found or removed. "
                    f"Build it with the functional API (keras.Input + layer calls) to use keras_lottery.blocks.")
         return _empty(message, warn)
+    blocks = _find(model, ())
+    if not blocks:
+        return _empty(f"{model.name!r} has no residual block: no Add (layer or x + y operation) joins a tensor "
+                      f"with a branch computed from it, in the model or any functional model nested in it (a "
+                      f"plain network such as VGG); nothing can be removed.", warn)
+    n_removable = sum(b.removable for b in blocks)
+    nested = sum(bool(b.path) for b in blocks)
+    where = f" ({nested} inside nested models)" if nested else ""
+    return BlockList(blocks, f"{model.name!r}: {len(blocks)} residual blocks{where}, {n_removable} removable.")
+
+
+def _find(model, path):
+    """The blocks of functional ``model`` and of the functional models nested in it, in graph order."""
     graph = FunctionalGraph(model)
     node_flops = metrics.NodeFlops(graph)
-    blocks = []
+    nested = {id(sub): sub for sub in graph.submodels()}
+    blocks, visited = [], set()
     for node in graph.order:
+        op = graph.operations.get(node[0])
+        if id(op) in nested and id(op) not in visited:
+            visited.add(id(op))
+            blocks += _find(op, path + (op.name,))
+            continue
         if graph.class_names[node[0]] != "Add" or not graph.node_inputs[node]:
             continue
         block = _analyse_add(graph, node, node_flops)
         if block is not None:
-            blocks.append(block)
-    if not blocks:
-        return _empty(f"{model.name!r} has no residual block: no Add layer joins a tensor with a branch "
-                      f"computed from it (a plain network such as VGG); nothing can be removed.", warn)
-    n_removable = sum(b.removable for b in blocks)
-    return BlockList(blocks, f"{model.name!r}: {len(blocks)} residual blocks, {n_removable} removable.")
+            blocks.append(dataclasses.replace(block, path=path, name="/".join(path + (block.name,))))
+    return blocks
 
 
 def _empty(message, warn):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import keras
 
@@ -61,12 +62,30 @@ def _rewrite_output_spec(obj, mapping):
 
 
 def removed_config(model, blocks, graph=None):
-    """The ``get_config()`` of ``model`` with the branches (and ``Add`` layers) of ``blocks`` removed.
+    """The ``get_config()`` of ``model`` with the branches (and ``Add`` nodes) of ``blocks`` removed.
 
     Every consumer of a removed ``Add`` reads the block's shortcut tensor instead (following chains of
-    consecutive removed blocks); layers left with no call are dropped; node indices are renumbered.
+    consecutive removed blocks); layers and operations left with no call are dropped; node indices are
+    renumbered. Blocks of nested models (``block.path``) are removed from the nested model's config,
+    which replaces the nested model's entry, so the nesting is kept.
     """
     graph = graph or FunctionalGraph(model)
+    nested = {}
+    for block in blocks:
+        if block.path:
+            nested.setdefault(block.path[0], []).append(dataclasses.replace(block, path=block.path[1:]))
+    blocks = [b for b in blocks if not b.path]
+    config = _removed_here(model, blocks, graph)
+    for layer_config in config["layers"]:
+        if layer_config["name"] in nested:
+            inner = model.get_layer(layer_config["name"])
+            layer_config["config"] = removed_config(inner, nested[layer_config["name"]])
+            layer_config.pop("build_config", None)  # built from its (new) inputs when called
+    return config
+
+
+def _removed_here(model, blocks, graph):
+    """``get_config()`` of ``model`` without ``blocks`` (all blocks of ``model`` itself, none nested)."""
     dropped, replacement = set(), {}
     for block in blocks:
         add_node = (block.add_layer, block.add_node)
@@ -124,8 +143,8 @@ def remove(model, blocks, name=None, custom_objects=None):
 
     Args:
         model: a functional ``keras.Model``; it is not modified.
-        blocks: :class:`Block` objects and/or block names (``Block.name``, the ``Add`` layer's name),
-            all removable. An empty list rebuilds the same graph, computing exactly the same function.
+        blocks: :class:`Block` objects and/or block names (``Block.name``: the ``Add`` node's name, after
+            the path of the nested model holding it, as in ``"encoder/block1_add"``), all removable. An empty list rebuilds the same graph, computing exactly the same function.
         name: name of the new model (default: the original's).
         custom_objects: passed to ``keras.Model.from_config`` for models with custom layers.
 

@@ -3,7 +3,8 @@
 Every builder takes ``input_shape``, ``classes`` and ``seed`` (which fixes the initialization) and
 returns a built functional ``keras.Model`` whose output is logits. ``get(name, ...)`` builds
 a model by its short name (``lenet_300_100``, ``conv2``, ``conv4``, ``conv6``, ``vgg16``,
-``resnet20``, ``resnet32``, ``resnet56``, ``resnet110``, or any ``resnet<6n+2>``).
+``resnet20``, ``resnet32``, ``resnet56``, ``resnet110``, or any ``resnet<6n+2>``; ``vit_2``, ``vit_4``,
+``vit_6`` or any ``vit_<depth>``: a small vision transformer with that many encoder blocks).
 """
 
 import re
@@ -11,6 +12,7 @@ import re
 from keras_lottery.models.conv import conv_net, vgg16
 from keras_lottery.models.dense import lenet_300_100
 from keras_lottery.models.resnet import resnet_cifar
+from keras_lottery.models.vit import PositionEmbedding, vit
 
 _FIXED = {
     "lenet_300_100": lambda **kw: lenet_300_100(**kw),
@@ -20,11 +22,12 @@ _FIXED = {
     "vgg16": lambda **kw: vgg16(**kw),
 }
 _RESNET = re.compile(r"^resnet(\d+)$")
+_VIT = re.compile(r"^vit_(\d+)$")
 
 
 def names():
     """The model names ``get`` accepts (ResNets listed by their usual depths)."""
-    return sorted(_FIXED) + ["resnet20", "resnet32", "resnet56", "resnet110"]
+    return sorted(_FIXED) + ["resnet20", "resnet32", "resnet56", "resnet110", "vit_2", "vit_4", "vit_6"]
 
 
 def check_name(name):
@@ -32,7 +35,10 @@ def check_name(name):
     match = _RESNET.match(name)
     if name in _FIXED or (match and int(match.group(1)) >= 8 and (int(match.group(1)) - 2) % 6 == 0):
         return
-    raise ValueError(f"Unknown model {name!r}. Accepted: {', '.join(names())} (or resnet<6n+2>).")
+    vit_match = _VIT.match(name)
+    if vit_match and int(vit_match.group(1)) >= 1:
+        return
+    raise ValueError(f"Unknown model {name!r}. Accepted: {', '.join(names())} (or resnet<6n+2>, vit_<depth>).")
 
 
 def get(name, input_shape, classes, seed=None, **kwargs):
@@ -43,7 +49,10 @@ def get(name, input_shape, classes, seed=None, **kwargs):
     match = _RESNET.match(name)
     if match:
         return resnet_cifar(int(match.group(1)), input_shape=input_shape, classes=classes, seed=seed, **kwargs)
+    match = _VIT.match(name)
+    if match:
+        return vit(int(match.group(1)), input_shape=input_shape, classes=classes, seed=seed, **kwargs)
     raise ValueError(f"Unknown model {name!r}. Accepted: {', '.join(names())} (or resnet<6n+2>).")
 
 
-__all__ = ["check_name", "conv_net", "get", "lenet_300_100", "names", "resnet_cifar", "vgg16"]
+__all__ = ["PositionEmbedding", "check_name", "conv_net", "get", "lenet_300_100", "names", "resnet_cifar", "vgg16", "vit"]

@@ -27,6 +27,6 @@ class InitializerFactory:
             return None
         return int(self._seed) * 10_000 + next(self._counter)
 
-    def __call__(self, name):
-        """Returns a fresh instance of the Keras initializer called ``name``."""
-        return keras.initializers.get({"class_name": name, "config": {"seed": self._next_seed()}})
+    def __call__(self, name, **config):
+        """Returns a fresh instance of the Keras initializer called ``name`` (``config``: its other arguments)."""
+        return keras.initializers.get({"class_name": name, "config": {**config, "seed": self._next_seed()}})

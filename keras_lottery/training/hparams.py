@@ -13,7 +13,7 @@ class ModelHparams:
     """Which zoo model, and the seed that fixes its initialization.
 
     Attributes:
-      model: a zoo name (``lenet_300_100``, ``conv2/4/6``, ``vgg16``, ``resnet20``, ``resnet32``, ...).
+      model: a zoo name (``lenet_300_100``, ``conv2/4/6``, ``vgg16``, ``resnet20``, ``resnet32``, ..., ``vit_4``).
       model_seed: seeds every initializer of the model; two runs with the same seed start equal.
     """
 

@@ -33,3 +33,13 @@ def test_run_prints_a_row_per_ticket_and_returns_it():
     assert row["speedup"] == pytest.approx(row["dense_step_s"] / row["ticket_step_s"])
     assert printed[0].startswith("# bench_blocks on ") and printed[2] == "|---|---|---|---|---|---|---|---|---|"
     assert len(printed) == 4 and printed[3].startswith("| ResNet-8 | 1 | ")
+
+
+def test_application_cost_times_each_step_and_removes_three_blocks():
+    with pytest.raises(ValueError, match="Unknown keras.applications model 'ResNet9'"):
+        blocks.validate_applications(["MobileNetV3Small", "ResNet9"])
+    row = blocks.application_cost("MobileNetV3Small", size=32, batch_size=2, criterion="l1")
+    assert row["model"] == "MobileNetV3Small" and (row["blocks"], row["removable"]) == (6, 6)
+    assert row["total_s"] == pytest.approx(row["find_s"] + row["score_s"] + row["remove_s"])
+    assert all(row[k] > 0 for k in ("build_s", "find_s", "score_s", "remove_s"))
+    assert 0 < row["ticket_gflops"] < row["gflops"]

@@ -232,3 +232,68 @@ def test_score_rejects_plain_networks():
     vgg = kl.models.lenet_300_100(input_shape=(28, 28, 1), classes=10)
     with pytest.raises(ValueError, match="Nothing to score.*no residual block"):
         kl.blocks.score(vgg, criterion="random")
+
+
+def _xy(n=8, features=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, features)).astype("float32"), rng.integers(0, classes, size=n)
+
+
+def test_criteria_score_operation_node_and_nested_blocks(op_model, nested_model):
+    x, y = _xy()
+    for model in (op_model, nested_model):
+        names = kl.blocks.find_blocks(model).names()
+        for criterion in ("grasp", "snip", "synflow", "l1", "random", "kl", "cka"):
+            scores = kl.blocks.score(model, (x, y), criterion=criterion)
+            assert list(scores) == names and all(np.isfinite(v) for v in scores.values()), criterion
+    # a nested block's SNIP score is the sum over its own weights, found through its path
+    block = kl.blocks.find_blocks(nested_model)[0]
+    grads = criteria.gradients(nested_model, [(x, y)], criteria._as_loss(None))
+    by_id = {id(v): g for v, g in zip(nested_model.trainable_variables, grads)}
+    expected = sum(float(np.abs(w.numpy() * by_id[id(w)]).sum())
+                   for w in kl.blocks.discovery.branch_weights(nested_model, block))
+    assert kl.blocks.score(nested_model, (x, y), criterion="snip")[block.name] == pytest.approx(expected, rel=1e-5)
+    # kl on a nested block equals the divergence from the explicitly rewritten model
+    ticket = kl.blocks.remove(nested_model, [block.name])
+    p = tf.nn.softmax(nested_model(x)).numpy().astype(np.float64)
+    q = tf.nn.softmax(ticket(x)).numpy().astype(np.float64)
+    expected_kl = float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
+    assert kl.blocks.score(nested_model, (x, y), criterion="kl")[block.name] == pytest.approx(expected_kl, rel=1e-4)
+    # activation criteria read branch outputs from the outer graph: refused for nested blocks, by name
+    assert block.name.startswith("encoder/add")  # x + y operations are auto-named: add, add_1, ...
+    with pytest.raises(ValueError, match=f"'{block.name}' lies inside the nested model 'encoder'.*grasp"):
+        kl.blocks.score(nested_model, (x, y), criterion="expectabs")
+    expect = kl.blocks.score(op_model, (x, y), criterion="expectabs")
+    assert list(expect) == kl.blocks.find_blocks(op_model).names() and min(expect.values()) > 0
+
+
+def _two_outputs():
+    inputs = keras.Input((6,), name="x")
+    h = keras.layers.Dense(6, activation="tanh", name="fc")(inputs)
+    x = inputs + h
+    classes = keras.layers.Dense(3, name="classes")(x)
+    value = keras.layers.Dense(1, name="value")(x)
+    return keras.Model(inputs, [classes, value], name="two_heads")
+
+
+def test_multi_output_models_need_a_loss_per_output():
+    model = _two_outputs()
+    x, y = _xy()
+    target = np.random.default_rng(1).normal(size=(8, 1)).astype("float32")
+    with pytest.raises(ValueError, match="'two_heads' has 2 outputs \\['classes', 'value'\\]: pass loss="):
+        kl.blocks.score(model, (x, (y, target)), criterion="grasp")
+    with pytest.raises(ValueError, match="has 1 entries; the model has 2 outputs"):
+        kl.blocks.score(model, (x, (y, target)), criterion="snip", loss=["mse"])
+    assert list(kl.blocks.score(model, criterion="synflow")) == ["add"]  # data-free: no loss needed
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    as_list = kl.blocks.score(model, (x, (y, target)), criterion="snip", loss=[ce, "mse"])
+    as_dict = kl.blocks.score(model, (x, (y, target)), criterion="snip", loss={"value": "mse", "classes": ce})
+    assert as_list == as_dict
+    # the summed loss: SNIP of the sum equals |w * (dL1/dw + dL2/dw)| summed over the block's weights
+    w = model.get_layer("fc").trainable_weights
+    with tf.GradientTape() as tape:
+        out = model(x)
+        total = ce(y, out[0]) + keras.losses.MeanSquaredError()(target, out[1])
+    grads = tape.gradient(total, w)
+    expected = sum(float(np.abs(v.numpy() * g.numpy()).sum()) for v, g in zip(w, grads))
+    assert as_list["add"] == pytest.approx(expected, rel=1e-5)

@@ -121,3 +121,50 @@ def test_sequential_model_has_no_blocks():
     with pytest.warns(NoResidualBlocksWarning, match="Sequential model, a plain chain"):
         assert kl.blocks.find_blocks(model) == []
     assert kl.blocks.find_blocks(model, warn=False).message.startswith("'sequential")
+
+
+def test_operation_nodes_are_residual_joins(op_model):
+    blocks = kl.blocks.find_blocks(op_model)
+    assert blocks.names() == ["add", "add_1", "add_3", "layer_add"] and len(blocks.removable) == 4
+    by_name = {b.name: b for b in blocks}
+    assert by_name["add"].branch_layers == ("plain_fc1", "plain_fc2") and by_name["add"].shortcut_input == "stem"
+    # the scale belongs to the branch; the hard-sigmoid's x + 3.0 is a branch node, not a join
+    assert by_name["add_1"].branch_layers[-1] == "multiply" and by_name["add_1"].branch_output == "multiply"
+    assert by_name["add_3"].branch_layers == ("gated_fc1", "gated_fc2", "add_2", "gated_relu6", "multiply_1",
+                                              "multiply_2")
+    assert by_name["add_3"].shortcut_input == "add_1"
+    # parameters: two Dense 8 -> 8 per branch; FLOPs: the operation nodes count one per element
+    assert all(b.params == 2 * (8 * 8 + 8) for b in blocks)
+    assert by_name["add_1"].flops == by_name["add"].flops + 8  # + 8 multiplies by 0.1
+
+
+def test_blocks_of_nested_models_are_named_with_their_path(nested_model):
+    blocks = kl.blocks.find_blocks(nested_model)
+    assert blocks.names() == ["encoder/add", "encoder/enc2_add", "top_add"]
+    assert [b.path for b in blocks] == [("encoder",), ("encoder",), ()]
+    assert blocks[1].branch_layers == ("enc2_fc1", "enc2_fc2", "multiply") and blocks[1].shortcut_input == "add"
+    assert blocks[2].shortcut_input == "encoder"
+    assert "3 residual blocks (2 inside nested models), 3 removable" in blocks.message
+    assert kl.blocks.discovery.holder(nested_model, blocks[0]) is nested_model.get_layer("encoder")
+    assert [w.path for w in kl.blocks.discovery.branch_weights(nested_model, blocks[0])] == [
+        "enc1_fc1/kernel", "enc1_fc1/bias", "enc1_fc2/kernel", "enc1_fc2/bias"]
+
+
+def test_transformer_encoder_attention_and_mlp_residuals(encoder_model):
+    blocks = kl.blocks.find_blocks(encoder_model)
+    assert len(blocks) == 4 and len(blocks.removable) == 4
+    attention, mlp = blocks[0], blocks[1]
+    pre_norm = encoder_model.name == "pre_norm"
+    assert attention.branch_layers == (("b1_ln1", "b1_attn") if pre_norm else ("b1_attn",))
+    assert mlp.branch_layers[-2:] == ("b1_mlp_fc1", "b1_mlp_fc2")
+    # post-norm: the next block reads the normalized sum
+    assert blocks[2].shortcut_input == ("add_1" if pre_norm else "b1_ln2")
+
+
+def test_zoo_vision_transformer():
+    model = kl.models.get("vit_2", (28, 28, 1), 10, seed=0)
+    blocks = kl.blocks.find_blocks(model)
+    assert blocks.names() == ["block1_attn_add", "block1_mlp_add", "block2_attn_add", "block2_mlp_add"]
+    assert all(b.removable for b in blocks)
+    assert blocks[0].branch_layers == ("block1_ln1", "block1_attn")
+    assert kl.metrics.layer_flops(model)["uncounted"] == []

@@ -83,3 +83,44 @@ def test_remove_errors(resnet14):
         kl.blocks.remove(resnet14, [3])
     with pytest.raises(TypeError, match="keras.Model"):
         kl.blocks.remove(object(), [])
+
+
+@pytest.mark.parametrize("names", [["add"], ["add_1", "add_3"], ["add", "add_1", "add_3", "layer_add"]])
+def test_removal_of_operation_node_blocks(op_model, names, zeroed_branch_copy):
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    ticket = kl.blocks.remove(op_model, names)
+    reference = zeroed_branch_copy(op_model, names)
+    np.testing.assert_allclose(ticket(x), reference(x), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(ticket(x), op_model(x), atol=1e-6)
+    branches = {"add": "plain", "add_1": "scaled", "add_3": "gated", "layer_add": "last"}
+    kept = {op.name for op in ticket.operations}
+    assert all(f"{branches[n]}_fc1" not in kept for n in names) and set(names).isdisjoint(kept)
+    assert len(kl.blocks.find_blocks(ticket, warn=False)) == 4 - len(names)
+
+
+@pytest.mark.parametrize("names", [["encoder/add"], ["encoder/enc2_add", "top_add"],
+                                   ["encoder/add", "encoder/enc2_add"]])
+def test_removal_inside_a_nested_model_keeps_the_nesting(nested_model, names, zeroed_branch_copy):
+    x = np.random.default_rng(1).normal(size=(4, 6)).astype("float32")
+    ticket = kl.blocks.remove(nested_model, names)
+    np.testing.assert_allclose(ticket(x), zeroed_branch_copy(nested_model, names)(x), rtol=1e-6, atol=1e-6)
+    encoder = ticket.get_layer("encoder")
+    assert isinstance(encoder, keras.Model)  # still a sub-model
+    inner = {l.name for l in encoder.layers}
+    for name in names:
+        stem = {"encoder/add": "enc1", "encoder/enc2_add": "enc2", "top_add": "top"}[name]
+        assert f"{stem}_fc1" not in inner and f"{stem}_fc1" not in {l.name for l in ticket.layers}
+    left = kl.blocks.find_blocks(ticket, warn=False).names()
+    assert left == [n for n in ["encoder/add", "encoder/enc2_add", "top_add"] if n not in names]
+    assert kl.metrics.params(ticket) == kl.metrics.params(nested_model) - sum(
+        b.params for b in kl.blocks.find_blocks(nested_model) if b.name in names)
+
+
+def test_removal_in_transformer_encoders(encoder_model, zeroed_branch_copy):
+    x = np.random.default_rng(2).normal(size=(3, 5, 8)).astype("float32")
+    names = ["add", "add_3"]  # the first attention and the last MLP
+    ticket = kl.blocks.remove(encoder_model, names)
+    np.testing.assert_allclose(ticket(x), zeroed_branch_copy(encoder_model, names)(x), rtol=1e-5, atol=1e-6)
+    assert "b1_attn" not in {l.name for l in ticket.layers}
+    flops = {b.name: b.flops for b in kl.blocks.find_blocks(encoder_model)}
+    assert kl.metrics.flops(ticket) == kl.metrics.flops(encoder_model) - flops["add"] - flops["add_3"]

@@ -6,7 +6,8 @@ from keras_lottery import models
 
 @pytest.mark.parametrize("name,shape", [("lenet_300_100", (28, 28, 1)), ("conv2", (32, 32, 3)),
                                         ("conv4", (16, 16, 1)), ("conv6", (32, 32, 3)),
-                                        ("vgg16", (32, 32, 3)), ("resnet20", (28, 28, 1))])
+                                        ("vgg16", (32, 32, 3)), ("resnet20", (28, 28, 1)),
+                                        ("vit_2", (28, 28, 1)), ("vit_1", (32, 32, 3))])
 def test_every_zoo_model_builds_for_any_shape_and_class_count(name, shape):
     model = models.get(name, shape, classes=7, seed=0)
     assert model.output_shape == (None, 7)
@@ -42,7 +43,26 @@ def test_seed_fixes_the_initialization():
     assert not np.array_equal(k1, k2)
 
 
-@pytest.mark.parametrize("bad", ["resnet21", "resnet4", "lenet", "vgg19"])
+def test_vit_layers_seed_and_save_load(tmp_path):
+    import keras
+
+    model = models.get("vit_2", (28, 28, 1), 10, seed=1)
+    names = [layer.name for layer in model.layers]
+    assert names[:4] == ["images", "patch_embed", "patch_tokens", "pos_embed"]
+    assert [n for n in names if n.endswith("_add")] == ["block1_attn_add", "block1_mlp_add", "block2_attn_add",
+                                                        "block2_mlp_add"]
+    assert model.get_layer("patch_tokens").output.shape == (None, 49, 64)
+    same = models.get("vit_2", (28, 28, 1), 10, seed=1)
+    for wa, wb in zip(model.get_weights(), same.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    x = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
+    model.save(tmp_path / "vit.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "vit.keras")(x), model(x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="divisible by patch=4"):
+        models.vit(2, input_shape=(30, 30, 1))
+
+
+@pytest.mark.parametrize("bad", ["resnet21", "resnet4", "lenet", "vgg19", "vit_0", "vit"])
 def test_unknown_models_are_refused_with_the_accepted_names(bad):
     with pytest.raises(ValueError, match="Accepted: .*lenet_300_100"):
         models.get(bad, (32, 32, 3), 10)

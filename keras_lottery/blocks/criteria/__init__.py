@@ -47,7 +47,9 @@ Register your own with :func:`register`; a criterion is called as
 ``fn(model, blocks, data, *, loss, seed, **options)`` where ``blocks`` are the removable
 :class:`~keras_lottery.blocks.discovery.Block` objects, ``data`` a list of ``(x, y)`` batches (or
 ``None`` when none was given) and ``loss`` a ``loss(y_true, y_pred)`` callable, and must return
-``{block.name: float}`` for every block.
+``{block.name: float}`` for every block. A criterion that calls ``loss`` should set
+``fn.uses_loss = True``: :func:`score` then refuses a model with several outputs and no ``loss=``
+before any work, with a message naming the outputs.
 """
 
 # The registry and the entry points first; then the criteria modules, whose import registers the

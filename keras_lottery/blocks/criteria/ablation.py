@@ -8,6 +8,7 @@ import numpy as np
 
 from keras_lottery.blocks.criteria.activations import model_inputs
 from keras_lottery.blocks.criteria.registry import require_data, register
+from keras_lottery.blocks.discovery import operations
 from keras_lottery.graph import FunctionalGraph
 from keras_lottery.blocks.rewrite import remove
 
@@ -32,7 +33,7 @@ class _Ablation:
 
     def __init__(self, model, names):
         self.model, self.names = model, list(names)
-        self.probe = keras.Model(model_inputs(model), [model.get_layer(n).output for n in self.names])
+        self.probe = _probe(model, self.names)
 
     def reference(self, x):
         return self._listed(self.probe(x, training=False))
@@ -41,8 +42,8 @@ class _Ablation:
         return [keras.ops.convert_to_numpy(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
 
     def __call__(self, block, x):
-        layer = self.model.get_layer(block.branch_output)
-        if _zeroable(layer):
+        layer = operations(self.model, block, [block.branch_output])[0]
+        if isinstance(layer, keras.layers.Layer) and _zeroable(layer):
             if type(layer).__name__ == "BatchNormalization":
                 zero = {id(layer.gamma)} | ({id(layer.beta)} if layer.center else set())
             else:
@@ -54,8 +55,14 @@ class _Ablation:
             outputs, _ = self.probe.stateless_call(trainable, frozen, x, training=False)
             return self._listed(outputs)
         ticket = remove(self.model, [block])
-        probe = keras.Model(model_inputs(ticket), [ticket.get_layer(n).output for n in self.names])
+        probe = _probe(ticket, self.names)
         return self._listed(probe(x, training=False))
+
+
+def _probe(model, names):
+    """A model from ``model``'s inputs to the outputs of the nodes ``names`` (layers or operations like ``x + y``)."""
+    graph = FunctionalGraph(model)
+    return keras.Model(model_inputs(model), [graph.operation(n).output for n in names])
 
 
 def _output_layer_names(model):
@@ -66,7 +73,7 @@ def _output_layer_names(model):
 def _representation_name(model, layer):
     """``layer`` or the name of the layer feeding the model's (first) output layer."""
     if layer is not None:
-        model.get_layer(layer)
+        FunctionalGraph(model).operation(layer)  # a clear error for an unknown name
         return layer
     graph, outputs = _output_layer_names(model)
     inputs = graph.node_inputs[(outputs[0], 0)]

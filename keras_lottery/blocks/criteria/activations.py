@@ -7,6 +7,7 @@ import numpy as np
 
 import keras_lottery.blocks.pls as pls_math
 from keras_lottery.blocks.criteria.registry import require_data, register
+from keras_lottery.blocks.discovery import operations
 
 
 def model_inputs(model):
@@ -15,10 +16,19 @@ def model_inputs(model):
 
 
 def branch_outputs(model, blocks, batches):
-    """Yield, per batch, ``{block name: branch output array}`` (inference mode)."""
+    """Yield, per batch, ``{block name: branch output array}`` (inference mode).
+
+    Branch outputs are read from the model's own graph, so blocks inside nested models (whose tensors
+    the outer graph does not hold) are refused with a ``ValueError`` naming the criteria that score them.
+    """
     tensors = []
     for block in blocks:
-        layer = model.get_layer(block.branch_output)
+        if block.path:
+            raise ValueError(f"Block {block.name!r} lies inside the nested model {'/'.join(block.path)!r}, whose "
+                             f"branch outputs are not tensors of {model.name!r}'s graph; activation criteria "
+                             f"(expectabs, hrank, pls) cannot read them. Score it with grasp, snip, synflow, l1, "
+                             f"random, kl or cka.")
+        layer = operations(model, block, [block.branch_output])[0]
         try:
             tensors.append(layer.output)
         except (AttributeError, ValueError) as error:

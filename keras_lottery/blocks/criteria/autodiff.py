@@ -80,17 +80,26 @@ class ExactBatchNormalization(keras.layers.BatchNormalization):
 
 def twin(model, dtype=None, exact_batch_norm=False):
     """A copy of functional ``model`` (same graph, layer names and weights), optionally in ``dtype``
-    and with :class:`ExactBatchNormalization` in place of ``BatchNormalization``."""
+    and with :class:`ExactBatchNormalization` in place of ``BatchNormalization``; functional models
+    nested in it are converted too."""
     config = model.get_config()
-    for layer_config in config["layers"]:
-        if dtype is not None and "dtype" in layer_config.get("config", {}):
-            layer_config["config"]["dtype"] = dtype
-        if exact_batch_norm and layer_config["class_name"] == "BatchNormalization":
-            layer_config.update(class_name="ExactBatchNormalization", module=None,
-                                registered_name="ExactBatchNormalization")
+    _convert_layers(config, dtype, exact_batch_norm)
     copy = keras.Model.from_config(config, custom_objects={"ExactBatchNormalization": ExactBatchNormalization})
     copy_weights(model, copy)
     return copy
+
+
+def _convert_layers(config, dtype, exact_batch_norm):
+    """Set ``dtype`` and swap batch norm for :class:`ExactBatchNormalization` in a functional config, nested ones included."""
+    for layer_config in config["layers"]:
+        inner = layer_config.get("config", {})
+        if isinstance(inner, dict) and "layers" in inner and "output_layers" in inner:
+            _convert_layers(inner, dtype, exact_batch_norm)  # a nested functional model
+        if dtype is not None and "dtype" in inner:
+            inner["dtype"] = dtype
+        if exact_batch_norm and layer_config["class_name"] == "BatchNormalization":
+            layer_config.update(class_name="ExactBatchNormalization", module=None,
+                                registered_name="ExactBatchNormalization")
 
 
 def hessian_vector_product(model, batches, loss, vector, training=True):

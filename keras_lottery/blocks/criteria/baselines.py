@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_lottery.blocks.criteria.registry import register
+from keras_lottery.blocks.discovery import branch_weights
 
 
 @register("random")
@@ -19,9 +20,6 @@ def l1(model, blocks, data, *, loss, seed):
     """Sum of ``|w|`` over the trainable weights of the block's branch layers."""
     out = {}
     for block in blocks:
-        total = 0.0
-        for layer_name in block.branch_layers:
-            for w in model.get_layer(layer_name).trainable_weights:
-                total += float(np.abs(np.asarray(w.numpy(), np.float64)).sum())
-        out[block.name] = total
+        out[block.name] = float(sum(np.abs(np.asarray(w.numpy(), np.float64)).sum()
+                                    for w in branch_weights(model, block, trainable_only=True)))
     return out

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_lottery.blocks.criteria.autodiff import gradients, hessian_vector_product, twin
 from keras_lottery.blocks.criteria.registry import require_data, register
+from keras_lottery.blocks.discovery import branch_weights
 
 
 def _block_variable_indices(model, blocks, variables):
@@ -16,13 +17,8 @@ def _block_variable_indices(model, blocks, variables):
     position = {id(v): i for i, v in enumerate(variables)}
     result = {}
     for block in blocks:
-        indices = []
-        for layer_name in block.branch_layers:
-            for w in model.get_layer(layer_name).weights:
-                i = position.get(id(w))
-                if i is not None and i not in indices:
-                    indices.append(i)
-        result[block.name] = indices
+        indices = [position[id(w)] for w in branch_weights(model, block) if id(w) in position]
+        result[block.name] = list(dict.fromkeys(indices))
     return result
 
 
@@ -60,6 +56,10 @@ def grasp(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
     hg = hessian_vector_product(exact, batches, loss, g, training=training)
     saliency = [np.asarray(v.numpy(), np.float64) * h for v, h in zip(variables, hg)]
     return _aggregate(saliency, exact, blocks, variables, aggregate)
+
+
+# score() checks before scoring that a model with several outputs got loss= (see scoring._as_loss).
+snip.uses_loss = grasp.uses_loss = True
 
 
 @register("synflow")

@@ -33,7 +33,11 @@ def _as_batches(data):
     return batches
 
 
-def _as_loss(loss):
+def _as_loss(loss, model=None):
+    """``loss`` as a callable ``loss(y_true, y_pred)``; per-output losses (list or dict) for models with several outputs."""
+    outputs = list(getattr(model, "output_names", None) or ()) if model is not None else []
+    if len(outputs) > 1:
+        return _multi_output_loss(loss, model, outputs)
     if loss is None:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     elif isinstance(loss, str):
@@ -44,8 +48,44 @@ def _as_loss(loss):
         per_example = loss.call
         return lambda y_true, y_pred: keras.ops.mean(per_example(y_true, y_pred))
     if callable(loss):
-        return loss
+        # Keras loss functions ("mse" -> mean_squared_error) return one value per example: take the mean,
+        # as for Loss objects, rather than letting the gradient sum them.
+        return lambda y_true, y_pred: keras.ops.mean(loss(y_true, y_pred))
     raise TypeError(f"loss must be None, a Keras loss name or a callable loss(y_true, y_pred), got {loss!r}.")
+
+
+def _multi_output_loss(loss, model, outputs):
+    """The sum of per-output losses for a model with several outputs (``loss`` a list, tuple or dict)."""
+    if isinstance(loss, dict):
+        unknown = sorted(set(loss) - set(outputs))
+        if unknown or len(loss) != len(outputs):
+            raise ValueError(f"loss= for {model.name!r} must give one loss per output {outputs}; got keys {sorted(loss)}.")
+        loss = [loss[name] for name in outputs]
+    if loss is None or isinstance(loss, (str, keras.losses.Loss)):
+        message = (f"{model.name!r} has {len(outputs)} outputs {outputs}: pass loss= as a list of one loss per "
+                   f"output (e.g. loss=['sparse_categorical_crossentropy', 'mse']), a dict by output name, or "
+                   f"a callable loss(y_true, y_pred) taking the lists of targets and outputs.")
+
+        def missing(y_true, y_pred):  # raised by a criterion that uses a loss; data-free ones need none
+            raise ValueError(message)
+
+        missing.missing = message
+        return missing
+    if not isinstance(loss, (list, tuple)):
+        return _as_loss(loss)  # a callable on the lists of targets and outputs
+    if len(loss) != len(outputs):
+        raise ValueError(f"loss= for {model.name!r} has {len(loss)} entries; the model has {len(outputs)} outputs "
+                         f"{outputs}.")
+    parts = [_as_loss(item) for item in loss]
+
+    def total(y_true, y_pred):
+        targets, predictions = keras.tree.flatten(y_true), keras.tree.flatten(y_pred)
+        if len(targets) != len(parts):
+            raise ValueError(f"{model.name!r} has {len(parts)} outputs {outputs}; each batch's y must hold one "
+                             f"target per output, got {len(targets)}.")
+        return sum(part(t, p) for part, t, p in zip(parts, targets, predictions))
+
+    return total
 
 
 def score(model, data=None, criterion="grasp", seed=0, loss=None, blocks=None, **options):
@@ -58,7 +98,11 @@ def score(model, data=None, criterion="grasp", seed=0, loss=None, blocks=None, *
             ``random`` and ``l1``.
         criterion: a registered name (see :func:`names`) or a callable with the criterion signature.
         seed: seed for criteria that draw random numbers.
-        loss: ``None`` (sparse categorical cross-entropy from logits), a Keras loss name or callable.
+        loss: ``None`` (sparse categorical cross-entropy from logits), a Keras loss name or callable. A
+            model with several outputs needs ``loss=``: a list (or dict by output name) of one loss per
+            output, summed, with ``y`` holding one target per output; or a callable taking the lists.
+            Without it, a ``ValueError`` names the outputs before any scoring starts. ``kl`` and
+            ``cka`` compare the first output (or ``layer=``).
         blocks: the blocks to score (default: every removable block of :func:`find_blocks`).
         **options: passed to the criterion (e.g. ``aggregate="mean"``, ``layer="pool"``).
 
@@ -76,7 +120,10 @@ def score(model, data=None, criterion="grasp", seed=0, loss=None, blocks=None, *
         blocks = resolve_blocks(model, blocks, found)
     if not blocks:
         raise ValueError(f"Nothing to score: {found.message}")
-    result = fn(model, list(blocks), _as_batches(data), loss=_as_loss(loss), seed=seed, **options)
+    loss = _as_loss(loss, model)
+    if getattr(fn, "uses_loss", False) and getattr(loss, "missing", None):
+        raise ValueError(loss.missing)  # before any work, rather than from inside a traced function
+    result = fn(model, list(blocks), _as_batches(data), loss=loss, seed=seed, **options)
     expected = [b.name for b in blocks]
     if not isinstance(result, dict) or set(result) != set(expected):
         got = sorted(result) if isinstance(result, dict) else type(result).__name__
