@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the project and runs the whole test suite (two pytest workers).
+# Installs the project and runs the test suite (two pytest workers). The few tests marked slow (large
+# keras.applications graphs, multi-worker clusters; about 6 minutes more) are left out by default:
+# `./scripts/test.sh -m slow` runs only them, `./scripts/test.sh -m "slow or not slow"` runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec .venv/bin/python -m pytest -q -n 2 --durations=15 "$@"
+exec .venv/bin/python -m pytest -q -n 2 -m "not slow" --durations=15 "$@"

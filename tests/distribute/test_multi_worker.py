@@ -1,5 +1,7 @@
 """Real ``MultiWorkerMirroredStrategy`` runs: 2 worker processes of the binaries on localhost ports."""
 
+import pytest
+
 import csv
 import glob
 import json
@@ -32,6 +34,7 @@ def _reference_masks(directory):
     return lottery.imp.level_dir(directory, 1)
 
 
+@pytest.mark.slow  # three worker processes and a restart: about 2 minutes
 def test_imp_level_on_two_workers_survives_a_killed_chief(cluster, tmp_path):
     from keras_lottery.masks import Mask
 
@@ -81,6 +84,7 @@ def test_imp_level_on_two_workers_survives_a_killed_chief(cluster, tmp_path):
     assert abs(metrics["test_accuracy"] - expected["test_accuracy"]) <= 2 / 64
 
 
+@pytest.mark.slow  # two worker processes of the binary: about 1 minute
 def test_layer_lottery_on_two_workers(cluster, tmp_path):
     root = str(tmp_path / "runs")
     flags = TINY + ["--model=resnet8", "--steps=6it", "--criterion=l1", "--blocks=1", "--strategy=multi_worker",

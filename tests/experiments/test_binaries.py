@@ -51,6 +51,7 @@ def test_stability_binary_writes_instability_against_k_and_its_plot(tmp_path, st
     assert f"Wrote {run / 'results.csv'}" in result.stdout
 
 
+@pytest.mark.slow  # two IMP-style masks, then the stability binary: about 1 minute
 def test_stability_binary_applies_one_mask_per_k(tmp_path, stability_binary, build):
     paths = {}
     for k, density in (("0", 0.5), ("3it", 0.2)):
