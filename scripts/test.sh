@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the project and runs the test suite (two pytest workers). The few tests marked slow (large
-# keras.applications graphs, multi-worker clusters; about 6 minutes more) are left out by default:
+# Installs the project and runs the test suite (two pytest workers). The tests marked slow (large
+# keras.applications graphs, tf.distribute clusters, kill -9 and end-to-end binary runs) are left out:
 # `./scripts/test.sh -m slow` runs only them, `./scripts/test.sh -m "slow or not slow"` runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."

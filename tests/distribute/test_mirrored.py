@@ -6,6 +6,9 @@ import pytest
 
 from tests.helpers import run_script
 
+# One fresh process splits the CPU and runs every check (about 2 minutes): the module is slow.
+pytestmark = pytest.mark.slow
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -32,6 +32,7 @@ def _instability(errors):
     return max(errors) - (errors[0] + errors[-1]) / 2
 
 
+@pytest.mark.slow  # the stability binary end to end
 def test_stability_binary_writes_instability_against_k_and_its_plot(tmp_path, stability_binary):
     result = stability_binary("--run_name=s")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -169,6 +169,7 @@ class _Stop(Exception):
     pass
 
 
+@pytest.mark.slow  # interrupts and resumes IMP at every level
 def test_interrupted_anywhere_the_run_continues_to_the_same_masks(straight, run_imp, tmp_path, monkeypatch):
     reference, rows, _ = straight
     real_fit = training.fit
@@ -205,6 +206,7 @@ def test_interrupted_anywhere_the_run_continues_to_the_same_masks(straight, run_
         assert again["test_accuracy"] == pytest.approx(row["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow  # kills and restarts the IMP binary
 def test_kill_9_then_the_same_command_finishes_with_the_same_masks(straight, binary_flags, tmp_path):
     reference, _, _ = straight
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

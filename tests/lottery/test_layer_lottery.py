@@ -37,6 +37,7 @@ def _metrics(path):
         return json.load(f)
 
 
+@pytest.mark.slow  # trains dense and four tickets
 def test_algorithm_2_trains_dense_and_tickets_and_writes_the_table(tiny, tmp_path):
     datasets, model_hp = tiny
     hp = training.TrainingHparams(lr=0.05, steps="2ep")
@@ -78,6 +79,7 @@ def test_algorithm_2_trains_dense_and_tickets_and_writes_the_table(tiny, tmp_pat
     assert again == rows
 
 
+@pytest.mark.slow  # trains dense, rewinds and trains tickets
 def test_algorithm_1_rewinds_to_epoch_i_and_replays_the_schedule(tiny, tmp_path):
     datasets, model_hp = tiny
     hp = training.TrainingHparams(lr=0.05, steps="3ep", milestones="2ep")
@@ -123,6 +125,7 @@ def _binary(tmp_path, *flags):
                            *flags], cwd=REPO, capture_output=True, text=True)
 
 
+@pytest.mark.slow  # three runs of the binary; the fast bad-input matrix covers the rewind epoch
 def test_the_binary_refuses_impossible_requests_before_training(tmp_path):
     too_many = _binary(tmp_path, "--model=resnet14", "--blocks=5")
     assert too_many.returncode != 0 and "only 4 removable residual blocks" in too_many.stderr

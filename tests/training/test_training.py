@@ -108,6 +108,7 @@ def _train_command(root):
             "--validation_size=64", "--steps=6ep", "--emissions=false", f"--run_root={root}", "--run_name=r"]
 
 
+@pytest.mark.slow  # kills and restarts the binary several times
 def test_kill_9_at_any_point_then_the_same_command_finishes_the_same_run(tmp_path):
     env = child_env(TF_DETERMINISTIC_OPS=1)
     subprocess.run(_train_command(tmp_path / "straight"), cwd=REPO, env=env, check=True, capture_output=True)
