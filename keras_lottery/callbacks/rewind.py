@@ -168,8 +168,8 @@ class RewindCheckpoint(keras.callbacks.Callback):
 
     ``at`` is "500it" (iterations), "2ep" (epochs), a fraction of training ("0.05") or 0 (the
     initialization: captured when training begins, before the first step). Steps are the
-    optimizer's iteration count (``optimizer.iterations``), read at each batch callback until the
-    capture, so a resumed run (restored optimizer) captures at the same global step. After capture,
+    optimizer's iteration count (``optimizer.iterations``), read once it could have reached k, so a
+    resumed run (restored optimizer) captures at the same global step. After capture,
     ``point`` holds a ``RewindPoint``, also written to ``path`` when one is given;
     ``restore(model)`` puts it back::
 
@@ -201,6 +201,7 @@ class RewindCheckpoint(keras.callbacks.Callback):
         self.point = None
         self.step = None
         self._k = None
+        self._bound = 0  # no less than the optimizer's iteration count
 
     def _resolve(self):
         params = self.params or {}
@@ -218,7 +219,7 @@ class RewindCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._k = self._resolve()
-        self.step = self._iterations()
+        self.step = self._bound = self._iterations()
         if self.point is None and self.step > self._k:
             raise ValueError(f"RewindCheckpoint(at={self.at!r}) = step {self._k}, but training begins at step "
                              f"{self.step}: that point has passed and cannot be captured.")
@@ -228,7 +229,12 @@ class RewindCheckpoint(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self._captured():
             return  # nothing more to read from the device
-        self.step = self._iterations()
+        # The count grows by at most steps_per_execution per call: read it (a host sync) only once
+        # it could have reached k.
+        self._bound += compat.steps_per_execution(self.model)
+        if self._bound < self._k:
+            return
+        self.step = self._bound = self._iterations()
         if self.step >= self._k:
             self._capture()
 

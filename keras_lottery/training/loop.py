@@ -22,7 +22,7 @@ import time
 
 import keras
 
-from keras_lottery import distribute, files, runs
+from keras_lottery import compat, distribute, files, runs
 from keras_lottery.training.optimizers import compile_for_classification, total_steps
 
 # The files of a training directory, named by keras_lottery.runs.
@@ -33,8 +33,10 @@ class _Progress(keras.callbacks.Callback):
     """Tracks the step, stops at ``end_step``, times the training part of each chunk, checkpoints.
 
     The step is the optimizer's iteration count plus the offset between the data position and that
-    count when training begins (0 unless the caller set them apart), read at each batch end: with
-    ``steps_per_execution=n`` Keras calls back once per ``n`` steps, and the count stays right.
+    count when training begins (0 unless the caller set them apart). Reading the count is a device
+    read (a host sync), so it is read only when it matters: at each chunk's end, and at a batch end
+    once the count could have reached ``end_step`` (it grows by at most ``steps_per_execution`` per
+    batch callback, and by less when a loss-scale optimizer skips a step), so the stop is exact.
     """
 
     def __init__(self, directory, step, end_step, history, extra_state):
@@ -47,24 +49,32 @@ class _Progress(keras.callbacks.Callback):
         self._chunk_start = None
         self._train_time = 0.0
         self._offset = 0
+        self._bound = step  # no less than the true step
 
     def _iterations(self):
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
+    def _read(self):
+        self.step = self._bound = self._iterations() + self._offset
+
     def on_train_begin(self, logs=None):
         self._offset = self.step - self._iterations()
+        self._bound = self.step
 
     def on_epoch_begin(self, epoch, logs=None):
         self._chunk_start = time.perf_counter()
         self._train_time = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step = self._iterations() + self._offset
+        self._bound += compat.steps_per_execution(self.model)
+        if self._bound >= self.end_step:
+            self._read()
         self._train_time = time.perf_counter() - self._chunk_start
         if self.step >= self.end_step:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        self._read()
         row = {"step": self.step, "train_time_s": round(self._train_time, 4)}
         row.update({key: float(value) for key, value in (logs or {}).items()})
         self.history.append(row)
