@@ -67,6 +67,31 @@ def test_exact_batch_norm_twin_matches_keras_batch_norm(resnet14, images16):
         np.testing.assert_allclose(exact(x, training=training), resnet14(x, training=training), rtol=1e-4, atol=1e-4)
 
 
+def test_twin_runs_grouped_convolutions_as_depthwise_with_the_same_function():
+    """Conv2D(groups=channels), with depth multiplier 1 or 2, becomes DepthwiseGroupedConv2D in the twin:
+    same weights, outputs and first and second derivatives; a grouped conv with 2 channels per group
+    keeps the parent's path."""
+    inputs = keras.Input((8, 8, 4))
+    h = keras.layers.Conv2D(4, 3, padding="same", groups=4, name="depthwise")(inputs)
+    h = keras.layers.Conv2D(8, 3, strides=2, padding="same", groups=4, name="multiplier2")(h)
+    h = keras.layers.Conv2D(8, 1, groups=4, name="grouped")(h)
+    outputs = keras.layers.Dense(3, name="predictions")(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 4)).astype("float32")
+    y = np.array([0, 1, 2, 0])
+    copy = criteria.twin(model)
+    assert [type(copy.get_layer(n)).__name__ for n in ("depthwise", "multiplier2", "grouped")] == \
+        ["DepthwiseGroupedConv2D"] * 3
+    np.testing.assert_allclose(copy(x), model(x), rtol=1e-5, atol=1e-6)
+    loss = criteria._as_loss(None)
+    g = criteria.gradients(model, [(x, y)], loss)
+    for a, b in zip(criteria.gradients(copy, [(x, y)], loss), g):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    for a, b in zip(criteria.hessian_vector_product(copy, [(x, y)], loss, g),
+                    criteria.hessian_vector_product(model, [(x, y)], loss, g)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
+
+
 def test_grasp_block_score_is_first_order_change_of_gradient_norm():
     """sum(w * Hg) over a block = d/d(eps) of ||g||^2 / 2 when the block's weights are scaled by (1 + eps)."""
     model = _smooth_resnet()

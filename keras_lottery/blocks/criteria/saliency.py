@@ -40,10 +40,11 @@ def _aggregate(per_weight, model, blocks, variables, aggregate):
 def snip(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
     """SNIP: sum (or mean) over the block's weights of ``|w * dL/dw|``."""
     batches = require_data(data, "snip")
-    variables = model.trainable_variables
-    grads = gradients(model, batches, loss, training=training)
+    fast = twin(model)  # the same function, grouped convolutions computed as depthwise ones
+    variables = fast.trainable_variables
+    grads = gradients(fast, batches, loss, training=training)
     saliency = [np.abs(np.asarray(v.numpy(), np.float64) * g) for v, g in zip(variables, grads)]
-    return _aggregate(saliency, model, blocks, variables, aggregate)
+    return _aggregate(saliency, fast, blocks, variables, aggregate)
 
 
 @register("grasp")
