@@ -90,6 +90,12 @@ def test_twin_runs_grouped_convolutions_as_depthwise_with_the_same_function():
     for a, b in zip(criteria.hessian_vector_product(copy, [(x, y)], loss, g),
                     criteria.hessian_vector_product(model, [(x, y)], loss, g)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
+    # one batch: g and H g from one graph equal the two passes
+    g1, hg1 = criteria.gradient_and_hessian_product(model, [(x, y)], loss)
+    for a, b in zip(g1, g):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    for a, b in zip(hg1, criteria.hessian_vector_product(model, [(x, y)], loss, g)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
 def test_grasp_block_score_is_first_order_change_of_gradient_norm():

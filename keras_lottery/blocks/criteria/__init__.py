@@ -56,14 +56,15 @@ before any work, with a message naming the outputs.
 # built-in criteria (in this order).
 from keras_lottery.blocks.criteria.registry import get, names, register, unregister
 from keras_lottery.blocks.criteria.scoring import _as_batches, _as_loss, lowest, score  # noqa: F401 (tests use _as_loss)
-from keras_lottery.blocks.criteria.autodiff import ExactBatchNormalization, gradients, hessian_vector_product, twin
+from keras_lottery.blocks.criteria.autodiff import (ExactBatchNormalization, gradient_and_hessian_product, gradients,
+                                                  hessian_vector_product, twin)
 from keras_lottery.blocks.criteria.saliency import grasp, snip, synflow
 from keras_lottery.blocks.criteria.baselines import l1, random_scores
 from keras_lottery.blocks.criteria.activations import branch_outputs, expectabs, hrank, pls
 from keras_lottery.blocks.criteria.ablation import cka, kl_divergence, linear_cka
 
 __all__ = [
-    "ExactBatchNormalization", "branch_outputs", "cka", "expectabs", "get", "gradients", "grasp",
+    "ExactBatchNormalization", "branch_outputs", "gradient_and_hessian_product", "cka", "expectabs", "get", "gradients", "grasp",
     "hessian_vector_product", "hrank", "kl_divergence", "l1", "linear_cka", "lowest", "names", "pls",
     "random_scores", "register", "score", "snip", "synflow", "twin", "unregister",
 ]

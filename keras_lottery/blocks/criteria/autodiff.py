@@ -154,3 +154,34 @@ def hessian_vector_product(model, batches, loss, vector, training=True):
         return _dense(outer.gradient(dot, values), values)
 
     return _batch_average(lambda x, y: batch_product(values, vector, x, y), values, batches)
+
+
+def gradient_and_hessian_product(model, batches, loss, training=True):
+    """``(g, H g)``: the batch-averaged loss gradient ``g`` and the Hessian times it, as GraSP needs.
+
+    With one batch both come from one double-backward graph (``g`` is the inner gradient, held
+    constant as the vector), which saves tracing and running a separate gradient pass: most of
+    GraSP's time on large graphs is the trace. With several batches ``g`` must be averaged over all
+    of them first, so it takes :func:`gradients` then :func:`hessian_vector_product`.
+    """
+    if len(batches) != 1:
+        g = gradients(model, batches, loss, training=training)
+        return g, hessian_vector_product(model, batches, loss, g, training=training)
+    values = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
+    frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
+
+    @tf.function
+    def both(values, x, y):
+        with tf.GradientTape() as outer:
+            outer.watch(values)
+            with tf.GradientTape() as inner:
+                inner.watch(values)
+                outputs, _ = model.stateless_call(values, frozen, x, training=training)
+                value = loss(y, outputs)
+            first = _dense(inner.gradient(value, values), values)
+            dot = tf.add_n([tf.reduce_sum(g * tf.stop_gradient(g)) for g in first])
+        return first, _dense(outer.gradient(dot, values), values)
+
+    (x, y), = batches
+    first, product = both(values, x, y)
+    return [f.numpy() for f in first], [p.numpy() for p in product]

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lottery.blocks.criteria.autodiff import gradients, hessian_vector_product, twin
+from keras_lottery.blocks.criteria.autodiff import gradient_and_hessian_product, gradients, twin
 from keras_lottery.blocks.criteria.registry import require_data, register
 from keras_lottery.blocks.discovery import branch_weights
 
@@ -53,8 +53,7 @@ def grasp(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
     batches = require_data(data, "grasp")
     exact = twin(model, exact_batch_norm=True)
     variables = exact.trainable_variables
-    g = gradients(exact, batches, loss, training=training)
-    hg = hessian_vector_product(exact, batches, loss, g, training=training)
+    _, hg = gradient_and_hessian_product(exact, batches, loss, training=training)
     saliency = [np.asarray(v.numpy(), np.float64) * h for v, h in zip(variables, hg)]
     return _aggregate(saliency, exact, blocks, variables, aggregate)
 
