@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf  # tf.summary: TensorBoard event files
 
+from keras_lottery import compat
 from keras_lottery.masking import zero_optimizer_state
 from keras_lottery.sparsity.wrapper import pruning_wrappers
 
@@ -28,6 +29,9 @@ class UpdatePruningStep(keras.callbacks.Callback):
     a turn that falls inside a group of ``N`` steps is applied before the next group (never early,
     at most ``N - 1`` steps late). A model whose layers are built by its first training step (a
     subclassed model never called before ``fit``) gets the turns of that step before the second.
+    The counter is read (a host sync) only when a turn could be due, once the callback has seen that
+    the layers count at most ``steps_per_execution`` steps per call; a loop that calls the model more
+    often with ``training=True`` is read at every call.
     ``on_epoch_end`` re-multiplies the weights by their masks (a no-op
     unless weights were set from outside), as TFMOT's callback does.
 
@@ -48,6 +52,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._done = []  # per wrapper: the last step whose turn was handled
         self._clock = 0  # the first wrapper's pruning_step at the last call
         self._baseline = None  # (optimizer iterations, first counter) until counting is checked
+        self._calls, self._verified, self._turn_free = 0, False, 0
 
     def on_train_begin(self, logs=None):
         self._wrappers = pruning_wrappers(self.model)
@@ -64,6 +69,9 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._steps = [int(_value(w.pruning_step)) for w in self._wrappers]
         self._done = [0] * len(self._wrappers) if fresh else list(self._steps)
         self._clock = self._steps[0]
+        self._calls = 0  # calls since the counter was last read
+        self._verified = False  # whether the layers count at most steps_per_execution steps per call
+        self._turn_free = min(self._done)  # the last step known to be no wrapper's turn
         optimizer = getattr(self.model, "optimizer", None)
         self._baseline = None if optimizer is None else (int(_value(optimizer.iterations)), self._clock)
         self._ready = True
@@ -88,12 +96,20 @@ class UpdatePruningStep(keras.callbacks.Callback):
             if not all(w.built for w in self._wrappers):
                 return  # built by the first step of a model that was never called
             self._setup(fresh=True)
-        # One read per call: every wrapper counts the same training steps, so the first one's counter
-        # tells how many steps ran since the last call (several when steps_per_execution > 1).
+        # Reading a counter is a host sync. Once the counting is checked, the counter is read only when
+        # a turn could be due: since the last read, each call followed at most steps_per_execution steps.
+        self._calls += 1
+        bound = self._clock + self._calls * compat.steps_per_execution(self.model)
+        if self._verified and not self._turn_possible(bound + 1):
+            return
+        # Every wrapper counts the same training steps, so the first one's counter tells how many steps
+        # ran since the last read (several when steps_per_execution > 1).
         now = int(_value(self._wrappers[0].pruning_step))
         if self._baseline is not None:
             self._check_counting(now)
-        elapsed, self._clock = now - self._clock, now
+        elif now > self._clock:  # a model that counts more than once per step is read at every call
+            self._verified = now <= bound
+        elapsed, self._clock, self._calls = now - self._clock, now, 0
         optimizer = getattr(self.model, "optimizer", None)
         for i, wrapper in enumerate(self._wrappers):
             self._steps[i] += elapsed
@@ -106,6 +122,16 @@ class UpdatePruningStep(keras.callbacks.Callback):
                 density = float(np.mean([np.mean(_value(m)) for m in wrapper.mask_variables().values()]))
                 self.history.append((turn[0], wrapper.name, density))
             self._done[i] = upcoming
+        self._turn_free = max(self._turn_free, min(self._done))  # turns up to here are handled
+
+    def _turn_possible(self, upcoming):
+        """Whether any wrapper has a pruning turn at a step after those already looked at, up to ``upcoming``."""
+        schedules = {(id(w.pruning_schedule), w.sparsity_m_by_n): w for w in self._wrappers}
+        for step in range(self._turn_free + 1, upcoming + 1):
+            if any(wrapper.turn(step)[0] for wrapper in schedules.values()):
+                return True
+            self._turn_free = step
+        return False
 
     def on_epoch_end(self, epoch, logs=None):
         for wrapper in self._wrappers:

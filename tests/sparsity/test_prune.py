@@ -203,6 +203,24 @@ def test_custom_training_loop_recipe(mlp):
         assert int(wrapper.pruning_step.numpy()) == 8
 
 
+def test_turns_are_found_when_the_model_counts_twice_per_step(mlp):
+    """A loop that calls the model twice with training=True per step (two counted steps per callback
+    call): the callback, which skips reading the counter when no turn can be due, must notice and
+    still apply every turn at the call where it is reached."""
+    x, _ = _data()
+    pruned = sparsity.prune_low_magnitude(mlp, pruning_schedule=ConstantSparsity(0.5, 0, frequency=3))
+    step_callback = sparsity.UpdatePruningStep()
+    step_callback.set_model(pruned)
+    step_callback.on_train_begin()
+    for _ in range(8):  # counter after the loop: 16
+        step_callback.on_train_batch_begin(batch=-1)
+        pruned(x[:4], training=True)
+        pruned(x[4:8], training=True)
+    # the calls see counters 0, 2, ..., 14, so the upcoming steps are 1, 3, ..., 15: each turn (every third
+    # step) is applied at the first call whose upcoming step reaches it
+    assert [s for s, name, _ in step_callback.history if name == "fc1"] == [3, 6, 9, 12, 15]
+
+
 def test_m_by_n_training_keeps_exact_two_of_four(conv_model):
     x = np.random.default_rng(0).normal(size=(32, 8, 8, 3)).astype("float32")
     y = np.random.default_rng(1).integers(0, 5, 32)
