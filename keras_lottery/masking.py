@@ -76,9 +76,12 @@ def is_prunable(layer):
 def _masked_gradient(value, mask_value):
     """``value`` unchanged in the forward pass; its gradient multiplied by ``mask_value``.
 
-    Sparse gradients (``IndexedSlices``, e.g. from an ``Embedding`` lookup) stay sparse: only the
-    gathered rows of the mask are multiplied.
+    On TensorFlow, sparse gradients (``IndexedSlices``, e.g. from an ``Embedding`` lookup) stay sparse:
+    only the gathered rows of the mask are multiplied. Other backends use ``keras.ops.custom_gradient``.
     """
+    if keras.backend.backend() != "tensorflow":
+        return _masked_gradient_any_backend(value, mask_value)
+
     @tf.custom_gradient
     def identity(x):
         def grad(upstream):
@@ -88,6 +91,20 @@ def _masked_gradient(value, mask_value):
             return upstream * tf.cast(mask_value, upstream.dtype)
 
         return tf.identity(x), grad
+
+    return identity(value)
+
+
+def _masked_gradient_any_backend(value, mask_value):
+    mask_value = keras.ops.stop_gradient(mask_value)
+
+    @keras.ops.custom_gradient
+    def identity(x):
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream  # JAX passes it by keyword
+            return keras.ops.multiply(upstream, keras.ops.cast(mask_value, upstream.dtype))
+
+        return keras.ops.copy(x), grad
 
     return identity(value)
 
@@ -210,6 +227,11 @@ class MaskedLayer(keras.layers.Wrapper):
             mapping = [(v, keras.ops.multiply(v.value, keras.ops.cast(m.value, v.dtype))) for _, v, m in self._prunable]
         else:  # dead stored entries are exactly 0 already (module doc): only the gradient needs the mask
             mapping = [(v, _masked_gradient(v.value, m.value)) for _, v, m in self._prunable]
+        if keras.backend.backend() != "tensorflow":
+            # JAX trains statelessly: the enclosing scope holds every variable's value, and a nested
+            # scope does not look there, so the wrapped layer's other variables are mapped too.
+            masked = {id(v) for _, v, _ in self._prunable}
+            mapping += [(v, v.value) for v in self.layer.variables if id(v) not in masked]
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True, initialize_variables=False) as scope:
             outputs = self.layer(inputs, *args, **kwargs)
         # The scope holds back variable updates and losses made by the wrapped layer: pass them on.
