@@ -129,6 +129,21 @@ def _convert_layers(config, dtype, exact_batch_norm):
                                 registered_name="DepthwiseGroupedConv2D")
 
 
+def _double_backward(model, values, frozen, x, y, loss, training, vector=None):
+    """``(g, H v)`` on one batch, inside a ``tf.function``: the loss gradient ``g`` w.r.t. ``values`` and
+    the Hessian times ``vector`` (``g`` itself, held constant, when ``vector`` is None)."""
+    with tf.GradientTape() as outer:
+        outer.watch(values)
+        with tf.GradientTape() as inner:
+            inner.watch(values)
+            outputs, _ = model.stateless_call(values, frozen, x, training=training)
+            value = loss(y, outputs)
+        first = _dense(inner.gradient(value, values), values)
+        vector = [tf.stop_gradient(g) for g in first] if vector is None else vector
+        dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(first, vector)])
+    return first, _dense(outer.gradient(dot, values), values)
+
+
 def hessian_vector_product(model, batches, loss, vector, training=True):
     """``H @ vector`` for the Hessian ``H`` of the batch-averaged loss w.r.t. ``model.trainable_variables``.
 
@@ -143,15 +158,7 @@ def hessian_vector_product(model, batches, loss, vector, training=True):
 
     @tf.function(reduce_retracing=True)
     def batch_product(values, vector, x, y):
-        with tf.GradientTape() as outer:
-            outer.watch(values)
-            with tf.GradientTape() as inner:
-                inner.watch(values)
-                outputs, _ = model.stateless_call(values, frozen, x, training=training)
-                value = loss(y, outputs)
-            first = inner.gradient(value, values)
-            dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(first, vector) if g is not None])
-        return _dense(outer.gradient(dot, values), values)
+        return _double_backward(model, values, frozen, x, y, loss, training, vector)[1]
 
     return _batch_average(lambda x, y: batch_product(values, vector, x, y), values, batches)
 
@@ -169,19 +176,6 @@ def gradient_and_hessian_product(model, batches, loss, training=True):
         return g, hessian_vector_product(model, batches, loss, g, training=training)
     values = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
     frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
-
-    @tf.function
-    def both(values, x, y):
-        with tf.GradientTape() as outer:
-            outer.watch(values)
-            with tf.GradientTape() as inner:
-                inner.watch(values)
-                outputs, _ = model.stateless_call(values, frozen, x, training=training)
-                value = loss(y, outputs)
-            first = _dense(inner.gradient(value, values), values)
-            dot = tf.add_n([tf.reduce_sum(g * tf.stop_gradient(g)) for g in first])
-        return first, _dense(outer.gradient(dot, values), values)
-
     (x, y), = batches
-    first, product = both(values, x, y)
+    first, product = tf.function(_double_backward)(model, values, frozen, x, y, loss, training)
     return [f.numpy() for f in first], [p.numpy() for p in product]
