@@ -1,0 +1,1 @@
+"""Robustness of tickets (placeholder)."""
