@@ -1,6 +1,7 @@
 """The robustness evaluation's settings, as a dataclass that becomes the binary's flags."""
 
 import dataclasses
+import os
 
 from keras_lottery.robustness import attacks, corruptions
 
@@ -9,13 +10,27 @@ def _split(text):
     return [item.strip() for item in str(text).split(",") if item.strip()]
 
 
+def split_paths(text):
+    """Comma-separated paths, where a path may itself contain commas: at each position the longest run
+    of comma-joined pieces that exists is one path (a piece that starts no existing path stands alone)."""
+    pieces = [p.strip() for p in str(text).split(",")]
+    out, start = [], 0
+    while start < len(pieces):
+        end = next((j for j in range(len(pieces), start, -1) if os.path.exists(",".join(pieces[start:j]))), start + 1)
+        path = ",".join(pieces[start:end])
+        if path:
+            out.append(path)
+        start = end
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class RobustnessHparams:
     """What a robustness evaluation measures, on which models.
 
     Attributes:
       runs: comma-separated: one layer-lottery run directory, IMP run directories (one per replicate)
-        or .keras files (the first is the reference).
+        or .keras files (the first is the reference); commas inside existing paths are kept.
       levels: IMP levels evaluated besides the dense level 0 (comma-separated; empty: every level).
       corruptions: comma-separated corruption names, or all (the 15 of CIFAR-10-C and the extra ones
         that apply), standard (the 15), none.
@@ -50,7 +65,9 @@ class RobustnessHparams:
 
     @property
     def run_list(self):
-        return _split(self.runs)
+        """``runs`` as paths. Run directories' names hold commas (``levels=1,rate=0.5``), so a comma
+        separates two paths only where the text before it is not part of a longer existing path."""
+        return split_paths(self.runs)
 
     @property
     def level_list(self):
