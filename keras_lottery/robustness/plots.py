@@ -18,6 +18,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, axes, path):
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _groups(inventory):
     out = {}
     for entry in inventory.entries:
@@ -44,11 +52,7 @@ def accuracy_vs_severity(inventory, results, path):
             ax.plot(range(len(curves[0])), 100 * np.mean(curves, axis=0), marker="o", label=group)
         ax.set_title(family)
         ax.set_xlabel("severity (0 = clean)")
-    axes[0][0].set_ylabel("accuracy (%)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, axes, path)
 
 
 def accuracy_vs_epsilon(inventory, results, path):
@@ -65,8 +69,4 @@ def accuracy_vs_epsilon(inventory, results, path):
             ax.plot([float(e) for e in epsilons], 100 * np.mean(values, axis=0), marker="o", label=group)
         ax.set_title(label.upper())
         ax.set_xlabel("epsilon (L-inf, pixels in [0, 1])")
-    axes[0][0].set_ylabel("accuracy (%)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, axes, path)
