@@ -94,7 +94,7 @@ class CorruptionSuite:
         for i, name in enumerate(missing):
             self.get(name)
             if bar is not None:
-                bar.update(i + 1, values=[("seconds", time.perf_counter() - start)], finalize=i + 1 == len(missing))
+                bar.update(i + 1, finalize=i + 1 == len(missing))
         return time.perf_counter() - start
 
 
