@@ -45,10 +45,15 @@ USER_ERRORS = (ValueError, data.DatasetNotFoundError)
 RUN_ERRORS = (files.DamagedFileError, runs.RunDirectoryMismatch, runs.RunDirectoryError)
 
 
-def hparams_from_flags(**groups):
-    """``{"dataset", "model", "training"}`` plus ``groups`` (name -> dataclass), built from the parsed
-    flags and validated, so every flag is checked before data is loaded or anything is written."""
+STANDARD = ("dataset", "model", "training")
+
+
+def hparams_from_flags(standard=STANDARD, **groups):
+    """The ``standard`` groups (``dataset``, ``model``, ``training``) plus ``groups`` (name -> dataclass),
+    built from the parsed flags and validated, so every flag is checked before data is loaded or
+    anything is written."""
     classes = {"dataset": data.DatasetHparams, "model": training.ModelHparams, "training": training.TrainingHparams}
+    classes = {name: cls for name, cls in classes.items() if name in standard}
     classes.update(groups)
     hparams = {name: runs.from_flags(cls) for name, cls in classes.items()}
     for value in hparams.values():
@@ -89,7 +94,7 @@ def _open_strategy(run, batch_size):
     return run, strategy, chief
 
 
-def start(experiment, groups=None, check=None):
+def start(experiment, groups=None, check=None, standard=STANDARD):
     """Everything a binary does before its library call, with one-line errors and nothing written on failure.
 
     Builds and validates the hyper-parameters (the standard groups plus ``groups``) and the shared
@@ -100,19 +105,25 @@ def start(experiment, groups=None, check=None):
     this process (``runs.RunDirectory.lock``: a second copy of the command is refused) and created
     (``hparams.json``); a resumed run says what it found.
 
+    A binary that trains nothing (``experiments.robustness``) passes ``standard=("dataset",)`` and a
+    ``check``: no model or training flags, data seed 0.
+
     Returns:
       ``(run, hparams, datasets, checked)``: the prepared ``RunDirectory``, ``{group: dataclass}``, the
       ``Datasets`` and what ``check`` returned (None without one).
     """
     try:
-        hparams = hparams_from_flags(**(groups or {}))
+        hparams = hparams_from_flags(standard, **(groups or {}))
         check_flags()
         run = runs.RunDirectory(FLAGS.run_root, experiment, hparams, name=FLAGS.run_name or None)
         run.check()
         run, strategy, chief = _open_strategy(run, hparams["dataset"].batch_size)
-        datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed)
-        total = training.check(hparams, datasets) if check is None else \
-            training.total_steps(hparams["training"], datasets.steps_per_epoch)
+        trains = "training" in hparams
+        datasets = data.load(hparams["dataset"], data_seed=hparams["training"].data_seed if trains else 0)
+        if check is None:
+            total = training.check(hparams, datasets)
+        else:
+            total = training.total_steps(hparams["training"], datasets.steps_per_epoch) if trains else None
         checked = check(hparams, datasets) if check is not None else total
         if FLAGS.eval_every and eval_every(datasets.steps_per_epoch, total) < 1:
             raise ValueError(f"--eval_every={FLAGS.eval_every!r} is less than one iteration.")

@@ -54,6 +54,12 @@ TABLES = ("table.csv", "table.json", "table.md")
 REWIND_POINTS = "rewind_points"     # rewind_points/k_<k>.npz
 PRETRAIN = "pretrain"               # the dense training up to the largest k
 STABILITY = "stability.json"        # k_<k>/stability.json: the error curves at k
+# Robustness (robustness.evaluate).
+MODEL_RESULTS = "models"            # models/<id>.json: one evaluated model's accuracies (written once it is done)
+SUMMARY_TABLES = ("summary.csv", "summary.json", "summary.md")  # mean and spread over replicates, per group
+SEVERITY_PLOT = "accuracy_vs_severity.png"
+EPSILON_PLOT = "accuracy_vs_epsilon.png"
+CORRUPTION_CACHE = "corruptions"    # <run_root>/corruptions/<dataset>/<test-set key>/<corruption>.npy
 _TICKET = re.compile(r"^ticket_(?P<criterion>.+)_p(?P<p>\d+)_r(?P<replicate>\d+)\.keras$")
 _LEVEL = re.compile(r"^level_(\d+)$")
 
@@ -115,6 +121,16 @@ def rewind_point_file(directory, step):
 def stability_dir(directory, step):
     """Stability: the directory of the two copies trained from step ``step``."""
     return os.path.join(directory, f"k_{int(step)}")
+
+
+def model_result_file(directory, model_id):
+    """Robustness: the accuracies of model ``model_id`` in a robustness run directory."""
+    return os.path.join(directory, MODEL_RESULTS, f"{model_id}.json")
+
+
+def corruption_cache(root, dataset):
+    """Robustness: where the corrupted test images of ``dataset`` are cached, under the run root."""
+    return os.path.join(root, CORRUPTION_CACHE, _clean(dataset))
 
 
 class RunDirectoryMismatch(ValueError):

@@ -115,6 +115,13 @@ class Datasets:
 
     # -- preprocessing -------------------------------------------------------------------------
 
+    @property
+    def normalization(self):
+        """``(scale, mean, std)``: a model's input is ``(images / scale - mean) / std`` per channel, where
+        ``images / scale`` lies in [0, 1] (``scale`` is 255 for uint8 data); ``mean`` and ``std`` come
+        from the training split (zeros and ones without ``normalize``)."""
+        return float(self._scale), self._mean.astype(np.float32), self._std.astype(np.float32)
+
     def _preprocess(self, images):
         images = tf.cast(images, tf.float32) / self._scale
         return (images - self._mean.astype(np.float32)) / self._std.astype(np.float32)

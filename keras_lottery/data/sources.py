@@ -120,12 +120,9 @@ def _tfds_reachable(timeout=3.0):
         return False
 
 
-def from_tfds(name, data_dir=None, download=True):
-    """Loads a TFDS image-classification dataset (``image``/``label`` features) into memory.
-
-    Returns ``(arrays, None)`` on success, or ``(None, reason)`` saying why TFDS could not serve it.
-    Downloads only when the TFDS servers answer, so an offline machine fails in seconds.
-    """
+def _tfds_builder(name, data_dir=None, download=True):
+    """``(builder, None)`` for a prepared TFDS dataset (downloaded here if needed and possible), or
+    ``(None, reason)``. Downloads only when the TFDS servers answer, so an offline machine fails in seconds."""
     try:  # imported here, not at the top: tensorflow_datasets takes seconds to import and most runs never need it
         import tensorflow_datasets as tfds
     except ImportError as error:  # pragma: no cover - a dependency of the package
@@ -144,14 +141,37 @@ def from_tfds(name, data_dir=None, download=True):
             builder.download_and_prepare()
         except Exception as error:
             return None, f"TFDS download into {location} failed ({type(error).__name__}: {error})"
+    return builder, None
+
+
+def _tfds_split(builder, split, batched=False):
+    import tensorflow_datasets as tfds  # loaded already by _tfds_builder
+
+    if not batched:
+        images, labels = tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True, batch_size=-1))
+        return images, labels.astype(np.int64)
+    # in batches: also works where the split's size is not recorded (TFDS's mock data, some community sets)
+    parts = list(tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True).batch(1024)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
+
+
+def from_tfds(name, data_dir=None, download=True):
+    """Loads a TFDS image-classification dataset (``image``/``label`` features) into memory.
+
+    Returns ``(arrays, None)`` on success, or ``(None, reason)`` saying why TFDS could not serve it.
+    Downloads only when the TFDS servers answer, so an offline machine fails in seconds.
+    """
+    builder, reason = _tfds_builder(name, data_dir, download)
+    if builder is None:
+        return None, reason
+    location = builder.data_dir
     splits = builder.info.splits
     test_split = "test" if "test" in splits else None
     if "train" not in splits or test_split is None:
         return None, f"TFDS dataset {name!r} has splits {sorted(splits)}; need 'train' and 'test'"
-    x_train, y_train = tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, batch_size=-1))
-    x_test, y_test = tfds.as_numpy(builder.as_dataset(split=test_split, as_supervised=True, batch_size=-1))
-    return Arrays(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64),
-                  source=f"TFDS {name} in {location}"), None
+    x_train, y_train = _tfds_split(builder, "train")
+    x_test, y_test = _tfds_split(builder, test_split)
+    return Arrays(x_train, y_train, x_test, y_test, source=f"TFDS {name} in {location}"), None
 
 
 def _is_prepared(builder):
@@ -248,3 +268,50 @@ def find(name, data_dir=None, download=True):
     if name in DEBIAN_PACKAGES:
         hint += f"; or apt-get install dataset-{DEBIAN_PACKAGES[name]}"
     raise DatasetNotFoundError(f"Dataset {name!r} was not found. Tried: " + "; ".join(tried) + f". {hint}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# A test set alone (distribution shift: CIFAR-10.1, CIFAR-10-C, ...)
+
+
+def _test_split_from_dir(directory):
+    """``(x_test, y_test, source)`` from t10k IDX files or a .npz with x_test and y_test, or None."""
+    images, labels = _find_file(directory, "t10k-images-idx3-ubyte"), _find_file(directory, "t10k-labels-idx1-ubyte")
+    if images and labels:
+        x = read_idx(images)
+        return (x[..., None] if x.ndim == 3 else x), read_idx(labels).astype(np.int64), f"IDX files in {directory}"
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".npz"):
+            path = os.path.join(directory, name)
+            with np.load(path) as npz:
+                if {"x_test", "y_test"} <= set(npz.files):
+                    x = npz["x_test"]
+                    return (x[..., None] if x.ndim == 3 else x), npz["y_test"].astype(np.int64).ravel(), \
+                        f"NumPy file {path}"
+    return None
+
+
+def find_test_set(spec, data_dir=None, download=True):
+    """A test set on its own: ``(x_test, y_test, source)``.
+
+    ``spec`` is a directory (t10k IDX files, or a .npz holding x_test and y_test) or a TFDS name
+    whose ``test`` split is used (``cifar10_1``, ``cifar10_corrupted/fog_3``; from ``data_dir``, or
+    downloaded when TFDS's servers answer). Raises ``DatasetNotFoundError`` (one line) saying what
+    was tried.
+    """
+    if os.path.isdir(spec):
+        found = _test_split_from_dir(spec)
+        if found:
+            return found
+        raise DatasetNotFoundError(f"Test set directory {spec!r} holds no t10k-images-idx3-ubyte[.gz] and "
+                                   "t10k-labels-idx1-ubyte[.gz], and no .npz with x_test and y_test.")
+    builder, reason = _tfds_builder(spec, data_dir=data_dir, download=download)
+    if builder is not None:
+        try:
+            x, y = _tfds_split(builder, "test", batched=True)
+            return x, y, f"TFDS {spec} (test split) in {builder.data_dir}"
+        except Exception as error:  # no test split, or features other than image/label
+            reason = f"TFDS dataset {spec!r} has no usable test split ({type(error).__name__}: " \
+                     f"{str(error).splitlines()[0][:160] if str(error) else ''})"
+    raise DatasetNotFoundError(f"Test set {spec!r} was not found: {reason}. Give a directory of t10k IDX files or a "
+                               ".npz with x_test and y_test, or a prepared TFDS directory with --data_dir.")

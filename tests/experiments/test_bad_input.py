@@ -1,9 +1,9 @@
-"""The bad-input matrix: every user error of the five binaries is one line on stderr, a non-zero exit,
+"""The bad-input matrix: every user error of the six binaries is one line on stderr, a non-zero exit,
 and nothing written; damaged files name themselves and what to do; locks, resumes and finished work.
 
 Each binary's cases run in one fresh interpreter (``bad_input_driver.py``: TensorFlow is imported
 once per binary, not once per case); the cases of one binary run in order, so a case may damage the
-run an earlier one made. The export and stability cases use the IMP run the imp cases make.
+run an earlier one made. The export, stability and robustness cases use the IMP run the imp cases make.
 """
 
 import fcntl
@@ -155,11 +155,31 @@ def export_cases(root):
     ]
 
 
+def robustness_cases(root):
+    tiny = ["--runs={run}", "--test_subset=16", "--attack_subset=8", "--epsilons=0,0.1", "--corruptions=fog,contrast"]
+    return [
+        _error("unknown_corruption", ["--runs={run}", "--corruptions=fog,blizzard"], "Unknown corruption 'blizzard'"),
+        _error("severity_zero", ["--runs={run}", "--severities=0,1"], "severity must be 1..5, got 0"),
+        _error("severity_six", ["--runs={run}", "--severities=5,6"], "severity must be 1..5, got 6"),
+        _error("negative_epsilon", ["--runs={run}", "--epsilons=0,-0.1"], "each in [0, 1], got -0.1"),
+        _error("no_runs", [], "--runs is empty"),
+        _error("wrong_kind_of_run", [f"--runs={root}/not_a_lottery"], "is not a layer-lottery or IMP run directory",
+               [["write", f"{root}/not_a_lottery/hparams.json", '{"dataset": {}, "training": {}}']]),
+        _error("missing_level", ["--runs={run}", "--levels=7"], "has no level(s) 7"),
+        _error("other_data_settings", ["--runs={run}", "--batch_size=16"],
+               "--batch_size: the runs have 32, the command 16"),
+        _error("saturate_on_grayscale", ["--runs={run}", "--corruptions=saturate"], "needs RGB images"),
+        _ok("ok", [*tiny, "--run_name=r"], "Robustness (imp, 2 models)"),
+        _ok("finished_is_reported", [*tiny, "--run_name=r"], "Resuming: finished"),
+    ]
+
+
 MATRIX = {"experiments.train": (train_cases, "train"), "experiments.imp": (imp_cases, "imp"),
           "experiments.layer_lottery": (lottery_cases, "layer_lottery"),
-          "experiments.stability": (stability_cases, "stability"), "experiments.export": (export_cases, "export")}
+          "experiments.stability": (stability_cases, "stability"), "experiments.export": (export_cases, "export"),
+          "experiments.robustness": (robustness_cases, "robustness")}
 COMMON = {"experiments.imp": IMP, "experiments.layer_lottery": LOTTERY, "experiments.stability": STABILITY,
-          "experiments.train": TINY, "experiments.export": []}
+          "experiments.train": TINY, "experiments.export": [], "experiments.robustness": []}
 
 
 def _fill(value, run):
@@ -188,7 +208,7 @@ class _Matrix:
         return cases
 
     def outcome(self, module, name):
-        if module in ("experiments.stability", "experiments.export") and "experiments.imp" not in self.outcomes:
+        if module in ("experiments.stability", "experiments.export", "experiments.robustness") and "experiments.imp" not in self.outcomes:
             self.outcome("experiments.imp", "ok")  # they use its run
         if module not in self.outcomes:
             self.outcomes[module] = self._drive(module)
