@@ -3,7 +3,7 @@
 A *selection* is ``{group name: channel indices}`` (group names from
 :func:`~keras_lottery.filters.groups.find_groups`). :func:`remove_filters` rewrites the configuration
 (``filters`` / ``units`` of each source layer, a ``Reshape`` target that carries the channels), rebuilds
-the model and copies every weight with the removed channels' slices cut out. :func:`zero_filters` is
+the model and copies every weight with the removed channels' slices cut out. :func:`zeroed_weights` gives
 its masked twin: the same model with the removed channels forced to zero where they are made (filters,
 biases, batch-norm scale and shift, depthwise kernels), which computes exactly the slim model's
 function whenever every member of the group maps 0 to 0 (ReLU, swish, pooling, ``Add``; a sigmoid
@@ -19,7 +19,7 @@ import numpy as np
 
 from keras_lottery.filters.groups import check_model, find_groups
 
-__all__ = ["check_selection", "remove_filters", "zero_filters"]
+__all__ = ["check_selection", "remove_filters", "zero_filters", "zeroed_weights"]
 
 
 def check_selection(model, selection, groups=None):
@@ -120,28 +120,39 @@ def remove_filters(model, selection, name=None, custom_objects=None):
     return slim
 
 
-def zero_filters(model, selection, custom_objects=None):
-    """A copy of ``model`` (same architecture) whose ``selection`` channels are zero where they are made.
+def zeroed_weights(model, selection, groups=None):
+    """``model.get_weights()`` with the ``selection`` channels zero where they are made (``model`` untouched).
 
-    The source filters and biases, and the members' per-channel weights (batch-norm scale and shift,
-    depthwise kernels and biases), of the selected channels are set to 0; batch-norm statistics and
-    consumers are kept. ``model`` is not modified. Used to check :func:`remove_filters` and to compare
-    a masked and a slim filter ticket.
+    The source filters and biases, and the members' per-channel trainable weights (batch-norm scale and
+    shift, depthwise kernels and biases), of the selected channels are 0; batch-norm statistics and the
+    consumers' kernel rows are kept. ``model.set_weights(zeroed_weights(model, selection))`` turns
+    ``model`` into the masked twin of ``remove_filters(model, selection)``.
     """
-    check_model(model, "zero_filters")
-    groups = find_groups(model)
+    check_model(model, "zeroed_weights")
+    groups = groups if groups is not None else find_groups(model)
     selection = check_selection(model, selection, groups)
-    twin = keras.Model.from_config(model.get_config(), custom_objects=custom_objects)
-    twin.set_weights(model.get_weights())
+    position = {id(w): i for i, w in enumerate(model.weights)}
+    values = model.get_weights()
     by_name = groups.by_name()
     for group_name, channels in selection.items():
         for s in by_name[group_name].slices:
             if s.role == "sink" or s.name in ("moving_mean", "moving_variance"):
                 continue
-            variable = twin.get_layer(s.layer).weights[s.weight]
-            value = keras.ops.convert_to_numpy(variable.value).copy()
-            index = [slice(None)] * value.ndim
+            i = position[id(model.get_layer(s.layer).weights[s.weight])]
+            index = [slice(None)] * values[i].ndim
             index[s.axis] = s.indices(channels)
-            value[tuple(index)] = 0
-            variable.assign(value)
+            values[i][tuple(index)] = 0
+    return values
+
+
+def zero_filters(model, selection, custom_objects=None):
+    """A copy of ``model`` (same architecture) with :func:`zeroed_weights`: the masked twin of the slim model.
+
+    ``model`` is not modified. Used to check :func:`remove_filters` and to compare a masked and a slim
+    filter ticket.
+    """
+    check_model(model, "zero_filters")
+    values = zeroed_weights(model, selection)
+    twin = keras.Model.from_config(model.get_config(), custom_objects=custom_objects)
+    twin.set_weights(values)
     return twin

@@ -58,6 +58,8 @@ def test_zoo_groups():
     assert len(find_groups(resnet).prunable) == 12
     conv4 = find_groups(kl.models.get("conv4", (16, 16, 3), 10))
     assert [g.size for g in conv4.prunable] == [64, 64, 128, 128, 256, 256]
+    vgg = find_groups(kl.models.get("vgg16", (32, 32, 3), 10))
+    assert len(vgg.prunable) == 13 and vgg.prunable[-1].sinks == ("predictions",)  # 13 convolutions
 
 
 def test_sequential_and_subclassed_models_are_refused(mlp):
