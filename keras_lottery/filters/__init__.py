@@ -8,11 +8,11 @@
 See docs/filter_tickets.md.
 """
 
-from keras_lottery.filters.budget import MATCHES, layer_ticket_budget, select
+from keras_lottery.filters.budget import MATCHES, describe, layer_ticket_budget, matched_ticket, select
 from keras_lottery.filters.groups import ChannelGroup, GroupList, WeightSlice, find_groups
 from keras_lottery.filters.removal import check_selection, remove_filters, zero_filters, zeroed_weights
 from keras_lottery.filters.scoring import CRITERIA, channel_scores, score, weight_saliency
 
 __all__ = ["CRITERIA", "MATCHES", "ChannelGroup", "GroupList", "WeightSlice", "channel_scores", "check_selection",
-           "find_groups", "layer_ticket_budget", "remove_filters", "score", "select", "weight_saliency",
+           "describe", "find_groups", "layer_ticket_budget", "matched_ticket", "remove_filters", "score", "select", "weight_saliency",
            "zero_filters", "zeroed_weights"]

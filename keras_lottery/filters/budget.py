@@ -17,8 +17,10 @@ import math
 import numpy as np
 
 from keras_lottery import metrics
+from keras_lottery.filters.groups import find_groups
+from keras_lottery.filters.removal import remove_filters
 
-__all__ = ["MATCHES", "layer_ticket_budget", "select"]
+__all__ = ["MATCHES", "describe", "layer_ticket_budget", "matched_ticket", "select"]
 
 MATCHES = ("filters", "params", "flops")
 _COST = {"filters": "filters_per_channel", "params": "params_per_channel", "flops": "flops_per_channel"}
@@ -95,3 +97,21 @@ def select(groups, scores, amount, match="filters", min_channels=1, min_fraction
         raise ValueError(f"Cannot remove {amount:,} {match} under the minimum of channels kept per group: at most "
                          f"{total:,.0f}.")
     return {name: sorted(channels) for name, channels in chosen.items()}
+
+
+def matched_ticket(model, layer_ticket, scores, match="filters", min_channels=1, min_fraction=0.0, name=None):
+    """The filter ticket of ``model`` that saves what ``layer_ticket`` saves (``match``), channels chosen by ``scores``.
+
+    Returns ``(ticket, selection)``: the slim model of :func:`~keras_lottery.filters.remove_filters` and
+    the ``{group name: channel indices}`` removed (see :func:`layer_ticket_budget` and :func:`select`).
+    """
+    groups = find_groups(model)
+    amount = layer_ticket_budget(model, layer_ticket, match)
+    selection = select(groups.prunable, scores, amount, match=match, min_channels=min_channels,
+                       min_fraction=min_fraction)
+    return remove_filters(model, selection, name=name), selection
+
+
+def describe(selection):
+    """A one-line summary of a selection: ``"group:count group:count ..."`` in the selection's order."""
+    return " ".join(f"{name}:{len(channels)}" for name, channels in selection.items())

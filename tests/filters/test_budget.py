@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery.filters import find_groups, layer_ticket_budget, remove_filters, select
+from keras_lottery.filters import describe, find_groups, layer_ticket_budget, matched_ticket, select
 
 
 def test_layer_ticket_budget_counts_the_removed_blocks():
@@ -34,9 +34,11 @@ def test_select_ranks_globally_and_keeps_a_minimum(tiny_graph):
 def test_matched_flops_are_close_to_the_layer_ticket():
     dense = kl.models.resnet_cifar(14, input_shape=(8, 8, 3), classes=4, width=4, seed=0)
     ticket = kl.blocks.remove(dense, ["stage1_block2_add"])
-    groups = find_groups(dense).prunable
     scores = kl.filters.score(dense, criterion="random", seed=0)
     amount = layer_ticket_budget(dense, ticket, "flops")
-    slim = remove_filters(dense, select(groups, scores, amount, match="flops"))
+    slim, selection = matched_ticket(dense, ticket, scores, match="flops", min_fraction=0.25, name="slim")
     saved = kl.metrics.flops(dense) - kl.metrics.flops(slim)
     assert saved == pytest.approx(amount, rel=0.15)  # first-order costs: neighbouring removals interact
+    sizes = {g.name: g.size for g in find_groups(dense).prunable}
+    assert all(sizes[n] - len(c) >= max(1, sizes[n] // 4) for n, c in selection.items())
+    assert describe(selection) == " ".join(f"{n}:{len(c)}" for n, c in selection.items())

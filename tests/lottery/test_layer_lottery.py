@@ -94,6 +94,26 @@ def test_algorithm_1_rewinds_to_epoch_i_and_replays_the_schedule(tiny, tmp_path)
     assert rows[0]["p"] == 2
 
 
+@pytest.mark.slow  # trains dense, a layer ticket and a filter ticket (about a minute on 2 cores)
+def test_filter_tickets_are_matched_trained_and_tabled(tiny, tmp_path):
+    datasets, model_hp = tiny
+    hp = training.TrainingHparams(lr=0.05, steps="1ep")
+    config = LayerLotteryHparams(criterion="snip", blocks="1", unit="layers,filters", match="flops")
+    directory, rows = _run(tmp_path, datasets, model_hp, hp, config)
+    assert [(r["unit"], r["p"]) for r in rows] == [("layers", 1), ("filters", 1)]
+    layers_row, filters_row = rows
+    # matched on FLOPs: the filter ticket saves about what the one-block layer ticket saves
+    assert filters_row["flops_down_pct"] == pytest.approx(layers_row["flops_down_pct"], abs=3)
+    assert filters_row["params_down_pct"] > 0 and ":" in filters_row["removed"]
+    ticket = keras.models.load_model(runs.ticket_file(directory, 0, "snip", 1, unit="filters"))
+    assert metrics.flops(ticket) == filters_row["flops"]
+    assert runs.parse_ticket_file(runs.ticket_file(directory, 0, "snip", 1, "filters"), with_unit=True) == (
+        "snip", 1, 0, "filters")
+    assert os.path.isfile(runs.scores_file(directory, 0, "snip", unit="filters"))
+    with open(os.path.join(directory, "table.csv")) as f:
+        assert [r["unit"] for r in csv.DictReader(f)] == ["layers", "filters"]
+
+
 def test_replicates_are_averaged_and_counted():
     rows = [{"replicate": r, "criterion": "grasp", "p": 1, "removed": "a", "ticket_accuracy": acc,
              "dense_accuracy": 0.8, "accuracy_diff_pp": 100 * (acc - 0.8), "energy_kwh": 1e-5 * (r + 1),
@@ -113,6 +133,11 @@ def test_replicates_are_averaged_and_counted():
     ({"blocks": "0"}, ">= 1"),
     ({"algorithm": "later"}, "--algorithm must be one of init, trained"),
     ({"rewind_epoch": 2}, "only meaningful with --algorithm=trained"),
+    ({"unit": "layers,blocks"}, "--unit takes layers, filters"),
+    ({"unit": "filters", "criterion": "hrank"}, "--unit=filters scores channels with .*; --criterion has hrank"),
+    ({"unit": "filters", "algorithm": "trained", "rewind_epoch": 1}, "needs --algorithm=init"),
+    ({"unit": "filters", "match": "layers"}, "--match must be one of filters, params, flops"),
+    ({"unit": "filters", "min_channel_fraction": 1.0}, r"--min_channel_fraction must be in \[0, 1\)"),
 ])
 def test_bad_settings_are_refused(changes, match):
     with pytest.raises(ValueError, match=match):
