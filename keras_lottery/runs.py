@@ -46,6 +46,7 @@ SPARSITY = "sparsity.json"          # a level's density report
 RESULTS = "results.csv"             # IMP: one row per trained network; stability: one row per k
 IMP_PLOT = "accuracy_vs_density.png"        # IMP: accuracy against density
 STABILITY_PLOT = "instability_vs_k.png"     # stability: instability against the rewind step
+UNITS_PLOT = "accuracy_diff_vs_p.png"       # layer lottery with filter tickets: accuracy difference against p
 # Layer lottery (lottery.layer_lottery).
 DENSE = "dense"                     # replicate_<r>/dense/: the dense model's training directory
 DENSE_TO_REWIND = "dense_to_rewind"  # replicate_<r>/dense_to_rewind/: Algorithm 1's training up to epoch i

@@ -26,6 +26,7 @@ Layout of a run directory (the names come from :mod:`keras_lottery.runs`)::
     replicate_<r>/<criterion>_p<p>/ training.fit directory of the ticket (<criterion>_p<p>_filters/)
     ticket_<criterion>_p<p>_r<r>.keras   the trained slim ticket (..._r<r>_filters.keras)
     table.csv, table.json, table.md      one row per (unit, criterion, p, replicate) and the means
+    accuracy_diff_vs_p.png               with filter tickets: accuracy difference against p, per unit and criterion
 """
 
 import csv
@@ -39,6 +40,7 @@ from keras_lottery import metrics as cost
 from keras_lottery.blocks.criteria import lowest, score
 from keras_lottery.blocks.discovery import find_blocks
 from keras_lottery.blocks.rewrite import remove
+from keras_lottery.lottery import plots
 from keras_lottery.lottery.hparams import ALGORITHMS, LayerLotteryHparams
 
 __all__ = ["ALGORITHMS", "LayerLotteryHparams", "TABLE_COLUMNS", "check", "check_model", "markdown_table",
@@ -198,6 +200,9 @@ def run(run_dir, datasets, hparams, *, emissions_factory=None, log=print):
                                      _costs(model, batch), dense_epoch, epoch_time, lottery.xi, unit))
     rows += _means(rows, lottery.xi)
     write_table(directory, rows)
+    if "filters" in lottery.units:
+        plots.accuracy_diff_vs_p(rows, os.path.join(directory, runs.UNITS_PLOT),
+                                 title=f"{model_hparams.model}: tickets at initialization against dense")
     runs.mark_complete(directory, "layer_lottery", tickets=len(lottery.criteria) * len(lottery.block_counts)
                        * lottery.replicates * len(lottery.units))
     return rows

@@ -12,7 +12,7 @@ import pytest
 from keras_lottery import data, metrics, models, runs, training
 from keras_lottery.blocks import find_blocks
 from keras_lottery.blocks import lottery as former_location
-from keras_lottery.lottery import LayerLotteryHparams, layer_lottery
+from keras_lottery.lottery import LayerLotteryHparams, layer_lottery, plots
 from tests.helpers import REPO
 
 
@@ -114,6 +114,14 @@ def test_filter_tickets_are_matched_trained_and_tabled(tiny, tmp_path):
         assert [r["unit"] for r in csv.DictReader(f)] == ["layers", "filters"]
 
 
+def test_the_units_plot_draws_means_and_spread(tmp_path):
+    rows = [{"replicate": r, "unit": unit, "criterion": "snip", "p": p, "accuracy_diff_pp": d + r}
+            for unit, d in (("layers", 0.5), ("filters", -1.0)) for p in (1, 2) for r in range(3)]
+    rows.append({"replicate": "mean", "unit": "layers", "criterion": "snip", "p": 1, "accuracy_diff_pp": 99.0})
+    path = plots.accuracy_diff_vs_p(rows, str(tmp_path / "units.png"), title="t")
+    assert os.path.getsize(path) > 5000
+
+
 def test_replicates_are_averaged_and_counted():
     rows = [{"replicate": r, "criterion": "grasp", "p": 1, "removed": "a", "ticket_accuracy": acc,
              "dense_accuracy": 0.8, "accuracy_diff_pp": 100 * (acc - 0.8), "energy_kwh": 1e-5 * (r + 1),
@@ -121,6 +129,7 @@ def test_replicates_are_averaged_and_counted():
     (mean,) = layer_lottery._means(rows, xi=0.0)
     assert mean["ticket_accuracy"] == pytest.approx(0.805) and mean["energy_kwh"] == pytest.approx(1.5e-5)
     assert mean["winning"] and mean["winning_replicates"] == "1/2"
+    assert mean["accuracy_diff_sd_pp"] == pytest.approx(round(2 ** 0.5 * 1.5, 2))  # sample SD of +2 and -1 pp
     (strict,) = layer_lottery._means([dict(r, dense_accuracy=0.81) for r in rows], xi=0.0)
     assert not strict["winning"]
     (tolerant,) = layer_lottery._means([dict(r, dense_accuracy=0.81) for r in rows], xi=0.01)
