@@ -33,7 +33,6 @@ def test_snip_is_the_owned_sum_of_weight_saliencies(tiny_graph, images8):
     assert all(np.all(v >= 0) for v in scores.values())
 
 
-@pytest.mark.slow  # double back-propagation on a twin: GraSP's saliency itself is tested in tests/blocks
 def test_grasp_is_sign_aware_and_synflow_data_free(tiny_graph, images8):
     grasp = score(tiny_graph, images8, criterion="grasp")
     assert all(np.all(np.isfinite(v)) for v in grasp.values())
