@@ -1,7 +1,10 @@
-"""Layer tickets (Jordao et al.): remove the weakest residual blocks, train, compare with dense.
+"""Layer tickets (Jordao et al.): remove the weakest residual blocks, train, compare with dense;
+with ``--unit=layers,filters``, also filter tickets matched to each layer ticket (``--match``).
 
     python -m experiments.layer_lottery --model=resnet20 --dataset=fashion_mnist \
         --criterion=grasp,random --blocks=1,2,3,4 --replicates=2
+    python -m experiments.layer_lottery --model=resnet20 --dataset=fashion_mnist \
+        --criterion=snip,grasp --blocks=1,2,3 --unit=layers,filters --match=filters --replicates=3
 
 Writes ``<run_root>/layer_lottery/<changed flags>/`` with the dense and ticket trainings, the block
 scores, the slim tickets as ``.keras`` files, and the table (``table.csv``, ``table.json``,
@@ -32,7 +35,8 @@ def main(argv):
     print(found.summary())
     rows = common.run_library(lottery.layer_lottery.run, run, datasets, hparams,
                               emissions_factory=common.emissions_factory())
-    print(f"\nLayer tickets ({hparams['lottery'].algorithm}), differences against the dense model:\n")
+    print(f"\n{' and '.join(hparams['lottery'].units).capitalize()} tickets ({hparams['lottery'].algorithm}), "
+          f"differences against the dense model:\n")
     print(lottery.layer_lottery.markdown_table(rows))
     table = lottery.layer_lottery.table_paths(run.path)["md"]
     print(f"Table: {table} (also .csv, .json); tickets: {run.path}/ticket_*.keras")

@@ -10,8 +10,8 @@ The density report that used to be called ``keras_lottery.sparsity(model)`` is `
 the old call still works for one release, with a ``DeprecationWarning``.
 """
 
-from keras_lottery import (blocks, callbacks, compat, data, distribute, export, files, layers, lottery, masking, masks,
-                           metrics, models, pruning, robustness, runs, schedules, sparsity, training, wrappers)
+from keras_lottery import (blocks, callbacks, compat, data, distribute, export, files, filters, layers, lottery, masking,
+                           masks, metrics, models, pruning, robustness, runs, schedules, sparsity, training, wrappers)
 from keras_lottery.masking import MaskedLayer, apply_mask, copy_weights, mask, strip, zero_optimizer_state
 from keras_lottery.masking import sparsity as sparsity_report
 from keras_lottery.masks import Mask
@@ -19,6 +19,6 @@ from keras_lottery.pruning import GlobalMagnitude, LayerwiseMagnitude, RandomPru
 from keras_lottery.version import __version__
 
 __all__ = ["GlobalMagnitude", "LayerwiseMagnitude", "Mask", "MaskedLayer", "RandomPruning", "__version__", "apply_mask",
-           "blocks", "callbacks", "compat", "copy_weights", "data", "distribute", "export", "files", "layers",
+           "blocks", "callbacks", "compat", "copy_weights", "data", "distribute", "export", "files", "filters", "layers",
            "lottery", "mask", "masking", "masks", "metrics", "models", "prune", "pruning", "robustness", "runs", "schedules",
            "sparsity", "sparsity_report", "strip", "training", "wrappers", "zero_optimizer_state"]

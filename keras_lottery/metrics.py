@@ -60,6 +60,7 @@ _OP_ELEMENTWISE = {
     "HardSigmoid", "HardSwish", "HardSilu", "Silu", "Swish", "Gelu", "Tanh", "Erf", "Elu", "Selu",
     "LeakyRelu", "Softplus", "Clip", "Where", "Reciprocal", "Sign", "Mod", "Softmax", "LogSoftmax",
 }
+ELEMENTWISE_OPS = frozenset(_OP_ELEMENTWISE)  # operation classes computed element by element (public: filters)
 _OP_REDUCTION = {"Mean", "Sum", "Max", "Min", "Prod", "Std", "Var", "Norm", "Logsumexp"}
 
 

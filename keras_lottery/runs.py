@@ -46,6 +46,7 @@ SPARSITY = "sparsity.json"          # a level's density report
 RESULTS = "results.csv"             # IMP: one row per trained network; stability: one row per k
 IMP_PLOT = "accuracy_vs_density.png"        # IMP: accuracy against density
 STABILITY_PLOT = "instability_vs_k.png"     # stability: instability against the rewind step
+UNITS_PLOT = "accuracy_diff_vs_p.png"       # layer lottery with filter tickets: accuracy difference against p
 # Layer lottery (lottery.layer_lottery).
 DENSE = "dense"                     # replicate_<r>/dense/: the dense model's training directory
 DENSE_TO_REWIND = "dense_to_rewind"  # replicate_<r>/dense_to_rewind/: Algorithm 1's training up to epoch i
@@ -60,7 +61,8 @@ SUMMARY_TABLES = ("summary.csv", "summary.json", "summary.md")  # mean and sprea
 SEVERITY_PLOT = "accuracy_vs_severity.png"
 EPSILON_PLOT = "accuracy_vs_epsilon.png"
 CORRUPTION_CACHE = "corruptions"    # <run_root>/corruptions/<dataset>/<test-set key>/<corruption>.npy
-_TICKET = re.compile(r"^ticket_(?P<criterion>.+)_p(?P<p>\d+)_r(?P<replicate>\d+)\.keras$")
+_TICKET = re.compile(r"^ticket_(?P<criterion>.+)_p(?P<p>\d+)_r(?P<replicate>\d+)(?:_(?P<unit>filters))?\.keras$")
+UNITS = ("layers", "filters")  # layer lottery: what a ticket removes (residual blocks, or channels)
 _LEVEL = re.compile(r"^level_(\d+)$")
 
 
@@ -87,25 +89,37 @@ def replicate_dir(directory, replicate):
     return os.path.join(directory, f"replicate_{int(replicate)}")
 
 
-def scores_file(directory, replicate, criterion):
-    """Layer lottery: the block scores of ``criterion`` in ``replicate``."""
-    return os.path.join(replicate_dir(directory, replicate), f"scores_{criterion}.json")
+def _unit_suffix(unit):
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}.")
+    return "" if unit == "layers" else f"_{unit}"
 
 
-def ticket_training_dir(directory, replicate, criterion, p):
-    """Layer lottery: the training directory of the ticket without the ``p`` lowest blocks of ``criterion``."""
-    return os.path.join(replicate_dir(directory, replicate), f"{criterion}_p{int(p)}")
+def scores_file(directory, replicate, criterion, unit="layers"):
+    """Layer lottery: the block scores (``unit="filters"``: the channel scores) of ``criterion`` in ``replicate``."""
+    prefix = "scores" if unit == "layers" else f"{unit}_scores"
+    _unit_suffix(unit)
+    return os.path.join(replicate_dir(directory, replicate), f"{prefix}_{criterion}.json")
 
 
-def ticket_file(directory, replicate, criterion, p):
-    """Layer lottery: the trained slim ticket, ``ticket_<criterion>_p<p>_r<r>.keras`` in the run directory."""
-    return os.path.join(directory, f"ticket_{criterion}_p{int(p)}_r{int(replicate)}.keras")
+def ticket_training_dir(directory, replicate, criterion, p, unit="layers"):
+    """Layer lottery: the training directory of the ticket without the ``p`` lowest blocks of ``criterion``
+    (``unit="filters"``: of the filter ticket matched to it), ``<criterion>_p<p>[_filters]``."""
+    return os.path.join(replicate_dir(directory, replicate), f"{criterion}_p{int(p)}{_unit_suffix(unit)}")
 
 
-def parse_ticket_file(name):
-    """``(criterion, p, replicate)`` of a :func:`ticket_file` name, or None for another name."""
+def ticket_file(directory, replicate, criterion, p, unit="layers"):
+    """Layer lottery: the trained slim ticket, ``ticket_<criterion>_p<p>_r<r>[_filters].keras`` in the run directory."""
+    return os.path.join(directory, f"ticket_{criterion}_p{int(p)}_r{int(replicate)}{_unit_suffix(unit)}.keras")
+
+
+def parse_ticket_file(name, with_unit=False):
+    """``(criterion, p, replicate)`` of a :func:`ticket_file` name (``with_unit``: and its unit), or None."""
     match = _TICKET.match(os.path.basename(name))
-    return None if match is None else (match["criterion"], int(match["p"]), int(match["replicate"]))
+    if match is None:
+        return None
+    parsed = (match["criterion"], int(match["p"]), int(match["replicate"]))
+    return parsed + (match["unit"] or "layers",) if with_unit else parsed
 
 
 def ticket_files(directory):

@@ -116,3 +116,17 @@ def test_progress_names_finished_and_running_trainings(tmp_path):
     assert not runs.is_complete(str(tmp_path))
     runs.mark_complete(str(tmp_path), "imp", levels=1)
     assert runs.is_complete(str(tmp_path)) and json.load(open(tmp_path / runs.COMPLETE))["levels"] == 1
+
+
+def test_layer_lottery_names_carry_the_unit(tmp_path):
+    layers = runs.ticket_file(str(tmp_path), 2, "grasp", 3)
+    filters = runs.ticket_file(str(tmp_path), 2, "grasp", 3, unit="filters")
+    assert os.path.basename(layers) == "ticket_grasp_p3_r2.keras"
+    assert os.path.basename(filters) == "ticket_grasp_p3_r2_filters.keras"
+    assert runs.parse_ticket_file(filters) == ("grasp", 3, 2)
+    assert runs.parse_ticket_file(filters, with_unit=True) == ("grasp", 3, 2, "filters")
+    assert runs.parse_ticket_file(layers, with_unit=True) == ("grasp", 3, 2, "layers")
+    assert runs.ticket_training_dir("d", 0, "snip", 1, "filters").endswith(os.path.join("replicate_0", "snip_p1_filters"))
+    assert runs.scores_file("d", 0, "snip", unit="filters").endswith("filters_scores_snip.json")
+    with pytest.raises(ValueError, match="unit must be one of layers, filters"):
+        runs.ticket_file("d", 0, "snip", 1, unit="channels")

@@ -31,6 +31,8 @@ class DatasetHparams:
       batch_size: examples per training step (the global batch under a distribution strategy).
       validation_size: examples carved from the training split, deterministically, for validation.
       train_subset: when set, train on only this many of the remaining training examples.
+      test_subset: when set, evaluate the test split's first this many examples only (a smaller
+        compute budget; the accuracy's standard error grows as 1 / sqrt(test_subset)).
       augment: random crop with 4-pixel zero padding, plus horizontal flip when ``flip`` is set.
       flip: horizontal flips as part of ``augment`` (off for digits and other oriented images).
       normalize: standardize each channel with the training split's mean and standard deviation.
@@ -41,6 +43,7 @@ class DatasetHparams:
     batch_size: int = 128
     validation_size: int = 5000
     train_subset: int = 0
+    test_subset: int = 0
     augment: bool = False
     flip: bool = True
     normalize: bool = True
@@ -53,6 +56,8 @@ class DatasetHparams:
             raise ValueError(f"validation_size must be >= 0, got {self.validation_size}.")
         if self.train_subset < 0:
             raise ValueError(f"train_subset must be >= 0 (0 = all), got {self.train_subset}.")
+        if self.test_subset < 0:
+            raise ValueError(f"test_subset must be >= 0 (0 = all), got {self.test_subset}.")
         if self.dataset.startswith("synthetic") and sources.parse_synthetic(self.dataset) is None:
             raise ValueError(f"--dataset={self.dataset!r} is not a synthetic spec: write synthetic[:HxWxC[:classes"
                              "[:train_size]]], e.g. synthetic:28x28x1:10:2048.")
@@ -89,6 +94,8 @@ class Datasets:
         self.x_train, self.y_train = x[train_idx], y[train_idx]
         self.x_val, self.y_val = x[np.sort(val_idx)], y[np.sort(val_idx)]
         self.x_test, self.y_test = arrays.x_test, arrays.y_test
+        if hparams.test_subset:
+            self.x_test, self.y_test = self.x_test[: hparams.test_subset], self.y_test[: hparams.test_subset]
         self.train_size = len(self.x_train)
         self.steps_per_epoch = self.train_size // hparams.batch_size
         if self.steps_per_epoch < 1:

@@ -50,11 +50,11 @@ def _level_model(run_dir, level):
 
 def _ticket_finished(run_dir, path):
     """Raises ValueError when the layer-lottery ticket ``path`` or its replicate's dense model has not finished."""
-    parsed = runs.parse_ticket_file(path)
+    parsed = runs.parse_ticket_file(path, with_unit=True)
     if parsed is None:
         return
-    criterion, p, replicate = parsed
-    for what, training_dir in (("ticket", runs.ticket_training_dir(run_dir, replicate, criterion, p)),
+    criterion, p, replicate, unit = parsed
+    for what, training_dir in (("ticket", runs.ticket_training_dir(run_dir, replicate, criterion, p, unit)),
                                ("dense model", os.path.join(runs.replicate_dir(run_dir, replicate), runs.DENSE))):
         if not runs.training_finished(training_dir):
             raise ValueError(f"The {what} of {os.path.basename(path)} has not finished training ({training_dir}: "
@@ -113,10 +113,10 @@ def sources(run_dir, level=None, ticket=None, dense=None):
     model = _layer_ticket(run_dir, ticket)
     _ticket_finished(run_dir, model)
     metrics = [os.path.join(run_dir, runs.METRICS)]
-    parsed = runs.parse_ticket_file(model)
+    parsed = runs.parse_ticket_file(model, with_unit=True)
     if parsed:
-        criterion, p, replicate = parsed
-        metrics.insert(0, os.path.join(runs.ticket_training_dir(run_dir, replicate, criterion, p), runs.METRICS))
+        criterion, p, replicate, unit = parsed
+        metrics.insert(0, os.path.join(runs.ticket_training_dir(run_dir, replicate, criterion, p, unit), runs.METRICS))
         replicate_dense = runs.model_file(os.path.join(runs.replicate_dir(run_dir, replicate), runs.DENSE))
         if dense_path is None and os.path.isfile(replicate_dense):
             dense_path = replicate_dense

@@ -11,6 +11,9 @@ import re
 
 from keras_lottery import pruning
 from keras_lottery.blocks.criteria import names as criterion_names
+from keras_lottery.filters.budget import MATCHES
+from keras_lottery.filters.scoring import CRITERIA as filter_criteria
+from keras_lottery.runs import UNITS
 from keras_lottery.training import durations
 
 RULES = ("global", "layerwise")
@@ -146,6 +149,11 @@ class LayerLotteryHparams:
       xi: tolerance of the winning test, accuracy(ticket) + xi >= accuracy(dense), as a fraction.
       score_batches: training batches the data-dependent criteria see.
       replicates: independent repetitions; replicate r adds r to the model and data seeds.
+      unit: comma-separated units a ticket removes: layers (residual blocks) and/or filters (channels,
+        budget-matched to the p-block layer ticket of the same criterion; needs --algorithm=init).
+      match: what a filter ticket matches in the p-block layer ticket: filters, params or flops.
+      min_channel_fraction: a filter ticket keeps at least this fraction of each channel group (and
+        at least one channel).
     """
 
     criterion: str = "grasp"
@@ -155,6 +163,13 @@ class LayerLotteryHparams:
     xi: float = 0.0
     score_batches: int = 4
     replicates: int = 1
+    unit: str = "layers"
+    match: str = "filters"
+    min_channel_fraction: float = 0.1
+
+    @property
+    def units(self):
+        return _split(self.unit)
 
     @property
     def criteria(self):
@@ -185,6 +200,20 @@ class LayerLotteryHparams:
             raise ValueError("--rewind_epoch must be >= 0, and is only meaningful with --algorithm=trained.")
         if self.xi < 0 or self.score_batches < 1 or self.replicates < 1:
             raise ValueError("--xi must be >= 0, --score_batches and --replicates >= 1.")
+        unknown = [u for u in self.units if u not in UNITS]
+        if not self.units or unknown:
+            raise ValueError(f"--unit takes {', '.join(UNITS)} (comma-separated), got {self.unit!r}.")
+        if "filters" in self.units:
+            bad = [c for c in self.criteria if c not in filter_criteria]
+            if bad:
+                raise ValueError(f"--unit=filters scores channels with {', '.join(filter_criteria)}; --criterion has "
+                                 f"{', '.join(bad)}.")
+            if self.algorithm != "init":
+                raise ValueError("--unit=filters compares tickets at initialization: it needs --algorithm=init.")
+            if self.match not in MATCHES:
+                raise ValueError(f"--match must be one of {', '.join(MATCHES)}, got {self.match!r}.")
+            if not 0.0 <= self.min_channel_fraction < 1.0:
+                raise ValueError(f"--min_channel_fraction must be in [0, 1), got {self.min_channel_fraction}.")
 
 
 @dataclasses.dataclass(frozen=True)

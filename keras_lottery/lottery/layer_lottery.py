@@ -10,16 +10,23 @@ lowest, rewind the surviving weights to their values at epoch i (``rewind_epoch`
 rest of the schedule (steps i..T) with learning-rate rewinding: the schedule is replayed from step i
 with a fresh optimizer whose iteration count is set to i.
 
+Filter tickets (``unit="layers,filters"``, Algorithm 2 only): for each criterion and p, the channels
+of theta_0 are scored with the same criterion (:func:`keras_lottery.filters.score`) and the lowest
+are removed until the filter ticket saves what the p-block layer ticket saves (``match``: filters,
+parameters or FLOPs; :func:`keras_lottery.filters.matched_ticket`); it trains from theta_0 with the
+same recipe, and its rows carry ``unit="filters"`` (the paper's comparison of layers and filters).
+
 A ticket *wins* when ``accuracy(ticket) + xi >= accuracy(dense)``.
 
 Layout of a run directory (the names come from :mod:`keras_lottery.runs`)::
 
     replicate_<r>/dense/           training.fit directory of the dense model (metrics.json, ...)
     replicate_<r>/dense_to_rewind/ Algorithm 1 only: the dense training up to epoch i
-    replicate_<r>/scores_<criterion>.json
-    replicate_<r>/<criterion>_p<p>/ training.fit directory of the ticket
-    ticket_<criterion>_p<p>_r<r>.keras   the trained slim ticket
-    table.csv, table.json, table.md      one row per (criterion, p, replicate) and the means
+    replicate_<r>/scores_<criterion>.json          (filters_scores_<criterion>.json: channel scores)
+    replicate_<r>/<criterion>_p<p>/ training.fit directory of the ticket (<criterion>_p<p>_filters/)
+    ticket_<criterion>_p<p>_r<r>.keras   the trained slim ticket (..._r<r>_filters.keras)
+    table.csv, table.json, table.md      one row per (unit, criterion, p, replicate) and the means
+    accuracy_diff_vs_p.png               with filter tickets: accuracy difference against p, per unit and criterion
 """
 
 import csv
@@ -28,17 +35,19 @@ import os
 import statistics
 
 
-from keras_lottery import files, models, runs, training
+from keras_lottery import files, filters, models, runs, training
 from keras_lottery import metrics as cost
 from keras_lottery.blocks.criteria import lowest, score
 from keras_lottery.blocks.discovery import find_blocks
 from keras_lottery.blocks.rewrite import remove
+from keras_lottery.lottery import plots
 from keras_lottery.lottery.hparams import ALGORITHMS, LayerLotteryHparams
 
 __all__ = ["ALGORITHMS", "LayerLotteryHparams", "TABLE_COLUMNS", "check", "check_model", "markdown_table",
            "rewind_step", "run", "table_paths", "write_table"]
 
-TABLE_COLUMNS = ["replicate", "criterion", "p", "accuracy_diff_pp", "ticket_accuracy", "dense_accuracy",
+TABLE_COLUMNS = ["replicate", "unit", "criterion", "p", "accuracy_diff_pp", "accuracy_diff_sd_pp", "ticket_accuracy",
+                 "dense_accuracy",
                  "flops_down_pct", "params_down_pct", "memory_down_pct", "epoch_time_s", "dense_epoch_time_s",
                  "speedup", "energy_kwh", "energy_down_pct", "emissions_kg", "emissions_down_pct", "winning",
                  "winning_replicates", "removed"]
@@ -51,6 +60,8 @@ def check_model(model_hparams, input_shape, classes, lottery):
     if not found.removable:
         raise ValueError(f"--model={model_hparams.model} has no removable residual blocks: {found.message}")
     lottery.validate(removable=len(found.removable))
+    if "filters" in lottery.units and not filters.find_groups(model).prunable:
+        raise ValueError(f"--unit=filters: --model={model_hparams.model} has no prunable channel group.")
     return found
 
 
@@ -153,29 +164,47 @@ def run(run_dir, datasets, hparams, *, emissions_factory=None, log=print):
             scores = _read_or_compute_scores(
                 runs.scores_file(directory, r, criterion),
                 lambda: score(scored_model, score_data, criterion=criterion, seed=model_seed))
+            if "filters" in lottery.units:
+                channel_scores = _read_or_compute_scores(
+                    runs.scores_file(directory, r, criterion, unit="filters"),
+                    lambda: {name: values.tolist() for name, values in filters.score(
+                        theta_0, score_data, criterion=criterion, seed=model_seed).items()})
             for p in lottery.block_counts:
                 removed = lowest(scores, p)
                 ticket = remove(start_model, removed, name=f"{theta_0.name}_ticket_p{p}")
-                tdir = runs.ticket_training_dir(directory, r, criterion, p)
-                log(f"[replicate {r}] {criterion} p={p}: removing {', '.join(removed)}")
-                if start_step:
-                    training.compile_for_classification(ticket, seeds, spe)
-                    ticket.optimizer.build(ticket.trainable_variables)
-                    ticket.optimizer.iterations.assign(start_step)  # learning-rate rewinding
-                _, ticket_metrics = training.fit(ticket, replicate_data, seeds, tdir, start_step=start_step,
-                                                 compile_model=not start_step,
-                                                 emissions=_new_emissions(emissions_factory))
-                target = runs.ticket_file(directory, r, criterion, p)
-                if not os.path.exists(target):
-                    files.copy_file(os.path.join(tdir, runs.FINAL_MODEL), target)
-                ticket_cost = _costs(ticket, batch)
-                epoch_time = _epoch_time(ticket_metrics, os.path.join(tdir, runs.HISTORY))
-                rows.append(_row(r, criterion, p, removed, dense_metrics, ticket_metrics, dense_cost, ticket_cost,
-                                 dense_epoch, epoch_time, lottery.xi))
+                tickets = {}
+                if "layers" in lottery.units:
+                    log(f"[replicate {r}] {criterion} p={p}: removing {', '.join(removed)}")
+                    tickets["layers"] = (ticket, " ".join(removed))
+                if "filters" in lottery.units:  # the same savings as the p-block ticket, in channels
+                    slim, selection = filters.matched_ticket(
+                        theta_0, ticket, channel_scores, match=lottery.match,
+                        min_fraction=lottery.min_channel_fraction, name=f"{theta_0.name}_filters_p{p}")
+                    log(f"[replicate {r}] {criterion} p={p}, filters matched on {lottery.match}: removing "
+                        f"{filters.describe(selection)}")
+                    tickets["filters"] = (slim, filters.describe(selection))
+                for unit, (model, removed_text) in tickets.items():
+                    tdir = runs.ticket_training_dir(directory, r, criterion, p, unit)
+                    if start_step:
+                        training.compile_for_classification(model, seeds, spe)
+                        model.optimizer.build(model.trainable_variables)
+                        model.optimizer.iterations.assign(start_step)  # learning-rate rewinding
+                    _, ticket_metrics = training.fit(model, replicate_data, seeds, tdir, start_step=start_step,
+                                                     compile_model=not start_step,
+                                                     emissions=_new_emissions(emissions_factory))
+                    target = runs.ticket_file(directory, r, criterion, p, unit)
+                    if not os.path.exists(target):
+                        files.copy_file(os.path.join(tdir, runs.FINAL_MODEL), target)
+                    epoch_time = _epoch_time(ticket_metrics, os.path.join(tdir, runs.HISTORY))
+                    rows.append(_row(r, criterion, p, removed_text, dense_metrics, ticket_metrics, dense_cost,
+                                     _costs(model, batch), dense_epoch, epoch_time, lottery.xi, unit))
     rows += _means(rows, lottery.xi)
     write_table(directory, rows)
+    if "filters" in lottery.units:
+        plots.accuracy_diff_vs_p(rows, os.path.join(directory, runs.UNITS_PLOT),
+                                 title=f"{model_hparams.model}: tickets at initialization against dense")
     runs.mark_complete(directory, "layer_lottery", tickets=len(lottery.criteria) * len(lottery.block_counts)
-                       * lottery.replicates)
+                       * lottery.replicates * len(lottery.units))
     return rows
 
 
@@ -188,10 +217,10 @@ def _down(dense, ticket):
     return round(100.0 * (1.0 - ticket / dense), 2) if dense else 0.0
 
 
-def _row(r, criterion, p, removed, dense_m, ticket_m, dense_c, ticket_c, dense_epoch, epoch, xi):
+def _row(r, criterion, p, removed, dense_m, ticket_m, dense_c, ticket_c, dense_epoch, epoch, xi, unit="layers"):
     diff = ticket_m["test_accuracy"] - dense_m["test_accuracy"]
     row = {
-        "replicate": r, "criterion": criterion, "p": p, "removed": " ".join(removed),
+        "replicate": r, "unit": unit, "criterion": criterion, "p": p, "removed": removed,
         "dense_accuracy": round(dense_m["test_accuracy"], 4), "ticket_accuracy": round(ticket_m["test_accuracy"], 4),
         "accuracy_diff_pp": round(100 * diff, 2),
         "flops": ticket_c["flops"], "flops_down_pct": _down(dense_c["flops"], ticket_c["flops"]),
@@ -212,15 +241,16 @@ def _means(rows, xi):
     """One row per (criterion, p) averaging the replicates, when there are several."""
     groups = {}
     for row in rows:
-        groups.setdefault((row["criterion"], row["p"]), []).append(row)
+        groups.setdefault((row.get("unit", "layers"), row["criterion"], row["p"]), []).append(row)
     means = []
-    for (criterion, p), group in groups.items():
+    for (unit, criterion, p), group in groups.items():
         if len(group) < 2:
             continue
-        mean = {"replicate": "mean", "criterion": criterion, "p": p, "removed": ""}
+        mean = {"replicate": "mean", "unit": unit, "criterion": criterion, "p": p, "removed": ""}
         for key, value in group[0].items():
             if key not in mean and isinstance(value, (int, float)) and not isinstance(value, bool):
                 mean[key] = statistics.fmean(g[key] for g in group)
+        mean["accuracy_diff_sd_pp"] = round(statistics.stdev(g["accuracy_diff_pp"] for g in group), 2)
         mean["winning"] = bool(mean["ticket_accuracy"] + xi >= mean["dense_accuracy"])
         mean["winning_replicates"] = f"{sum(g['winning'] for g in group)}/{len(group)}"
         means.append(mean)

@@ -1,6 +1,8 @@
-"""Matplotlib figures of IMP and stability results (written to files; the Agg backend, no display)."""
+"""Matplotlib figures of IMP, stability and layer-lottery results (written to files; the Agg backend, no display)."""
 
-__all__ = ["accuracy_vs_density", "instability_vs_k"]
+import statistics
+
+__all__ = ["accuracy_diff_vs_p", "accuracy_vs_density", "instability_vs_k"]
 
 _STYLE = {"ticket": ("C0", "o", "IMP ticket"), "reinit": ("C3", "s", "random re-init (same mask)"),
           "random": ("C2", "^", "random pruning (same densities)")}
@@ -72,6 +74,38 @@ def instability_vs_k(rows, path, title=None):
         ax.set_xscale("symlog", linthresh=max(1, min([k for k in ks if k > 0] or [1])))
     ax.set_xlabel("rewind step k (iterations)")
     ax.set_ylabel("instability (pp of error)")
+    ax.grid(True, alpha=0.3)
+    return _finish(plt, fig, ax, path, title)
+
+
+def accuracy_diff_vs_p(rows, path, title=None):
+    """Plots each ticket's accuracy difference against dense (pp) over p, one line per (unit, criterion).
+
+    ``rows`` are the layer-lottery table's per-replicate rows (``replicate``, ``unit``, ``criterion``,
+    ``p``, ``accuracy_diff_pp``); each point is the mean over replicates, its bar the standard deviation
+    (none for one replicate), and the replicates are drawn as dots. Saves ``path``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = {}
+    for row in rows:
+        if row["replicate"] != "mean":
+            series.setdefault((row.get("unit", "layers"), row["criterion"]), {}).setdefault(row["p"], []).append(
+                row["accuracy_diff_pp"])
+    for index, ((unit, criterion), by_p) in enumerate(sorted(series.items())):
+        ps = sorted(by_p)
+        offset = 0.04 * (index - (len(series) - 1) / 2)  # side by side, so the bars do not overlap
+        means = [statistics.fmean(by_p[p]) for p in ps]
+        spread = [statistics.stdev(by_p[p]) if len(by_p[p]) > 1 else 0.0 for p in ps]
+        style = dict(color=f"C{index}", linestyle="-" if unit == "layers" else "--",
+                     marker="o" if unit == "layers" else "s")
+        ax.errorbar([p + offset for p in ps], means, yerr=spread, capsize=3, label=f"{criterion}, {unit}", **style)
+        for p in ps:
+            ax.scatter([p + offset] * len(by_p[p]), by_p[p], s=8, color=style["color"], alpha=0.4)
+    ax.axhline(0.0, color="k", linewidth=0.8)
+    ax.set_xticks(sorted({p for by_p in series.values() for p in by_p}))
+    ax.set_xlabel("p (blocks removed; filter tickets matched to them)")
+    ax.set_ylabel("test accuracy - dense (pp)")
     ax.grid(True, alpha=0.3)
     return _finish(plt, fig, ax, path, title)
 

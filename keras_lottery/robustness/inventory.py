@@ -71,12 +71,13 @@ def _need(path):
 
 def _layer_lottery(path, replicates):
     entries = []
-    tickets = [runs.parse_ticket_file(name) for name in runs.ticket_files(path)]
+    tickets = [runs.parse_ticket_file(name, with_unit=True) for name in runs.ticket_files(path)]
     for r in range(replicates):
         dense = runs.model_file(os.path.join(runs.replicate_dir(path, r), runs.DENSE))
         entries.append(Entry(f"r{r}_dense", "dense", r, _need(dense), True))
-        for criterion, p, _ in sorted(t for t in tickets if t[2] == r):
-            entries.append(Entry(f"r{r}_{criterion}_p{p}", f"{criterion}_p{p}", r, runs.ticket_file(path, r, criterion, p)))
+        for criterion, p, _, unit in sorted(t for t in tickets if t[2] == r):
+            group = f"{criterion}_p{p}" + ("" if unit == "layers" else f"_{unit}")  # filter tickets: "grasp_p1_filters"
+            entries.append(Entry(f"r{r}_{group}", group, r, runs.ticket_file(path, r, criterion, p, unit)))
     return entries
 
 

@@ -148,8 +148,14 @@ def test_normalization_standardizes_the_training_split(tiny_arrays):
     assert abs(x.mean()) < 1e-4 and abs(x.std() - 1) < 1e-3
 
 
+def test_test_subset_keeps_the_first_test_examples(tiny_arrays):
+    d = data.Datasets(tiny_arrays, data.DatasetHparams(batch_size=32, validation_size=64, test_subset=10))
+    np.testing.assert_array_equal(d.y_test, tiny_arrays.y_test[:10])
+    assert sum(len(y) for _, y in d.test()) == 10
+
+
 @pytest.mark.parametrize("field,value,match", [("batch_size", 0, "batch_size"), ("validation_size", 1000, "leaves no"),
-                                               ("batch_size", 10_000, "exceeds")])
+                                               ("batch_size", 10_000, "exceeds"), ("test_subset", -1, "test_subset")])
 def test_bad_data_settings_are_refused(tiny_arrays, field, value, match):
     hp = data.DatasetHparams(**{"batch_size": 32, "validation_size": 64, field: value})
     with pytest.raises(ValueError, match=match):

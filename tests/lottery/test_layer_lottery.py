@@ -12,7 +12,7 @@ import pytest
 from keras_lottery import data, metrics, models, runs, training
 from keras_lottery.blocks import find_blocks
 from keras_lottery.blocks import lottery as former_location
-from keras_lottery.lottery import LayerLotteryHparams, layer_lottery
+from keras_lottery.lottery import LayerLotteryHparams, layer_lottery, plots
 from tests.helpers import REPO
 
 
@@ -94,6 +94,34 @@ def test_algorithm_1_rewinds_to_epoch_i_and_replays_the_schedule(tiny, tmp_path)
     assert rows[0]["p"] == 2
 
 
+@pytest.mark.slow  # trains dense, a layer ticket and a filter ticket (about a minute on 2 cores)
+def test_filter_tickets_are_matched_trained_and_tabled(tiny, tmp_path):
+    datasets, model_hp = tiny
+    hp = training.TrainingHparams(lr=0.05, steps="1ep")
+    config = LayerLotteryHparams(criterion="snip", blocks="1", unit="layers,filters", match="flops")
+    directory, rows = _run(tmp_path, datasets, model_hp, hp, config)
+    assert [(r["unit"], r["p"]) for r in rows] == [("layers", 1), ("filters", 1)]
+    layers_row, filters_row = rows
+    # matched on FLOPs: the filter ticket saves about what the one-block layer ticket saves
+    assert filters_row["flops_down_pct"] == pytest.approx(layers_row["flops_down_pct"], abs=3)
+    assert filters_row["params_down_pct"] > 0 and ":" in filters_row["removed"]
+    ticket = keras.models.load_model(runs.ticket_file(directory, 0, "snip", 1, unit="filters"))
+    assert metrics.flops(ticket) == filters_row["flops"]
+    assert runs.parse_ticket_file(runs.ticket_file(directory, 0, "snip", 1, "filters"), with_unit=True) == (
+        "snip", 1, 0, "filters")
+    assert os.path.isfile(runs.scores_file(directory, 0, "snip", unit="filters"))
+    with open(os.path.join(directory, "table.csv")) as f:
+        assert [r["unit"] for r in csv.DictReader(f)] == ["layers", "filters"]
+
+
+def test_the_units_plot_draws_means_and_spread(tmp_path):
+    rows = [{"replicate": r, "unit": unit, "criterion": "snip", "p": p, "accuracy_diff_pp": d + r}
+            for unit, d in (("layers", 0.5), ("filters", -1.0)) for p in (1, 2) for r in range(3)]
+    rows.append({"replicate": "mean", "unit": "layers", "criterion": "snip", "p": 1, "accuracy_diff_pp": 99.0})
+    path = plots.accuracy_diff_vs_p(rows, str(tmp_path / "units.png"), title="t")
+    assert os.path.getsize(path) > 5000
+
+
 def test_replicates_are_averaged_and_counted():
     rows = [{"replicate": r, "criterion": "grasp", "p": 1, "removed": "a", "ticket_accuracy": acc,
              "dense_accuracy": 0.8, "accuracy_diff_pp": 100 * (acc - 0.8), "energy_kwh": 1e-5 * (r + 1),
@@ -101,6 +129,7 @@ def test_replicates_are_averaged_and_counted():
     (mean,) = layer_lottery._means(rows, xi=0.0)
     assert mean["ticket_accuracy"] == pytest.approx(0.805) and mean["energy_kwh"] == pytest.approx(1.5e-5)
     assert mean["winning"] and mean["winning_replicates"] == "1/2"
+    assert mean["accuracy_diff_sd_pp"] == pytest.approx(round(2 ** 0.5 * 1.5, 2))  # sample SD of +2 and -1 pp
     (strict,) = layer_lottery._means([dict(r, dense_accuracy=0.81) for r in rows], xi=0.0)
     assert not strict["winning"]
     (tolerant,) = layer_lottery._means([dict(r, dense_accuracy=0.81) for r in rows], xi=0.01)
@@ -113,6 +142,11 @@ def test_replicates_are_averaged_and_counted():
     ({"blocks": "0"}, ">= 1"),
     ({"algorithm": "later"}, "--algorithm must be one of init, trained"),
     ({"rewind_epoch": 2}, "only meaningful with --algorithm=trained"),
+    ({"unit": "layers,blocks"}, "--unit takes layers, filters"),
+    ({"unit": "filters", "criterion": "hrank"}, "--unit=filters scores channels with .*; --criterion has hrank"),
+    ({"unit": "filters", "algorithm": "trained", "rewind_epoch": 1}, "needs --algorithm=init"),
+    ({"unit": "filters", "match": "layers"}, "--match must be one of filters, params, flops"),
+    ({"unit": "filters", "min_channel_fraction": 1.0}, r"--min_channel_fraction must be in \[0, 1\)"),
 ])
 def test_bad_settings_are_refused(changes, match):
     with pytest.raises(ValueError, match=match):

@@ -36,35 +36,53 @@ def _aggregate(per_weight, model, blocks, variables, aggregate):
     return out
 
 
+def snip_saliency(model, batches, loss, training=True):
+    """SNIP's per-weight ``|w * dL/dw|``, float64 arrays aligned with ``model.trainable_variables``.
+
+    Computed on a :func:`twin` (same graph, so the same variables in the same order): the same
+    function, with grouped convolutions run as depthwise ones.
+    """
+    fast = twin(model)
+    grads = gradients(fast, batches, loss, training=training)
+    return [np.abs(np.asarray(v.numpy(), np.float64) * g) for v, g in zip(fast.trainable_variables, grads)]
+
+
+def grasp_saliency(model, batches, loss, training=True):
+    """GraSP's per-weight ``w * (H g)`` (minus GraSP's score), on the exact-batch-norm twin of ``model``.
+
+    Returns ``(twin, arrays)``: the arrays are aligned with ``twin.trainable_variables``, whose layers
+    have ``model``'s names.
+    """
+    exact = twin(model, exact_batch_norm=True)
+    _, hg = gradient_and_hessian_product(exact, batches, loss, training=training)
+    return exact, [np.asarray(v.numpy(), np.float64) * h for v, h in zip(exact.trainable_variables, hg)]
+
+
 @register("snip")
 def snip(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
     """SNIP: sum (or mean) over the block's weights of ``|w * dL/dw|``."""
     batches = require_data(data, "snip")
-    fast = twin(model)  # the same function, grouped convolutions computed as depthwise ones
-    variables = fast.trainable_variables
-    grads = gradients(fast, batches, loss, training=training)
-    saliency = [np.abs(np.asarray(v.numpy(), np.float64) * g) for v, g in zip(variables, grads)]
-    return _aggregate(saliency, fast, blocks, variables, aggregate)
+    saliency = snip_saliency(model, batches, loss, training=training)
+    return _aggregate(saliency, model, blocks, model.trainable_variables, aggregate)
 
 
 @register("grasp")
 def grasp(model, blocks, data, *, loss, seed, aggregate="sum", training=True):
     """GraSP, sign-aware: sum (or mean) over the block's weights of ``w * (H g)`` (= minus GraSP's score)."""
     batches = require_data(data, "grasp")
-    exact = twin(model, exact_batch_norm=True)
-    variables = exact.trainable_variables
-    _, hg = gradient_and_hessian_product(exact, batches, loss, training=training)
-    saliency = [np.asarray(v.numpy(), np.float64) * h for v, h in zip(variables, hg)]
-    return _aggregate(saliency, exact, blocks, variables, aggregate)
+    exact, saliency = grasp_saliency(model, batches, loss, training=training)
+    return _aggregate(saliency, exact, blocks, exact.trainable_variables, aggregate)
 
 
 # score() checks before scoring that a model with several outputs got loss= (see scoring._as_loss).
 snip.uses_loss = grasp.uses_loss = True
 
 
-@register("synflow")
-def synflow(model, blocks, data, *, loss, seed, aggregate="sum"):
-    """SynFlow: ``|w| * dR/d|w|`` with ``R = sum(f_|w|(1))``, in float64, batch norm in inference mode."""
+def synflow_saliency(model):
+    """SynFlow's per-weight ``|w| * dR/d|w|`` on a float64 twin of ``model`` with ``|w|``.
+
+    Returns ``(twin, arrays)``, the arrays aligned with ``twin.trainable_variables``.
+    """
     linear = twin(model, dtype="float64")
     for v in linear.weights:
         v.assign(keras.ops.abs(v.value))
@@ -79,5 +97,11 @@ def synflow(model, blocks, data, *, loss, seed, aggregate="sum"):
     grads = tape.gradient(total, values)
     if not np.isfinite(float(total)):
         raise FloatingPointError(f"SynFlow overflowed float64 on {model.name!r} (R = {float(total)}).")
-    saliency = [np.zeros(v.shape) if g is None else (v * g).numpy() for v, g in zip(values, grads)]
-    return _aggregate(saliency, linear, blocks, variables, aggregate)
+    return linear, [np.zeros(v.shape) if g is None else (v * g).numpy() for v, g in zip(values, grads)]
+
+
+@register("synflow")
+def synflow(model, blocks, data, *, loss, seed, aggregate="sum"):
+    """SynFlow: ``|w| * dR/d|w|`` with ``R = sum(f_|w|(1))``, in float64, batch norm in inference mode."""
+    linear, saliency = synflow_saliency(model)
+    return _aggregate(saliency, linear, blocks, linear.trainable_variables, aggregate)

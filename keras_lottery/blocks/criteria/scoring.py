@@ -157,3 +157,8 @@ def lowest(scores, k):
         values[name] = value
     ranked = sorted(enumerate(values.items()), key=lambda item: (item[1][1], item[0]))
     return [name for _, (name, _) in ranked[:k]]
+
+
+# Public names for the other scorers of the package (filters): the same data and loss conventions.
+as_batches = _as_batches
+as_loss = _as_loss
