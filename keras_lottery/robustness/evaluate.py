@@ -52,7 +52,7 @@ def _pixels(images, scale):
 def evaluate_model(model, datasets, rob, names, corrupted, shifted, log=print):
     """The robustness figures of one Keras ``model`` (logits) as a dict of plain numbers."""
     scale, _, _ = datasets.normalization
-    n = rob.test_subset or len(datasets.x_test)
+    n = len(datasets.x_test)  # --test_subset (DatasetHparams) already kept the first N
     x, y = datasets.x_test[:n], datasets.y_test[:n]
     attacker = attacks.Attacker(model, datasets.normalization)
     out = {"clean": float((attacker.predict(_pixels(x, scale)) == y).mean()), "test_images": int(len(x))}
@@ -84,7 +84,7 @@ def run(run_dir, datasets, hparams, inventory, checked, cache_dir, log=print):
     holds the corrupted images. Returns ``(rows, summary)``."""
     rob = hparams["robustness"]
     names, shifted = checked
-    n = rob.test_subset or len(datasets.x_test)
+    n = len(datasets.x_test)  # --test_subset (DatasetHparams) already kept the first N
     corrupted = suite.CorruptionSuite(cache_dir, datasets.x_test[:n], seed=rob.seed, log=log)
     seconds = corrupted.generate(names)
     if seconds:

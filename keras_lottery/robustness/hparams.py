@@ -35,12 +35,12 @@ class RobustnessHparams:
       corruptions: comma-separated corruption names, or all (the 15 of CIFAR-10-C and the extra ones
         that apply), standard (the 15), none.
       severities: comma-separated corruption severities, each 1..5.
-      test_subset: evaluate on the first N test images (0: all of them).
       shifted: a second test set of the same classes: a TFDS name (cifar10_1,
         cifar10_corrupted/fog_3) or a directory of t10k IDX files or a .npz; empty for none.
       epsilons: comma-separated L-infinity budgets in pixel units (images in [0, 1]).
       attacks: comma-separated attacks: fgsm, pgd; empty for none.
-      attack_subset: attack only the first N test images (0: the same as test_subset).
+      attack_subset: attack only the first N test images (0: every evaluated image; --test_subset, a
+        data flag, sets how many are evaluated).
       pgd_steps: PGD iterations.
       pgd_step_size: PGD step as a fraction of epsilon (0: 2.5 / pgd_steps, Madry et al.).
       pgd_restarts: PGD random restarts (an image resists only if it resists all).
@@ -52,7 +52,6 @@ class RobustnessHparams:
     levels: str = ""
     corruptions: str = "all"
     severities: str = "1,2,3,4,5"
-    test_subset: int = 0
     shifted: str = ""
     epsilons: str = "0,0.01,0.02,0.05,0.1"
     attacks: str = "fgsm,pgd"
@@ -123,5 +122,5 @@ class RobustnessHparams:
             settings.validate()
         if self.attack_settings() and not epsilons:
             raise ValueError("--epsilons is empty but --attacks asks for attacks.")
-        if self.test_subset < 0 or self.attack_subset < 0:
-            raise ValueError("--test_subset and --attack_subset must be >= 0 (0 = all).")
+        if self.attack_subset < 0:
+            raise ValueError("--attack_subset must be >= 0 (0 = all).")

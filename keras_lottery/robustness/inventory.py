@@ -151,11 +151,15 @@ def find(paths, levels=()):
     return Inventory(kind, entries, datasets[0] if datasets else None)
 
 
+# Data settings that choose what is evaluated, not how the models were trained: the command's own.
+EVALUATION_ONLY = ("test_subset",)
+
+
 def dataset_flags(inventory, flag_values):
     """``{flag: value}`` of the runs' recorded data settings that the command does not set itself
     (``flag_values``: absl's FLAGS), so the evaluation normalizes images as the training did."""
     return {name: value for name, value in (inventory.dataset or {}).items()
-            if name in flag_values and not flag_values[name].present}
+            if name in flag_values and not flag_values[name].present and name not in EVALUATION_ONLY}
 
 
 def check_dataset(inventory, dataset_hparams):
@@ -163,7 +167,7 @@ def check_dataset(inventory, dataset_hparams):
     recorded = inventory.dataset or {}
     given = dataclasses.asdict(dataset_hparams)
     diffs = [f"--{k}: the runs have {recorded[k]!r}, the command {given[k]!r}" for k in sorted(recorded)
-             if k in given and recorded[k] != given[k]]
+             if k in given and k not in EVALUATION_ONLY and recorded[k] != given[k]]
     if diffs:
         raise ValueError("The models were trained with other data settings (" + "; ".join(diffs) + "); leave those "
                          "flags out to use the runs' own.")
