@@ -72,6 +72,8 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._calls = 0  # calls since the counter was last read
         self._verified = False  # whether the layers count at most steps_per_execution steps per call
         self._turn_free = min(self._done)  # the last step known to be no wrapper's turn
+        # one wrapper per distinct schedule: wrappers that share one have their turns at the same steps
+        self._schedule_owners = list({(id(w.pruning_schedule), w.sparsity_m_by_n): w for w in self._wrappers}.values())
         optimizer = getattr(self.model, "optimizer", None)
         self._baseline = None if optimizer is None else (int(_value(optimizer.iterations)), self._clock)
         self._ready = True
@@ -126,9 +128,8 @@ class UpdatePruningStep(keras.callbacks.Callback):
 
     def _turn_possible(self, upcoming):
         """Whether any wrapper has a pruning turn at a step after those already looked at, up to ``upcoming``."""
-        schedules = {(id(w.pruning_schedule), w.sparsity_m_by_n): w for w in self._wrappers}
         for step in range(self._turn_free + 1, upcoming + 1):
-            if any(wrapper.turn(step)[0] for wrapper in schedules.values()):
+            if any(wrapper.turn(step)[0] for wrapper in self._schedule_owners):
                 return True
             self._turn_free = step
         return False
