@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_lottery import layers
 from keras_lottery.masking import copy_weights
 
 
@@ -97,6 +98,11 @@ class DepthwiseGroupedConv2D(keras.layers.Conv2D):
         depthwise = keras.ops.reshape(kernel, (height, width, self.groups, self.filters // self.groups))
         return keras.ops.depthwise_conv(inputs, depthwise, strides=self.strides, padding=self.padding,
                                         data_format=self.data_format, dilation_rate=self.dilation_rate)
+
+
+def has_grouped_convolutions(model):
+    """Whether :func:`twin` would run any layer of ``model`` faster (a ``Conv2D`` with ``groups > 1``)."""
+    return any(type(layer).__name__ == "Conv2D" and layer.groups > 1 for layer in layers.walk(model))
 
 
 def twin(model, dtype=None, exact_batch_norm=False):

@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lottery.blocks.criteria.autodiff import gradient_and_hessian_product, gradients, twin
+from keras_lottery.blocks.criteria.autodiff import (gradient_and_hessian_product, gradients,
+                                                  has_grouped_convolutions, twin)
 from keras_lottery.blocks.criteria.registry import require_data, register
 from keras_lottery.blocks.discovery import branch_weights
 
@@ -39,10 +40,10 @@ def _aggregate(per_weight, model, blocks, variables, aggregate):
 def snip_saliency(model, batches, loss, training=True):
     """SNIP's per-weight ``|w * dL/dw|``, float64 arrays aligned with ``model.trainable_variables``.
 
-    Computed on a :func:`twin` (same graph, so the same variables in the same order): the same
-    function, with grouped convolutions run as depthwise ones.
+    A model with grouped convolutions is scored on a :func:`twin` (same graph, so the same variables
+    in the same order): the same function, with grouped convolutions run as depthwise ones.
     """
-    fast = twin(model)
+    fast = twin(model) if has_grouped_convolutions(model) else model
     grads = gradients(fast, batches, loss, training=training)
     return [np.abs(np.asarray(v.numpy(), np.float64) * g) for v, g in zip(fast.trainable_variables, grads)]
 
