@@ -43,7 +43,7 @@ def test_mean_corruption_accuracy_and_mce():
 
 
 def test_tfds_shifted_sets_with_mock_data(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds  # a main dependency, imported here only because it is slow to import
     with tfds.testing.mock_data(num_examples=10), mock.patch.object(sources, "_tfds_reachable", return_value=True):
         for name in ("cifar10_1", "cifar10_corrupted/fog_3"):
             images, labels, source = shift.load(name, (32, 32, 3), 10, data_dir=str(tmp_path))
