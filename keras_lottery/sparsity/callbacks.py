@@ -119,10 +119,9 @@ class UpdatePruningStep(keras.callbacks.Callback):
             turn = next(((step, sparsity) for step in range(upcoming, last, -1)
                          for should, sparsity in [wrapper.turn(step)] if should), None)  # the latest turn wins
             if turn is not None:
-                wrapper.prune_to(turn[1])
-                zero_optimizer_state(wrapper, optimizer)
-                density = float(np.mean([np.mean(_value(m)) for m in wrapper.mask_variables().values()]))
-                self.history.append((turn[0], wrapper.name, density))
+                if wrapper.prune_to(turn[1]):  # no mask changed: no weight died, the optimizer state stays
+                    zero_optimizer_state(wrapper, optimizer)
+                self.history.append((turn[0], wrapper.name, wrapper.last_density))
             self._done[i] = upcoming
         self._turn_free = max(self._turn_free, min(self._done))  # turns up to here are handled
 

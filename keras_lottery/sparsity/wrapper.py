@@ -89,6 +89,7 @@ class PruneLowMagnitude(MaskedLayer):
         super().__init__(layer, **kwargs)
         self.pruning_step = None
         self._thresholds = []
+        self.last_density = None  # the fraction of entries the last prune_to kept
 
     def get_config(self):
         return {**super().get_config(), "pruning_schedule": self.pruning_schedule.get_config(),
@@ -128,14 +129,14 @@ class PruneLowMagnitude(MaskedLayer):
 
     def new_masks(self, sparsity):
         """``{path: (mask, threshold)}`` the rule gives for the current weights at ``sparsity``."""
-        out = {}
-        for path, variable, _ in self.masked_weights():
-            weights = keras.ops.convert_to_numpy(variable.value)
-            if self.sparsity_m_by_n is not None:
-                out[path] = structured.m_by_n_mask(weights, self.sparsity_m_by_n), np.float32(999.0)  # TFMOT's value
-            else:
-                out[path] = structured.block_mask(weights, sparsity, self.block_size, self.block_pooling_type)
-        return out
+        return {path: self.new_masks_for(path, variable, sparsity) for path, variable, _ in self.masked_weights()}
+
+    def new_masks_for(self, path, variable, sparsity):
+        """``(mask, threshold)`` the rule gives for one weight (``path``, ``variable``) at ``sparsity``."""
+        weights = keras.ops.convert_to_numpy(variable.value)
+        if self.sparsity_m_by_n is not None:
+            return structured.m_by_n_mask(weights, self.sparsity_m_by_n), np.float32(999.0)  # TFMOT's value
+        return structured.block_mask(weights, sparsity, self.block_size, self.block_pooling_type)
 
     def turn(self, step):
         """``(should_prune, sparsity)`` at ``step``: the schedule's answer, or for M:N ``step == 1``."""
@@ -146,11 +147,43 @@ class PruneLowMagnitude(MaskedLayer):
     def prune_to(self, sparsity):
         """Recomputes and installs the masks for ``sparsity`` from the current weights.
 
-        The caller zeroes the optimizer state of newly dead weights (``UpdatePruningStep`` does).
+        Returns whether any mask changed. When none did, no weight lost a mask entry and the caller
+        need not touch the optimizer state; otherwise it zeroes the state of newly dead weights
+        (``UpdatePruningStep`` does). ``last_density`` is set to the fraction of entries kept.
         """
-        for (path, (mask, threshold)), variable in zip(self.new_masks(sparsity).items(), self._thresholds):
-            self.set_mask(path, mask)
-            variable.assign(np.asarray(threshold, dtype=variable.dtype))
+        changed, kept, size = False, 0, 0
+        for path, variable, mask_var in self.masked_weights():
+            threshold_var = self.thresholds()[path]
+            k = structured.kept_count(int(np.prod(variable.shape)), sparsity)
+            threshold = self._unchanged_threshold(variable, mask_var, k)
+            if threshold is None:
+                mask, threshold = self.new_masks_for(path, variable, sparsity)
+                self.set_mask(path, mask)
+                changed, k = True, int(np.count_nonzero(mask))
+            threshold_var.assign(np.asarray(threshold, dtype=threshold_var.dtype))
+            kept, size = kept + k, size + int(np.prod(variable.shape))
+        self.last_density = kept / max(size, 1)
+        return changed
+
+    def _unchanged_threshold(self, variable, mask_var, k):
+        """The magnitude threshold when the unstructured rule would give back the installed mask, else None.
+
+        That is the case (a turn of a constant schedule, the usual one) when the mask keeps exactly
+        ``k`` entries, every kept weight is non-zero and every dead weight is zero: the ``k`` largest
+        magnitudes are then the kept ones, with no tie at the threshold (their smallest magnitude).
+        Checked by one compiled call of three reductions and a read of three numbers, instead of a
+        partition of the weight on the host, which cost about 10 ms a turn on LeNet-300-100.
+        """
+        if self.sparsity_m_by_n is not None or self.block_size != (1, 1):
+            return None
+        count, smallest_kept, largest_dead = keras.ops.convert_to_numpy(
+            _compiled_mask_statistics()(variable.value, mask_var.value))
+        if int(count) != k or not smallest_kept > 0 or largest_dead != 0:
+            return None
+        if variable.dtype != "float32":  # the statistics are float32; the threshold keeps the weight's dtype
+            magnitude = np.abs(keras.ops.convert_to_numpy(variable.value))
+            return np.min(magnitude, where=keras.ops.convert_to_numpy(mask_var.value) != 0, initial=np.inf)
+        return smallest_kept
 
     def update_masks(self, step):
         """Recomputes the masks if ``step`` is a pruning turn (M:N: step 1); returns whether it was."""
@@ -158,6 +191,36 @@ class PruneLowMagnitude(MaskedLayer):
         if should:
             self.prune_to(sparsity)
         return should
+
+
+def _mask_statistics(weight, mask):
+    """``[kept entries, smallest kept magnitude, largest dead magnitude]`` of one weight, as float32."""
+    ops = keras.ops
+    magnitude = ops.abs(weight)
+    alive = ops.not_equal(mask, 0)
+    count = ops.sum(ops.cast(alive, "float32"))
+    smallest_kept = ops.min(ops.where(alive, magnitude, np.inf))
+    largest_dead = ops.max(ops.where(alive, 0.0, magnitude))
+    return ops.stack([count, ops.cast(smallest_kept, "float32"), ops.cast(largest_dead, "float32")])
+
+
+_COMPILED = {}
+
+
+def _compiled_mask_statistics():
+    """:func:`_mask_statistics` compiled for the backend (tf.function or jax.jit; eager elsewhere): run
+    eagerly, its handful of ops cost more in dispatch than in arithmetic."""
+    backend = keras.backend.backend()
+    if backend not in _COMPILED:
+        if backend == "tensorflow":
+            import tensorflow as tf
+            _COMPILED[backend] = tf.function(_mask_statistics, reduce_retracing=True)
+        elif backend == "jax":
+            import jax
+            _COMPILED[backend] = jax.jit(_mask_statistics)
+        else:
+            _COMPILED[backend] = _mask_statistics
+    return _COMPILED[backend]
 
 
 def pruning_wrappers(model):
