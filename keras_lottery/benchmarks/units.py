@@ -35,8 +35,13 @@ def _synthetic(batch_size, seed, shape, classes=10):
     return rng.normal(size=(batch_size,) + shape).astype("float32"), rng.integers(0, classes, size=batch_size)
 
 
-def matched_models(depth, ps, batches, criterion="snip", seed=0, shape=(32, 32, 3), min_fraction=0.1):
-    """``{"dense": model, "layers p=<p>": ticket, "filters p=<p>": ticket, ...}`` at matched FLOPs."""
+def matched_models(depth, ps, batches, criterion="snip", seed=0, shape=(32, 32, 3), min_fraction=0.1,
+                   channel_multiples=(1,)):
+    """``{"dense": model, "layers p=<p>": ticket, "filters p=<p>": ticket, ...}`` at matched FLOPs.
+
+    One filter ticket per entry of ``channel_multiples`` (:func:`keras_lottery.filters.select`): named
+    ``filters p=<p>`` for 1 and ``filters/<m> p=<p>`` (every group keeps a multiple of m channels) else.
+    """
     dense = resnet_cifar(depth, input_shape=shape, seed=seed)
     block_scores = blocks.score(dense, batches, criterion=criterion, seed=seed)
     channel_scores = filters.score(dense, batches, criterion=criterion, seed=seed)
@@ -44,9 +49,11 @@ def matched_models(depth, ps, batches, criterion="snip", seed=0, shape=(32, 32, 
     for p in ps:
         layer_ticket = blocks.remove(dense, blocks.lowest(block_scores, p), name=f"resnet{depth}_layers_p{p}")
         models[f"layers p={p}"] = layer_ticket
-        models[f"filters p={p}"], _ = filters.matched_ticket(dense, layer_ticket, channel_scores, match="flops",
-                                                             min_fraction=min_fraction,
-                                                             name=f"resnet{depth}_filters_p{p}")
+        for multiple in channel_multiples:
+            unit = "filters" if multiple == 1 else f"filters/{multiple}"
+            models[f"{unit} p={p}"], _ = filters.matched_ticket(
+                dense, layer_ticket, channel_scores, match="flops", min_fraction=min_fraction,
+                channel_multiple=multiple, name=f"resnet{depth}_filters{multiple}_p{p}")
     return models
 
 
@@ -68,12 +75,13 @@ def serving_latency(models, batch_sizes, shape, directory, rounds=5, calls_per_r
 
 
 def run(depth=20, ps=(1, 3), criterion="snip", batch_size=128, latency_batches=(1, 128), score_batches=2,
-        rounds=5, steps_per_round=3, warmup=2, seed=0, print_fn=print):
+        rounds=5, steps_per_round=3, warmup=2, seed=0, channel_multiples=(1,), print_fn=print):
     """Builds the models (:func:`matched_models`), times training steps and serving latency, prints a
     Markdown table with ``print_fn`` and returns its rows (one per model)."""
     shape = (32, 32, 3)
     batches = [_synthetic(batch_size, seed + 1 + i, shape) for i in range(score_batches)]
-    models = matched_models(depth, ps, batches, criterion=criterion, seed=seed, shape=shape)
+    models = matched_models(depth, ps, batches, criterion=criterion, seed=seed, shape=shape,
+                            channel_multiples=channel_multiples)
     x, y = _synthetic(batch_size, seed, shape)
     print_fn(f"# bench_units on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF "
              f"{tf.__version__}: ResNet-{depth} at 32x32, {criterion} at initialization, filter tickets matched on "

@@ -154,6 +154,8 @@ class LayerLotteryHparams:
       match: what a filter ticket matches in the p-block layer ticket: filters, params or flops.
       min_channel_fraction: a filter ticket keeps at least this fraction of each channel group (and
         at least one channel).
+      channel_multiple: a filter ticket keeps a multiple of this many channels in each group (8 or 16
+        suit vectorised convolution kernels; 1: any count).
     """
 
     criterion: str = "grasp"
@@ -166,6 +168,7 @@ class LayerLotteryHparams:
     unit: str = "layers"
     match: str = "filters"
     min_channel_fraction: float = 0.1
+    channel_multiple: int = 1
 
     @property
     def units(self):
@@ -214,6 +217,8 @@ class LayerLotteryHparams:
                 raise ValueError(f"--match must be one of {', '.join(MATCHES)}, got {self.match!r}.")
             if not 0.0 <= self.min_channel_fraction < 1.0:
                 raise ValueError(f"--min_channel_fraction must be in [0, 1), got {self.min_channel_fraction}.")
+            if self.channel_multiple < 1:
+                raise ValueError(f"--channel_multiple must be >= 1, got {self.channel_multiple}.")
 
 
 @dataclasses.dataclass(frozen=True)

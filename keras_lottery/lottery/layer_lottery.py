@@ -179,7 +179,8 @@ def run(run_dir, datasets, hparams, *, emissions_factory=None, log=print):
                 if "filters" in lottery.units:  # the same savings as the p-block ticket, in channels
                     slim, selection = filters.matched_ticket(
                         theta_0, ticket, channel_scores, match=lottery.match,
-                        min_fraction=lottery.min_channel_fraction, name=f"{theta_0.name}_filters_p{p}")
+                        min_fraction=lottery.min_channel_fraction, channel_multiple=lottery.channel_multiple,
+                        name=f"{theta_0.name}_filters_p{p}")
                     log(f"[replicate {r}] {criterion} p={p}, filters matched on {lottery.match}: removing "
                         f"{filters.describe(selection)}")
                     tickets["filters"] = (slim, filters.describe(selection))

@@ -21,6 +21,14 @@ def test_matched_models_remove_blocks_and_channels_to_the_same_flops():
     assert all(slim_groups[n] >= max(1, -(-groups[n] // 4)) for n in groups)  # min_fraction kept per group
 
 
+def test_matched_models_give_one_filter_ticket_per_channel_multiple():
+    batches = [units._synthetic(4, 1, (16, 16, 3))]
+    models = units.matched_models(14, [1], batches, criterion="random", shape=(16, 16, 3), min_fraction=0.25,
+                                  channel_multiples=(1, 4))
+    assert list(models) == ["dense", "layers p=1", "filters p=1", "filters/4 p=1"]
+    assert all(g.size % 4 == 0 for g in kl.filters.find_groups(models["filters/4 p=1"]).prunable)
+
+
 @pytest.mark.slow  # exports three SavedModels and trains three models
 def test_run_prints_one_row_per_model():
     printed = []

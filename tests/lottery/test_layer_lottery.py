@@ -147,6 +147,7 @@ def test_replicates_are_averaged_and_counted():
     ({"unit": "filters", "algorithm": "trained", "rewind_epoch": 1}, "needs --algorithm=init"),
     ({"unit": "filters", "match": "layers"}, "--match must be one of filters, params, flops"),
     ({"unit": "filters", "min_channel_fraction": 1.0}, r"--min_channel_fraction must be in \[0, 1\)"),
+    ({"unit": "filters", "channel_multiple": 0}, "--channel_multiple must be >= 1, got 0"),
 ])
 def test_bad_settings_are_refused(changes, match):
     with pytest.raises(ValueError, match=match):
