@@ -40,12 +40,20 @@ pruned.compile(keras.optimizers.Adam(1e-2), loss)
 callback = sparsity.UpdatePruningStep()
 pruned.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
 wrappers = sparsity.wrapper.pruning_wrappers(pruned)
+masks_before = [np.asarray(m.value).copy() for w in wrappers for m in w.mask_variables().values()]
+repeat_changed = [w.prune_to(0.75) for w in wrappers]  # a turn at the same sparsity: the compiled check
+repeat_same = all(np.array_equal(a, np.asarray(m.value)) for a, m in
+                  zip(masks_before, [m for w in wrappers for m in w.mask_variables().values()]))
+rule = [sparsity.structured.magnitude_mask(np.asarray(v.value), 0.75)[1] for w in wrappers for _, v, _ in w.masked_weights()]
+thresholds_ok = all(float(np.asarray(t.value)) == float(r) for t, r in
+                    zip([t for w in wrappers for t in w.thresholds().values()], rule))
 stripped = sparsity.strip_pruning(pruned)
 print(json.dumps({
     "dead_nonzero": dead_nonzero, "live_moved": live_moved,
     "steps": [int(np.asarray(w.pruning_step.value)) for w in wrappers],
     "turns": sorted({step for step, _, _ in callback.history}),
     "densities": [float(np.mean(np.asarray(m.value))) for w in wrappers for m in w.mask_variables().values()],
+    "repeat_changed": repeat_changed, "repeat_same": repeat_same, "thresholds_ok": thresholds_ok,
     "strip_same": bool(np.allclose(stripped.predict(x[:8], verbose=0), pruned.predict(x[:8], verbose=0), atol=1e-5)),
 }))
 """
@@ -57,4 +65,5 @@ def test_masks_and_pruning_api_train_on_jax():
     assert result["steps"] == [8, 8]  # 2 epochs of 4 batches, counted in each layer
     assert result["turns"] == [2, 4, 6]
     assert result["densities"] == pytest.approx([0.25, 0.25], abs=0.01)
+    assert result["repeat_changed"] == [False, False] and result["repeat_same"] and result["thresholds_ok"]
     assert result["strip_same"]
