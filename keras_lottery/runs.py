@@ -51,6 +51,7 @@ UNITS_PLOT = "accuracy_diff_vs_p.png"       # layer lottery with filter tickets:
 DENSE = "dense"                     # replicate_<r>/dense/: the dense model's training directory
 DENSE_TO_REWIND = "dense_to_rewind"  # replicate_<r>/dense_to_rewind/: Algorithm 1's training up to epoch i
 TABLES = ("table.csv", "table.json", "table.md")
+UNIT_TABLES = ("units.csv", "units.json", "units.md")  # with both units: layers minus filters, paired
 # Stability (lottery.stability).
 REWIND_POINTS = "rewind_points"     # rewind_points/k_<k>.npz
 PRETRAIN = "pretrain"               # the dense training up to the largest k

@@ -27,6 +27,7 @@ Layout of a run directory (the names come from :mod:`keras_lottery.runs`)::
     ticket_<criterion>_p<p>_r<r>.keras   the trained slim ticket (..._r<r>_filters.keras)
     table.csv, table.json, table.md      one row per (unit, criterion, p, replicate) and the means
     accuracy_diff_vs_p.png               with filter tickets: accuracy difference against p, per unit and criterion
+    units.csv, units.json, units.md      with both units: layers minus filters, paired by replicate
 """
 
 import csv
@@ -41,6 +42,7 @@ from keras_lottery.blocks.criteria import lowest, score
 from keras_lottery.blocks.discovery import find_blocks
 from keras_lottery.blocks.rewrite import remove
 from keras_lottery.lottery import plots
+from keras_lottery.lottery.unit_comparison import UNIT_COLUMNS, unit_differences
 from keras_lottery.lottery.hparams import ALGORITHMS, LayerLotteryHparams
 
 __all__ = ["ALGORITHMS", "LayerLotteryHparams", "TABLE_COLUMNS", "check", "check_model", "markdown_table",
@@ -201,6 +203,8 @@ def run(run_dir, datasets, hparams, *, emissions_factory=None, log=print):
                                      _costs(model, batch), dense_epoch, epoch_time, lottery.xi, unit))
     rows += _means(rows, lottery.xi)
     write_table(directory, rows)
+    if set(lottery.units) == {"layers", "filters"}:
+        write_unit_comparison(directory, unit_differences(rows))
     if "filters" in lottery.units:
         plots.accuracy_diff_vs_p(rows, os.path.join(directory, runs.UNITS_PLOT),
                                  title=f"{model_hparams.model}: tickets at initialization against dense")
@@ -269,6 +273,14 @@ def write_table(directory, rows):
     files.write_csv(paths["csv"], rows, TABLE_COLUMNS)
     files.write_json(paths["json"], rows)
     files.write_markdown(paths["md"], rows, TABLE_COLUMNS)
+
+
+def write_unit_comparison(directory, rows):
+    """Writes ``units.csv``, ``units.json`` and ``units.md``: :func:`unit_differences`' rows."""
+    csv_path, json_path, md_path = (os.path.join(directory, name) for name in runs.UNIT_TABLES)
+    files.write_csv(csv_path, rows, UNIT_COLUMNS)
+    files.write_json(json_path, rows)
+    files.write_markdown(md_path, rows, UNIT_COLUMNS)
 
 
 def markdown_table(rows, columns=None):

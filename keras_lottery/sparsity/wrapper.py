@@ -21,6 +21,7 @@ import contextvars
 
 import keras
 import numpy as np
+import tensorflow as tf  # the compiled mask check on the TensorFlow backend
 
 from keras_lottery import layers
 from keras_lottery.masking import MaskedLayer
@@ -213,7 +214,6 @@ def _compiled_mask_statistics():
     backend = keras.backend.backend()
     if backend not in _COMPILED:
         if backend == "tensorflow":
-            import tensorflow as tf
             _COMPILED[backend] = tf.function(_mask_statistics, reduce_retracing=True)
         elif backend == "jax":
             import jax

@@ -112,6 +112,11 @@ def test_filter_tickets_are_matched_trained_and_tabled(tiny, tmp_path):
     assert os.path.isfile(runs.scores_file(directory, 0, "snip", unit="filters"))
     with open(os.path.join(directory, "table.csv")) as f:
         assert [r["unit"] for r in csv.DictReader(f)] == ["layers", "filters"]
+    with open(os.path.join(directory, "units.csv")) as f:
+        paired = list(csv.DictReader(f))
+    assert [(r["p"], r["pairs"]) for r in paired] == [("1", "1"), ("all", "1")]
+    assert float(paired[0]["layers_minus_filters_pp"]) == pytest.approx(
+        layers_row["accuracy_diff_pp"] - filters_row["accuracy_diff_pp"], abs=0.01)
 
 
 def test_the_units_plot_draws_means_and_spread(tmp_path):
