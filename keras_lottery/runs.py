@@ -235,10 +235,20 @@ def differences(recorded, wanted):
     return out
 
 
-def check_record(path, record, what="run"):
-    """Raises ``RunDirectoryMismatch`` when the JSON file ``path`` exists and records other settings than ``record``."""
+def check_record(path, record, what="run", defaults=None):
+    """Raises ``RunDirectoryMismatch`` when the JSON file ``path`` exists and records other settings than ``record``.
+
+    ``defaults`` (``{group: {field: default}}``, as :func:`field_defaults` gives): a field that the
+    file does not record (added to the library after the run was made) matches when ``record`` has
+    its default, so an upgrade does not orphan runs made before it.
+    """
     recorded = files.read_json(path)
     wanted = json.loads(json.dumps(record, default=files.json_default))
+    if recorded is not None and defaults:
+        defaults = json.loads(json.dumps(defaults, default=files.json_default))
+        recorded = {group: ({**{f: v for f, v in defaults.get(group, {}).items() if f not in values}, **values}
+                            if isinstance(values, dict) else values)
+                    for group, values in recorded.items()}
     if recorded is None or recorded == wanted:
         return
     diffs = "; ".join(differences(recorded, wanted))
@@ -261,6 +271,12 @@ def check_name(name):
 def as_dict(hparams):
     """``{group: {field: value}}`` for a ``{group: dataclass instance}`` mapping."""
     return {group: dataclasses.asdict(value) for group, value in hparams.items()}
+
+
+def field_defaults(hparams):
+    """``{group: {field: default}}`` for a ``{group: dataclass instance}`` mapping (fields with a plain default)."""
+    return {group: {f.name: f.default for f in dataclasses.fields(value) if f.default is not dataclasses.MISSING}
+            for group, value in hparams.items()}
 
 
 def run_name(hparams):
@@ -324,7 +340,7 @@ class RunDirectory:
                 shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
                 raise RunDirectoryError(f"{self.path} holds files of no run ({shown}; no {HPARAMS}); refusing to "
                                         "write into it. Pick another --run_name or --run_root.")
-        check_record(self.file(HPARAMS), as_dict(self.hparams))
+        check_record(self.file(HPARAMS), as_dict(self.hparams), defaults=field_defaults(self.hparams))
 
     def check_execution(self, mixed_precision):
         """Raises ``RunDirectoryMismatch`` when the run was started with another ``mixed_precision``.

@@ -46,6 +46,17 @@ def test_prepare_writes_hparams_json_and_refuses_other_hparams(tmp_path):
     assert os.stat(run.file("hparams.json")).st_mtime_ns == 10**18
 
 
+def test_a_field_added_after_the_run_was_made_matches_at_its_default(tmp_path):
+    run = runs.RunDirectory(str(tmp_path), "train", _hparams(lr=0.01), name="old").prepare()
+    recorded = json.load(open(run.file("hparams.json")))
+    del recorded["training"]["gamma"]  # as written by a library without that field
+    with open(run.file("hparams.json"), "w") as f:
+        json.dump(recorded, f)
+    runs.RunDirectory(str(tmp_path), "train", _hparams(lr=0.01), name="old").prepare()  # at its default: resumes
+    with pytest.raises(runs.RunDirectoryMismatch, match=r"training.gamma: directory has 0.1, command has 0.5"):
+        runs.RunDirectory(str(tmp_path), "train", _hparams(lr=0.01, gamma=0.5), name="old").prepare()
+
+
 def test_flags_are_generated_from_the_dataclasses_with_help():
     fv = flags.FlagValues()
     runs.define_flags(data.DatasetHparams, training.TrainingHparams, flag_values=fv)
