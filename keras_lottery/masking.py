@@ -145,6 +145,10 @@ class MaskedLayer(keras.layers.Wrapper):
         **kwargs: base layer arguments (``name`` defaults to ``layer.name``).
     """
 
+    # Gives each prunable weight's value with its gradient multiplied by the mask (module doc, 2).
+    # experiments/bench_masks times a copy without it, to measure what that multiply costs.
+    mask_gradient = staticmethod(_masked_gradient)
+
     def __init__(self, layer, mask_forward=False, reapply_after_step=False, **kwargs):
         if not isinstance(layer, keras.layers.Layer) or not is_prunable(layer):
             raise ValueError(
@@ -226,7 +230,7 @@ class MaskedLayer(keras.layers.Wrapper):
         if self.mask_forward:
             mapping = [(v, keras.ops.multiply(v.value, keras.ops.cast(m.value, v.dtype))) for _, v, m in self._prunable]
         else:  # dead stored entries are exactly 0 already (module doc): only the gradient needs the mask
-            mapping = [(v, _masked_gradient(v.value, m.value)) for _, v, m in self._prunable]
+            mapping = [(v, self.mask_gradient(v.value, m.value)) for _, v, m in self._prunable]
         if keras.backend.backend() != "tensorflow":
             # JAX trains statelessly: the enclosing scope holds every variable's value, and a nested
             # scope does not look there, so the wrapped layer's other variables are mapped too.

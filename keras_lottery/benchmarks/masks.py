@@ -7,6 +7,10 @@ For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
   the measurement: two identical models differ by this much on this machine;
 - masked: ``keras_lottery.mask(model)`` pruned to 80% sparsity (layerwise magnitude);
 - masked_forward: the same with ``mask_forward=True`` (a forward-pass multiply as well);
+- gradient_unmasked: a diagnostic, not a usable variant: the masked model without the multiply of
+  each gradient by its mask (``MaskedLayer.mask_gradient`` replaced by the identity), so its dead
+  weights train. ``masked`` minus it is what that multiply, the mechanism that keeps dead weights
+  exactly zero, costs per step;
 - sparsity_api: ``keras_lottery.sparsity.prune_low_magnitude`` with ``ConstantSparsity(sparsity,
   begin_step=0, frequency=100)`` and the ``UpdatePruningStep`` callback, configured as the TFMOT
   variant below (the TFMOT-style API on this library's masks);
@@ -64,8 +68,8 @@ SETUP = {  # input shape, batch size, optimizer (the papers' settings), default 
     "resnet20": ((32, 32, 3), 128, "sgd", 8, 10),
 }
 INPUT_KINDS = ("dataset", "numpy")
-BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "compact": "dense",
-            "sparsity_api": "dense", "m_by_n": "dense", "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
+BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "gradient_unmasked": "dense",
+            "compact": "dense", "sparsity_api": "dense", "m_by_n": "dense", "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
 WORKER = "keras_lottery.benchmarks.masks"  # run with python -m by measure_in_subprocesses (see _worker)
 
 
@@ -159,6 +163,12 @@ def compact_copy(masked):
     return keras.models.clone_model(masked, clone_function=clone_function)
 
 
+def _value_only(value, mask_value):
+    """The ``gradient_unmasked`` diagnostic's ``mask_gradient``: the weight's value, its gradient untouched."""
+    del mask_value
+    return value
+
+
 def _fit_data(name, steps, input_kind):
     """``fit`` keyword arguments for ``steps`` batches of seeded random data shaped for model ``name``."""
     input_shape, batch, _, _, _ = SETUP[name]
@@ -208,14 +218,17 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     dense_copy = zoo.get(name, input_shape, 10, seed=0)
     masked = mask(dense)
     masked_forward = mask(dense, mask_forward=True)
-    for model in (masked, masked_forward):
+    gradient_unmasked = mask(dense)
+    for model in (masked, masked_forward, gradient_unmasked):
         prune(model, LayerwiseMagnitude(density=1.0 - sparsity))
+    for layer in masked_layers(gradient_unmasked):
+        layer.mask_gradient = _value_only
     # keras_lottery.sparsity, configured as the TFMOT variant (ConstantSparsity, a turn every 100 steps),
     # and with 2:4 sparsity; both train with UpdatePruningStep.
     api = prune_low_magnitude(dense, pruning_schedule=ConstantSparsity(sparsity, begin_step=0, frequency=100))
     m_by_n = prune_low_magnitude(dense, sparsity_m_by_n=(2, 4))
     variants = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),
-                ("sparsity_api", api), ("m_by_n", m_by_n)]
+                ("gradient_unmasked", gradient_unmasked), ("sparsity_api", api), ("m_by_n", m_by_n)]
     with_step = {"sparsity_api", "m_by_n"}
     if with_compact:
         variants.append(("compact", compact_copy(masked)))

@@ -8,7 +8,7 @@ import tensorflow as tf  # tf.summary: TensorBoard event files
 
 from keras_lottery import compat
 from keras_lottery.masking import zero_optimizer_state
-from keras_lottery.sparsity.wrapper import pruning_wrappers
+from keras_lottery.sparsity.wrapper import prune_layers, pruning_wrappers
 
 __all__ = ["PruningSummaries", "UpdatePruningStep"]
 
@@ -112,17 +112,22 @@ class UpdatePruningStep(keras.callbacks.Callback):
         elif now > self._clock:  # a model that counts more than once per step is read at every call
             self._verified = now <= bound
         elapsed, self._clock, self._calls = now - self._clock, now, 0
-        optimizer = getattr(self.model, "optimizer", None)
+        due = []  # (wrapper, (step, sparsity)) of the latest turn each wrapper reached
         for i, wrapper in enumerate(self._wrappers):
             self._steps[i] += elapsed
             last, upcoming = self._done[i], self._steps[i] + 1  # upcoming: the number of the step about to run
             turn = next(((step, sparsity) for step in range(upcoming, last, -1)
                          for should, sparsity in [wrapper.turn(step)] if should), None)  # the latest turn wins
             if turn is not None:
-                if wrapper.prune_to(turn[1]):  # no mask changed: no weight died, the optimizer state stays
-                    zero_optimizer_state(wrapper, optimizer)
-                self.history.append((turn[0], wrapper.name, wrapper.last_density))
+                due.append((wrapper, turn))
             self._done[i] = upcoming
+        if due:  # one call checks every due layer (a turn that changes no mask costs one compiled reduction)
+            changed = prune_layers([(wrapper, sparsity) for wrapper, (_, sparsity) in due])
+            optimizer = getattr(self.model, "optimizer", None)
+            for (wrapper, (step, _)), layer_changed in zip(due, changed):
+                if layer_changed:  # no mask changed: no weight died, the optimizer state stays
+                    zero_optimizer_state(wrapper, optimizer)
+                self.history.append((step, wrapper.name, wrapper.last_density))
         self._turn_free = max(self._turn_free, min(self._done))  # turns up to here are handled
 
     def _turn_possible(self, upcoming):

@@ -18,6 +18,7 @@ TFMOT.
 
 import abc
 import contextvars
+import weakref
 
 import keras
 import numpy as np
@@ -27,7 +28,7 @@ from keras_lottery import layers
 from keras_lottery.masking import MaskedLayer
 from keras_lottery.sparsity import schedules, structured
 
-__all__ = ["PrunableLayer", "PruneLowMagnitude", "pruning_wrappers", "stripping"]
+__all__ = ["PrunableLayer", "PruneLowMagnitude", "prune_layers", "pruning_wrappers", "stripping"]
 
 _STRIPPING = contextvars.ContextVar("keras_lottery_sparsity_stripping", default=False)
 
@@ -139,6 +140,11 @@ class PruneLowMagnitude(MaskedLayer):
             return structured.m_by_n_mask(weights, self.sparsity_m_by_n), np.float32(999.0)  # TFMOT's value
         return structured.block_mask(weights, sparsity, self.block_size, self.block_pooling_type)
 
+    @property
+    def unstructured(self):
+        """Whether the rule prunes single weights (no M:N, blocks of 1 x 1)."""
+        return self.sparsity_m_by_n is None and self.block_size == (1, 1)
+
     def turn(self, step):
         """``(should_prune, sparsity)`` at ``step``: the schedule's answer, or for M:N ``step == 1``."""
         if self.sparsity_m_by_n is not None:
@@ -151,40 +157,19 @@ class PruneLowMagnitude(MaskedLayer):
         Returns whether any mask changed. When none did, no weight lost a mask entry and the caller
         need not touch the optimizer state; otherwise it zeroes the state of newly dead weights
         (``UpdatePruningStep`` does). ``last_density`` is set to the fraction of entries kept.
+        :func:`prune_layers` does the same for several layers at once.
         """
-        changed, kept, size = False, 0, 0
-        for path, variable, mask_var in self.masked_weights():
-            threshold_var = self.thresholds()[path]
-            k = structured.kept_count(int(np.prod(variable.shape)), sparsity)
-            threshold = self._unchanged_threshold(variable, mask_var, k)
-            if threshold is None:
-                mask, threshold = self.new_masks_for(path, variable, sparsity)
-                self.set_mask(path, mask)
-                changed, k = True, int(np.count_nonzero(mask))
-            threshold_var.assign(np.asarray(threshold, dtype=threshold_var.dtype))
-            kept, size = kept + k, size + int(np.prod(variable.shape))
-        self.last_density = kept / max(size, 1)
-        return changed
+        return prune_layers([(self, sparsity)])[0]
 
-    def _unchanged_threshold(self, variable, mask_var, k):
-        """The magnitude threshold when the unstructured rule would give back the installed mask, else None.
-
-        That is the case (a turn of a constant schedule, the usual one) when the mask keeps exactly
-        ``k`` entries, every kept weight is non-zero and every dead weight is zero: the ``k`` largest
-        magnitudes are then the kept ones, with no tie at the threshold (their smallest magnitude).
-        Checked by one compiled call of three reductions and a read of three numbers, instead of a
-        partition of the weight on the host, which cost about 10 ms a turn on LeNet-300-100.
-        """
-        if self.sparsity_m_by_n is not None or self.block_size != (1, 1):
-            return None
-        count, smallest_kept, largest_dead = keras.ops.convert_to_numpy(
-            _compiled_mask_statistics()(variable.value, mask_var.value))
-        if int(count) != k or not smallest_kept > 0 or largest_dead != 0:
-            return None
-        if variable.dtype != "float32":  # the statistics are float32; the threshold keeps the weight's dtype
-            magnitude = np.abs(keras.ops.convert_to_numpy(variable.value))
-            return np.min(magnitude, where=keras.ops.convert_to_numpy(mask_var.value) != 0, initial=np.inf)
-        return smallest_kept
+    def _install_rule_mask(self, index, sparsity):
+        """Computes the rule's mask and threshold for masked weight ``index`` and installs them; returns
+        how many entries it keeps."""
+        path, variable, _ = self._prunable[index]
+        mask, threshold = self.new_masks_for(path, variable, sparsity)
+        self.set_mask(path, mask)
+        threshold_var = self._thresholds[index]
+        threshold_var.assign(np.asarray(threshold, dtype=threshold_var.dtype))
+        return int(np.count_nonzero(mask))
 
     def update_masks(self, step):
         """Recomputes the masks if ``step`` is a pruning turn (M:N: step 1); returns whether it was."""
@@ -194,33 +179,113 @@ class PruneLowMagnitude(MaskedLayer):
         return should
 
 
-def _mask_statistics(weight, mask):
-    """``[kept entries, smallest kept magnitude, largest dead magnitude]`` of one weight, as float32."""
+def prune_layers(turns):
+    """``PruneLowMagnitude.prune_to`` for several layers: ``turns`` is ``[(layer, sparsity)]``; returns,
+    per layer, whether any of its masks changed.
+
+    A turn often cannot change a mask (a constant schedule's next turn, the usual case): that is so
+    when the mask keeps exactly the target count, every kept weight is non-zero and every dead weight
+    is zero, for then the largest magnitudes are the kept ones, with no tie at the threshold (their
+    smallest magnitude). Every unstructured weight of the turn is checked by one compiled call, which
+    also sets the thresholds of the unchanged ones; only the others are partitioned on the host
+    (about 10 ms a turn on LeNet-300-100; a compiled call per weight cost about 1.5 ms each).
+    """
+    entries = [(layer, i) for layer, _ in turns for i in range(len(layer.masked_weights()))]
+    sparsities = [sparsity for layer, sparsity in turns for _ in layer.masked_weights()]
+    sizes = [int(np.prod(layer.masked_weights()[i][1].shape)) for layer, i in entries]
+    kept = [structured.kept_count(size, sparsity) for size, sparsity in zip(sizes, sparsities)]
+    unchanged = [False] * len(entries)
+    checked = [n for n, (layer, _) in enumerate(entries) if layer.unstructured]
+    for n, flag in zip(checked, _check_unchanged([entries[n] for n in checked], [kept[n] for n in checked])):
+        unchanged[n] = flag
+    changed = [False] * len(turns)
+    layer_of_entry = [t for t, (layer, _) in enumerate(turns) for _ in layer.masked_weights()]
+    for n, ((layer, i), sparsity) in enumerate(zip(entries, sparsities)):
+        if not unchanged[n]:
+            kept[n] = layer._install_rule_mask(i, sparsity)
+            changed[layer_of_entry[n]] = True
+    for t, (layer, _) in enumerate(turns):
+        mine = [n for n in range(len(entries)) if layer_of_entry[n] == t]
+        layer.last_density = sum(kept[n] for n in mine) / max(sum(sizes[n] for n in mine), 1)
+    return changed
+
+
+def _check_unchanged(entries, kept):
+    """Per entry of ``entries`` ``[(layer, weight index)]``, whether its mask is the rule's for ``kept``
+    entries; sets the threshold of every unchanged weight. One compiled call."""
+    if not entries:
+        return []
+    kept = np.asarray(kept, dtype="int32")
+    if keras.backend.backend() == "tensorflow":
+        return [bool(flag) for flag in keras.ops.convert_to_numpy(_tensorflow_check(entries)(kept))]
+    triples = [(layer._prunable[i][1], layer._prunable[i][2], layer._thresholds[i]) for layer, i in entries]
+    flags, smallest = (keras.ops.convert_to_numpy(x) for x in _compiled_unchanged_masks()(
+        [v.value for v, _, _ in triples], [m.value for _, m, _ in triples], kept))
+    for flag, value, (_, _, threshold_var) in zip(flags, smallest, triples):
+        if flag:
+            threshold_var.assign(np.asarray(value, dtype=threshold_var.dtype))
+    return [bool(flag) for flag in flags]
+
+
+def _unchanged_masks(weights, masks, kept):
+    """Per weight: whether its mask keeps ``kept[i]`` entries, all non-zero, and every dead entry is
+    zero; and its smallest kept magnitude (float32, exact for float16 and bfloat16 weights too)."""
     ops = keras.ops
-    magnitude = ops.abs(weight)
-    alive = ops.not_equal(mask, 0)
-    count = ops.sum(ops.cast(alive, "float32"))
-    smallest_kept = ops.min(ops.where(alive, magnitude, np.inf))
-    largest_dead = ops.max(ops.where(alive, 0.0, magnitude))
-    return ops.stack([count, ops.cast(smallest_kept, "float32"), ops.cast(largest_dead, "float32")])
+    flags, smallest = [], []
+    for i, (weight, mask) in enumerate(zip(weights, masks)):
+        magnitude = ops.abs(weight)
+        alive = ops.not_equal(mask, 0)
+        count = ops.sum(ops.cast(alive, "int32"))
+        smallest_kept = ops.min(ops.where(alive, magnitude, ops.full_like(magnitude, np.inf)))
+        largest_dead = ops.max(ops.where(alive, ops.zeros_like(magnitude), magnitude))
+        flags.append(ops.logical_and(ops.equal(count, kept[i]),
+                                     ops.logical_and(ops.greater(smallest_kept, 0), ops.equal(largest_dead, 0))))
+        smallest.append(ops.cast(smallest_kept, "float32"))
+    return ops.stack(flags), ops.stack(smallest)
 
 
 _COMPILED = {}
 
 
-def _compiled_mask_statistics():
-    """:func:`_mask_statistics` compiled for the backend (tf.function or jax.jit; eager elsewhere): run
-    eagerly, its handful of ops cost more in dispatch than in arithmetic."""
+def _compiled_unchanged_masks():
+    """:func:`_unchanged_masks` compiled for the JAX backend (``jax.jit``; eager on others but TensorFlow,
+    which uses :func:`_tensorflow_check`): run eagerly, its handful of ops cost more in dispatch than in
+    arithmetic."""
     backend = keras.backend.backend()
     if backend not in _COMPILED:
-        if backend == "tensorflow":
-            _COMPILED[backend] = tf.function(_mask_statistics, reduce_retracing=True)
-        elif backend == "jax":
+        if backend == "jax":
             import jax
-            _COMPILED[backend] = jax.jit(_mask_statistics)
+            _COMPILED[backend] = jax.jit(_unchanged_masks)
         else:
-            _COMPILED[backend] = _mask_statistics
+            _COMPILED[backend] = _unchanged_masks
     return _COMPILED[backend]
+
+
+# The compiled checks, by the variables they read and write (a turn of the same layers reuses its check).
+# Keyed by variable ids, each with weak references that tell whether those variables still exist.
+_TF_CHECKS = {}
+
+
+def _tensorflow_check(entries):
+    """A ``tf.function(kept) -> flags`` running :func:`_unchanged_masks` on the weights ``entries``
+    ``[(layer, weight index)]`` and setting the threshold of every unchanged one."""
+    triples = [(layer._prunable[i][1], layer._prunable[i][2], layer._thresholds[i]) for layer, i in entries]
+    key = tuple(id(v) for triple in triples for v in triple)
+    cached = _TF_CHECKS.get(key)
+    if cached is not None and all(ref() is v for ref, v in zip(cached[0], (v for t in triples for v in t))):
+        return cached[1]
+
+    @tf.function(reduce_retracing=True)
+    def check(kept):
+        flags, smallest = _unchanged_masks([v.value for v, _, _ in triples], [m.value for _, m, _ in triples], kept)
+        for i, (_, _, threshold_var) in enumerate(triples):
+            threshold_var.assign(tf.where(flags[i], tf.cast(smallest[i], threshold_var.dtype), threshold_var.value))
+        return flags
+
+    for stale in [k for k, (refs, _) in _TF_CHECKS.items() if any(ref() is None for ref in refs)]:
+        del _TF_CHECKS[stale]
+    _TF_CHECKS[key] = ([weakref.ref(v) for t in triples for v in t], check)
+    return check
 
 
 def pruning_wrappers(model):

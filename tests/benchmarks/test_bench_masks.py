@@ -12,9 +12,26 @@ from keras_lottery.benchmarks import masks
 def test_bench_times_every_variant_on_a_correctly_pruned_model():
     per_step, density, zeros_ok = masks.bench("lenet_300_100", rounds=2, steps=2, sparsity=0.8,
                                               steps_per_execution=1, jit_compile=False, with_tfmot=False)
-    assert set(per_step) == {"dense", "dense_copy", "masked", "masked_forward", "sparsity_api", "m_by_n"}
+    assert set(per_step) == {"dense", "dense_copy", "masked", "masked_forward", "gradient_unmasked", "sparsity_api",
+                             "m_by_n"}
     assert all(len(times) == 2 and all(t > 0 for t in times) for times in per_step.values())
     assert abs(density - 0.2) < 1e-3 and zeros_ok
+
+
+def test_the_gradient_unmasked_diagnostic_lacks_only_the_multiply_that_keeps_dead_weights_zero(mlp, mlp_data):
+    x, y = mlp_data
+    masked, unmasked = kl.mask(mlp), kl.mask(mlp)
+    for model in (masked, unmasked):
+        kl.prune(model, kl.LayerwiseMagnitude(density=0.5))
+    for layer in kl.masking.masked_layers(unmasked):
+        layer.mask_gradient = masks._value_only
+    np.testing.assert_array_equal(unmasked.predict(x, verbose=0), masked.predict(x, verbose=0))  # same function
+    for model in (masked, unmasked):
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=2, verbose=0)
+    dead_values = [kl.pruning.weights_of(model)["fc1/kernel"][~kl.Mask.from_model(model)["fc1/kernel"]]
+                   for model in (masked, unmasked)]
+    assert np.all(dead_values[0] == 0) and np.any(dead_values[1] != 0)
 
 
 def test_paired_ratio_is_the_median_of_round_ratios():
@@ -70,5 +87,6 @@ def test_table_pairs_rounds_within_each_process_and_takes_the_median_over_proces
 def test_measure_in_a_fresh_process_returns_its_rows(capfd):
     (rows,) = masks.measure_in_subprocesses(1, models=["lenet_300_100"], rounds=1, steps=1, tfmot=False)
     assert [(r["model"], sorted(r["per_step"]), r["rounds"], r["steps"], r["zeros_ok"]) for r in rows] == [
-        ("lenet_300_100", ["dense", "dense_copy", "m_by_n", "masked", "masked_forward", "sparsity_api"], 1, 1, True)]
+        ("lenet_300_100", ["dense", "dense_copy", "gradient_unmasked", "m_by_n", "masked", "masked_forward",
+                           "sparsity_api"], 1, 1, True)]
     assert "lenet_300_100: dense " in capfd.readouterr().out  # the child's progress line reaches our stdout

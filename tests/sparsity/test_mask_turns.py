@@ -70,3 +70,39 @@ def test_a_kept_weight_at_exactly_zero_takes_the_full_rule(mlp):
     expected = _rule(wrapper, 0.5)
     wrapper.prune_to(0.5)
     _assert_installed(wrapper, expected)
+
+
+def test_one_call_prunes_several_layers_as_each_would_alone(mlp):
+    """prune_layers (what UpdatePruningStep calls at a turn) with layers of every kind: unchanged, changed,
+    revived from outside and 2:4, each at its own sparsity; the same result as a prune_to per layer."""
+    wrappers = _trained(mlp, ConstantSparsity(0.5, 0, frequency=4))
+    twins = _trained(keras.models.clone_model(mlp), ConstantSparsity(0.5, 0, frequency=4))
+    for a, b in zip(wrappers, twins):  # the same weights and masks in both copies
+        for (_, va, ma), (_, vb, mb) in zip(a.masked_weights(), b.masked_weights()):
+            vb.assign(_numpy(va))
+            mb.assign(_numpy(ma))
+    paired = list(zip(wrappers, twins))
+    for layer in paired[2]:  # the output layer: a dead weight revived from outside
+        variable, mask_var = layer.masked_weights()[0][1:]
+        weights = _numpy(variable)
+        weights.reshape(-1)[np.flatnonzero(_numpy(mask_var) == 0)[0]] = 100.0
+        variable.assign(weights)
+    m_by_n = sparsity.prune_low_magnitude(keras.layers.Dense(8), sparsity_m_by_n=(2, 4))
+    m_by_n.build((None, 8))
+    m_by_n_twin = sparsity.prune_low_magnitude(keras.layers.Dense(8), sparsity_m_by_n=(2, 4))
+    m_by_n_twin.build((None, 8))
+    m_by_n_twin.masked_weights()[0][1].assign(_numpy(m_by_n.masked_weights()[0][1]))
+    paired.append((m_by_n, m_by_n_twin))
+    levels = [0.5, 0.8] + [0.5] * (len(paired) - 2)
+    changed = sparsity.wrapper.prune_layers([(a, level) for (a, _), level in zip(paired, levels)])
+    alone = [b.prune_to(level) for (_, b), level in zip(paired, levels)]
+    assert changed == alone
+    assert changed == [False, True, True, True]  # the 2:4 layer's first mask
+    for a, b in paired:
+        assert a.last_density == b.last_density
+        for (_, va, ma), (_, vb, mb) in zip(a.masked_weights(), b.masked_weights()):
+            np.testing.assert_array_equal(_numpy(ma), _numpy(mb))
+            np.testing.assert_array_equal(_numpy(va), _numpy(vb))
+        for ta, tb in zip(a.thresholds().values(), b.thresholds().values()):
+            assert _numpy(ta) == _numpy(tb)
+    assert m_by_n.last_density == 0.5
