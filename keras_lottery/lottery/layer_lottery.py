@@ -262,25 +262,26 @@ def _means(rows, xi):
     return means
 
 
-def table_paths(directory):
-    """``{"csv": path, "json": path, "md": path}``: the table files of a run directory (``runs.TABLES``)."""
-    return {os.path.splitext(name)[1][1:]: os.path.join(directory, name) for name in runs.TABLES}
+def table_paths(directory, names=runs.TABLES):
+    """``{"csv": path, "json": path, "md": path}``: the table files of a run directory (``runs.TABLES``,
+    or ``names``)."""
+    return {os.path.splitext(name)[1][1:]: os.path.join(directory, name) for name in names}
+
+
+def _write_csv_json_md(paths, rows, columns):
+    files.write_csv(paths["csv"], rows, columns)
+    files.write_json(paths["json"], rows)
+    files.write_markdown(paths["md"], rows, columns)
 
 
 def write_table(directory, rows):
     """Writes ``table.csv``, ``table.json`` and ``table.md`` (columns in ``TABLE_COLUMNS`` order)."""
-    paths = table_paths(directory)
-    files.write_csv(paths["csv"], rows, TABLE_COLUMNS)
-    files.write_json(paths["json"], rows)
-    files.write_markdown(paths["md"], rows, TABLE_COLUMNS)
+    _write_csv_json_md(table_paths(directory), rows, TABLE_COLUMNS)
 
 
 def write_unit_comparison(directory, rows):
     """Writes ``units.csv``, ``units.json`` and ``units.md``: :func:`unit_differences`' rows."""
-    csv_path, json_path, md_path = (os.path.join(directory, name) for name in runs.UNIT_TABLES)
-    files.write_csv(csv_path, rows, UNIT_COLUMNS)
-    files.write_json(json_path, rows)
-    files.write_markdown(md_path, rows, UNIT_COLUMNS)
+    _write_csv_json_md(table_paths(directory, runs.UNIT_TABLES), rows, UNIT_COLUMNS)
 
 
 def markdown_table(rows, columns=None):

@@ -69,7 +69,7 @@ def test_algorithm_2_trains_dense_and_tickets_and_writes_the_table(tiny, tmp_pat
     assert [(r["criterion"], r["p"]) for r in table_csv] == [(r["criterion"], str(r["p"])) for r in rows]
     with open(os.path.join(directory, "table.md")) as f:
         assert f.read() == layer_lottery.markdown_table(rows)
-    assert layer_lottery.markdown_table(rows).startswith("| replicate | criterion | p | accuracy_diff_pp |")
+    assert layer_lottery.markdown_table(rows).startswith("| replicate | unit | criterion | p | accuracy_diff_pp |")
     ticket = keras.saving.load_model(os.path.join(directory, "ticket_random_p3_r0.keras"))
     dense = keras.saving.load_model(os.path.join(directory, "replicate_0", "dense", "model.keras"))
     assert len(ticket.layers) < len(dense.layers) and metrics.flops(ticket) < metrics.flops(dense)
