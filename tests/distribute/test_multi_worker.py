@@ -101,7 +101,7 @@ def test_layer_lottery_on_two_workers(cluster, tmp_path):
     assert os.path.exists(os.path.join(run, "ticket_l1_p1_r0.keras"))
     assert os.listdir(cluster.tmp_dirs()[1]) == []
     # the non-chief computed the same table in its own copy
-    printed = [_table_row(open(name).read(), "| 0 | l1 | 1 |") for name in cluster.logs]
+    printed = [_table_row(open(name).read(), "| 0 | layers | l1 | 1 |") for name in cluster.logs]
     for column in ("removed", "ticket_accuracy", "dense_accuracy", "flops_down_pct"):
         assert printed[0][column] == printed[1][column], (column, printed)
     assert printed[0]["removed"] == rows[0]["removed"]
