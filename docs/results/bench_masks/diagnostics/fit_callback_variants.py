@@ -7,7 +7,6 @@
 """
 
 import sys
-import time
 
 import keras
 import numpy as np
@@ -32,18 +31,6 @@ class NoEpochEnd(UpdatePruningStep):
 class NoBatch(UpdatePruningStep):
     def on_train_batch_begin(self, batch, logs=None):
         pass
-
-
-class Timer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.start)
 
 
 def variants(which, dense):
@@ -74,7 +61,7 @@ if __name__ == "__main__":
     runs = {}
     for label, (model, callbacks) in variants(which, zoo.get(NAME, INPUT_SHAPE, 10, seed=0)).items():
         model.compile(keras.optimizers.Adam(1.2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        timer = Timer()
+        timer = bm._epoch_timer(keras.callbacks.Callback)  # the mask benchmark's epoch timer
         runs[label] = (model, callbacks + [timer], timer)
     for r in range(rounds + 1):  # round 0 traces and is dropped
         for label in (list(runs) if r % 2 == 0 else list(reversed(runs))):
