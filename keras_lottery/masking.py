@@ -53,7 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf  # the custom-gradient identity; TensorFlow is the backend this library runs on
 
-from keras_lottery import compat, layers
+from keras_lottery import compat, compiled, layers
 from keras_lottery import masks as masks_module
 from keras_lottery.layers import SUPPORTED, prunable_weight_names
 from keras_lottery.masks import Mask, format_report
@@ -61,7 +61,7 @@ from keras_lottery.masks import Mask, format_report
 __all__ = ["MaskedLayer", "apply_mask", "copy_weights", "density_report", "is_prunable", "mask", "mask_variables",
            "masked_layers", "nonzero_mask",
            "ones_mask", "optimizer_slots", "prunable_weight_names", "read_mask", "sparsity", "strip",
-           "zero_optimizer_state"]
+           "zero_dead_weights", "zero_optimizer_state"]
 
 # Optimizer slots are found through a Keras naming convention; compat owns it. Re-exported under the name
 # this module has always had.
@@ -282,9 +282,34 @@ class MaskedLayer(keras.layers.Wrapper):
         raise KeyError(f"{self.name!r} has no masked weight {path!r}; it has {self.weight_paths()}.")
 
     def zero_dead_weights(self):
-        """Multiplies each masked weight by its mask (after setting weights from outside)."""
+        """Multiplies each masked weight by its mask (after setting weights from outside). Eager: for repeated
+        calls on the same layers, :func:`zero_dead_weights` compiles them into one call."""
         for _, variable, mask_var in self._prunable:
             variable.assign(variable.value * keras.ops.cast(mask_var.value, variable.dtype))
+
+
+def zero_dead_weights(masked):
+    """Multiplies every masked weight of the ``MaskedLayer``s ``masked`` by its mask.
+
+    On TensorFlow one compiled call does every weight, traced on the first call for these layers and
+    reused after (``UpdatePruningStep`` calls it at each epoch's end); other backends call each layer's
+    :meth:`MaskedLayer.zero_dead_weights`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        for layer in masked:
+            layer.zero_dead_weights()
+        return
+    pairs = [(variable, mask_var) for layer in masked for _, variable, mask_var in layer.masked_weights()]
+
+    def make():
+        @tf.function
+        def multiply():
+            for variable, mask_var in pairs:
+                variable.assign(variable.value * tf.cast(mask_var.value, variable.dtype))
+        return multiply
+
+    if pairs:
+        compiled.for_variables("zero_dead_weights", [v for pair in pairs for v in pair], make)()
 
 
 def zero_optimizer_state(model, optimizer=None):

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf  # tf.summary: TensorBoard event files
 
 from keras_lottery import compat
-from keras_lottery.masking import zero_optimizer_state
+from keras_lottery.masking import zero_dead_weights, zero_optimizer_state
 from keras_lottery.sparsity.wrapper import prune_layers, pruning_wrappers
 
 __all__ = ["PruningSummaries", "UpdatePruningStep"]
@@ -52,7 +52,10 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._done = []  # per wrapper: the last step whose turn was handled
         self._clock = 0  # the first wrapper's pruning_step at the last call
         self._baseline = None  # (optimizer iterations, first counter) until counting is checked
-        self._calls, self._verified, self._turn_free = 0, False, 0
+        self._calls, self._verified, self._turn_free, self._next_turn = 0, False, 0, 1
+        self._spe = 1  # the model's steps_per_execution, read at train begin
+        # What the checks found about the layers last trained (kept by a later fit of the same layers):
+        self._known_wrappers, self._counting_checked = None, False
 
     def on_train_begin(self, logs=None):
         self._wrappers = pruning_wrappers(self.model)
@@ -60,22 +63,32 @@ class UpdatePruningStep(keras.callbacks.Callback):
             raise ValueError(f"UpdatePruningStep: model {self.model.name!r} has no pruned layer; wrap it with "
                              "keras_lottery.sparsity.prune_low_magnitude first.")
         self._ready = False
+        self._spe = compat.steps_per_execution(self.model)
         if all(w.built for w in self._wrappers):
             self._setup(fresh=False)
 
     def _setup(self, fresh):
         """Reads the counters. ``fresh``: the layers were built by the first step (unbuilt at train begin),
         so no turn has been handled yet: those of the steps already run are applied now."""
+        self._synced_model()
         self._steps = [int(_value(w.pruning_step)) for w in self._wrappers]
         self._done = [0] * len(self._wrappers) if fresh else list(self._steps)
         self._clock = self._steps[0]
         self._calls = 0  # calls since the counter was last read
-        self._verified = False  # whether the layers count at most steps_per_execution steps per call
+        # Whether the layers count training steps at all, and at most steps_per_execution per call, are
+        # properties of the model: a later fit of the same layers keeps what an earlier one found.
+        same = self._known_wrappers is not None and len(self._known_wrappers) == len(self._wrappers) \
+            and all(a is b for a, b in zip(self._known_wrappers, self._wrappers))
+        self._verified = self._verified and same
+        self._counting_checked = self._counting_checked and same
+        self._known_wrappers = list(self._wrappers)
         self._turn_free = min(self._done)  # the last step known to be no wrapper's turn
+        self._next_turn = self._turn_free + 1  # every step in (_turn_free, _next_turn) is no turn
         # one wrapper per distinct schedule: wrappers that share one have their turns at the same steps
         self._schedule_owners = list({(id(w.pruning_schedule), w.sparsity_m_by_n): w for w in self._wrappers}.values())
         optimizer = getattr(self.model, "optimizer", None)
-        self._baseline = None if optimizer is None else (int(_value(optimizer.iterations)), self._clock)
+        self._baseline = (None if optimizer is None or self._counting_checked
+                          else (int(_value(optimizer.iterations)), self._clock))
         self._ready = True
 
     def _check_counting(self, now):
@@ -85,6 +98,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
             return
         counted = now != self._baseline[1]
         self._baseline = None  # checked
+        self._counting_checked = counted
         if not counted:
             raise ValueError(
                 f"UpdatePruningStep: the optimizer stepped but the pruned layers of {self.model.name!r} were never "
@@ -101,11 +115,12 @@ class UpdatePruningStep(keras.callbacks.Callback):
         # Reading a counter is a host sync. Once the counting is checked, the counter is read only when
         # a turn could be due: since the last read, each call followed at most steps_per_execution steps.
         self._calls += 1
-        bound = self._clock + self._calls * compat.steps_per_execution(self.model)
+        bound = self._clock + self._calls * self._spe
         if self._verified and not self._turn_possible(bound + 1):
             return
         # Every wrapper counts the same training steps, so the first one's counter tells how many steps
         # ran since the last read (several when steps_per_execution > 1).
+        self._synced_model()
         now = int(_value(self._wrappers[0].pruning_step))
         if self._baseline is not None:
             self._check_counting(now)
@@ -130,17 +145,27 @@ class UpdatePruningStep(keras.callbacks.Callback):
                 self.history.append((step, wrapper.name, wrapper.last_density))
         self._turn_free = max(self._turn_free, min(self._done))  # turns up to here are handled
 
+    def _synced_model(self):
+        """``self.model``. On JAX this property copies the trainer's state into the variables (and has the
+        trainer read them back before its next step); so it comes before any mid-epoch read or write."""
+        return self.model
+
+    _LOOKAHEAD = 1024  # steps the schedules are evaluated ahead, so that most batches only compare integers
+
     def _turn_possible(self, upcoming):
         """Whether any wrapper has a pruning turn at a step after those already looked at, up to ``upcoming``."""
-        for step in range(self._turn_free + 1, upcoming + 1):
+        if upcoming < self._next_turn:
+            return False
+        step = max(self._next_turn, self._turn_free + 1)
+        while step <= upcoming + self._LOOKAHEAD:  # find the next turn, looking ahead of the batch
             if any(wrapper.turn(step)[0] for wrapper in self._schedule_owners):
-                return True
-            self._turn_free = step
-        return False
+                break
+            step += 1
+        self._turn_free, self._next_turn = step - 1, step
+        return step <= upcoming
 
     def on_epoch_end(self, epoch, logs=None):
-        for wrapper in self._wrappers:
-            wrapper.zero_dead_weights()
+        zero_dead_weights(self._wrappers)  # one compiled call for every layer
 
 
 class PruningSummaries(keras.callbacks.TensorBoard):

@@ -156,4 +156,6 @@ def deserialize(config, custom_objects=None):
 def evaluate(schedule, step):
     """``(bool, float)`` from ``schedule(step)``, whatever the schedule returns (Python values or tensors)."""
     should, sparsity = schedule(int(step))
-    return bool(np.asarray(should)), float(np.asarray(sparsity, dtype=np.float32))
+    if type(should) is not bool:  # the built-in schedules return a bool; a subclass may return a tensor
+        should = bool(np.asarray(should))
+    return should, float(np.asarray(sparsity, dtype=np.float32))

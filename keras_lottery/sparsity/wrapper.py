@@ -18,13 +18,12 @@ TFMOT.
 
 import abc
 import contextvars
-import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf  # the compiled mask check on the TensorFlow backend
 
-from keras_lottery import layers
+from keras_lottery import compiled, layers
 from keras_lottery.masking import MaskedLayer
 from keras_lottery.sparsity import schedules, structured
 
@@ -122,8 +121,17 @@ class PruneLowMagnitude(MaskedLayer):
 
     def call(self, inputs, training=None, **kwargs):
         if training is True:  # counted inside the compiled step: steps_per_execution > 1 counts every step
-            self.pruning_step.assign_add(1)
+            self._count_step()
         return super().call(inputs, training=training, **kwargs)
+
+    def _count_step(self):
+        """Adds 1 to ``pruning_step``. On TensorFlow, with the variable's own ``assign_add``: one op in the
+        compiled step, where Keras' ``Variable.assign_add`` adds four (read, add, cast, assign) per layer."""
+        raw = self.pruning_step.value
+        if isinstance(raw, tf.Variable):  # TensorFlow backend, distributed variables included
+            raw.assign_add(1, read_value=False)
+        else:
+            self.pruning_step.assign_add(1)
 
     def thresholds(self):
         """``{path: threshold variable}``: the magnitude below which the last update pruned (TFMOT's ``threshold``)."""
@@ -260,30 +268,22 @@ def _compiled_unchanged_masks():
     return _COMPILED[backend]
 
 
-# The compiled checks, by the variables they read and write (a turn of the same layers reuses its check).
-# Keyed by variable ids, each with weak references that tell whether those variables still exist.
-_TF_CHECKS = {}
-
-
 def _tensorflow_check(triples):
     """A ``tf.function(kept) -> flags`` running :func:`_unchanged_masks` on ``triples`` ``[(weight, mask,
-    threshold variable)]`` and setting the threshold of every unchanged weight."""
-    key = tuple(id(v) for triple in triples for v in triple)
-    cached = _TF_CHECKS.get(key)
-    if cached is not None and all(ref() is v for ref, v in zip(cached[0], (v for t in triples for v in t))):
-        return cached[1]
+    threshold variable)]`` and setting the threshold of every unchanged weight (a turn of the same
+    layers reuses it)."""
+    def make():
+        @tf.function(reduce_retracing=True)
+        def check(kept):
+            flags, smallest = _unchanged_masks([v.value for v, _, _ in triples], [m.value for _, m, _ in triples],
+                                               kept)
+            for i, (_, _, threshold_var) in enumerate(triples):
+                threshold_var.assign(tf.where(flags[i], tf.cast(smallest[i], threshold_var.dtype),
+                                              threshold_var.value))
+            return flags
+        return check
 
-    @tf.function(reduce_retracing=True)
-    def check(kept):
-        flags, smallest = _unchanged_masks([v.value for v, _, _ in triples], [m.value for _, m, _ in triples], kept)
-        for i, (_, _, threshold_var) in enumerate(triples):
-            threshold_var.assign(tf.where(flags[i], tf.cast(smallest[i], threshold_var.dtype), threshold_var.value))
-        return flags
-
-    for stale in [k for k, (refs, _) in _TF_CHECKS.items() if any(ref() is None for ref in refs)]:
-        del _TF_CHECKS[stale]
-    _TF_CHECKS[key] = ([weakref.ref(v) for t in triples for v in t], check)
-    return check
+    return compiled.for_variables("unchanged_masks", [v for triple in triples for v in triple], make)
 
 
 def pruning_wrappers(model):
