@@ -54,8 +54,6 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._baseline = None  # (optimizer iterations, first counter) until counting is checked
         self._calls, self._verified, self._turn_free, self._next_turn = 0, False, 0, 1
         self._spe = 1  # the model's steps_per_execution, read at train begin
-        # What the checks found about the layers last trained (kept by a later fit of the same layers):
-        self._known_wrappers, self._counting_checked = None, False
 
     def on_train_begin(self, logs=None):
         self._wrappers = pruning_wrappers(self.model)
@@ -75,20 +73,13 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._done = [0] * len(self._wrappers) if fresh else list(self._steps)
         self._clock = self._steps[0]
         self._calls = 0  # calls since the counter was last read
-        # Whether the layers count training steps at all, and at most steps_per_execution per call, are
-        # properties of the model: a later fit of the same layers keeps what an earlier one found.
-        same = self._known_wrappers is not None and len(self._known_wrappers) == len(self._wrappers) \
-            and all(a is b for a, b in zip(self._known_wrappers, self._wrappers))
-        self._verified = self._verified and same
-        self._counting_checked = self._counting_checked and same
-        self._known_wrappers = list(self._wrappers)
+        self._verified = False  # whether the layers count at most steps_per_execution steps per call
         self._turn_free = min(self._done)  # the last step known to be no wrapper's turn
         self._next_turn = self._turn_free + 1  # every step in (_turn_free, _next_turn) is no turn
         # one wrapper per distinct schedule: wrappers that share one have their turns at the same steps
         self._schedule_owners = list({(id(w.pruning_schedule), w.sparsity_m_by_n): w for w in self._wrappers}.values())
         optimizer = getattr(self.model, "optimizer", None)
-        self._baseline = (None if optimizer is None or self._counting_checked
-                          else (int(_value(optimizer.iterations)), self._clock))
+        self._baseline = None if optimizer is None else (int(_value(optimizer.iterations)), self._clock)
         self._ready = True
 
     def _check_counting(self, now):
@@ -98,7 +89,6 @@ class UpdatePruningStep(keras.callbacks.Callback):
             return
         counted = now != self._baseline[1]
         self._baseline = None  # checked
-        self._counting_checked = counted
         if not counted:
             raise ValueError(
                 f"UpdatePruningStep: the optimizer stepped but the pruned layers of {self.model.name!r} were never "
