@@ -1,13 +1,16 @@
-"""Pools the per-process ratios of the LeNet-300-100 mask benchmark runs of 2026-12-02 (the three
-tables next to this folder): per variant the median and mean ± SD over all processes, and per
-process each API variant's ratio minus the plain mask's (mean ± standard error, how often above).
+"""Pools the per-process ratios of LeNet-300-100 mask benchmark tables (files in the folder above this
+one): per variant the median and mean ± SD over all processes, and per process each API variant's
+ratio minus the plain mask's (mean ± standard error, how often above).
 
-    python docs/results/bench_masks/diagnostics/pooled.py
+    python docs/results/bench_masks/diagnostics/pooled.py [TABLE.md ...]
+
+Without arguments: the three tables of the morning of 2026-12-02.
 """
 
 import os
 import re
 import statistics
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = ["2026-12-02_lenet_300_100_3processes.md", "2026-12-02_lenet_300_100_5processes.md",
@@ -25,7 +28,7 @@ def per_process(path):
 
 
 pooled = {}
-for name in RUNS:
+for name in sys.argv[1:] or RUNS:
     for variant, values in per_process(os.path.join(HERE, "..", name)).items():
         pooled.setdefault(variant, []).extend(values)
 for variant, values in pooled.items():
