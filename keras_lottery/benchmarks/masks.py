@@ -15,6 +15,9 @@ For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
   begin_step=0, frequency=100)`` and the ``UpdatePruningStep`` callback, configured as the TFMOT
   variant below (the TFMOT-style API on this library's masks);
 - m_by_n: the same API with ``sparsity_m_by_n=(2, 4)`` (2:4 structured sparsity);
+- api_no_callback: a diagnostic: ``sparsity_api``'s model pruned once before training
+  (``prune_to(sparsity)``: the masks its first turn installs) and trained without
+  ``UpdatePruningStep``, so it has no turn after; ``sparsity_api`` minus it is what the callback costs;
 - tfk_dense: the same architecture on ``tf_keras`` (TFMOT's own dense baseline);
 - tfmot: the same architecture on ``tf_keras`` wrapped in ``prune_low_magnitude`` with
   ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback;
@@ -62,6 +65,7 @@ from keras_lottery.masks import Mask
 from keras_lottery.pruning import LayerwiseMagnitude, prune, weights_of
 from keras_lottery.masking import MaskedLayer, mask, masked_layers
 from keras_lottery.sparsity import ConstantSparsity, UpdatePruningStep, prune_low_magnitude
+from keras_lottery.sparsity.wrapper import pruning_wrappers
 
 SETUP = {  # input shape, batch size, optimizer (the papers' settings), default rounds and steps
     "lenet_300_100": ((28, 28, 1), 60, "adam", 30, 100),
@@ -69,7 +73,8 @@ SETUP = {  # input shape, batch size, optimizer (the papers' settings), default 
 }
 INPUT_KINDS = ("dataset", "numpy")
 BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "gradient_unmasked": "dense",
-            "compact": "dense", "sparsity_api": "dense", "m_by_n": "dense", "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
+            "compact": "dense", "sparsity_api": "dense", "m_by_n": "dense", "api_no_callback": "dense",
+            "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
 WORKER = "keras_lottery.benchmarks.masks"  # run with python -m by measure_in_subprocesses (see _worker)
 
 
@@ -227,8 +232,13 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     # and with 2:4 sparsity; both train with UpdatePruningStep.
     api = prune_low_magnitude(dense, pruning_schedule=ConstantSparsity(sparsity, begin_step=0, frequency=100))
     m_by_n = prune_low_magnitude(dense, sparsity_m_by_n=(2, 4))
+    api_no_callback = prune_low_magnitude(dense, pruning_schedule=ConstantSparsity(sparsity, begin_step=0,
+                                                                                   frequency=100))
+    for wrapper in pruning_wrappers(api_no_callback):
+        wrapper.prune_to(sparsity)
     variants = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),
-                ("gradient_unmasked", gradient_unmasked), ("sparsity_api", api), ("m_by_n", m_by_n)]
+                ("gradient_unmasked", gradient_unmasked), ("sparsity_api", api), ("m_by_n", m_by_n),
+                ("api_no_callback", api_no_callback)]
     with_step = {"sparsity_api", "m_by_n"}
     if with_compact:
         variants.append(("compact", compact_copy(masked)))

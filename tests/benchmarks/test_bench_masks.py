@@ -13,7 +13,7 @@ def test_bench_times_every_variant_on_a_correctly_pruned_model():
     per_step, density, zeros_ok = masks.bench("lenet_300_100", rounds=2, steps=2, sparsity=0.8,
                                               steps_per_execution=1, jit_compile=False, with_tfmot=False)
     assert set(per_step) == {"dense", "dense_copy", "masked", "masked_forward", "gradient_unmasked", "sparsity_api",
-                             "m_by_n"}
+                             "m_by_n", "api_no_callback"}
     assert all(len(times) == 2 and all(t > 0 for t in times) for times in per_step.values())
     assert abs(density - 0.2) < 1e-3 and zeros_ok
 
@@ -87,6 +87,6 @@ def test_table_pairs_rounds_within_each_process_and_takes_the_median_over_proces
 def test_measure_in_a_fresh_process_returns_its_rows(capfd):
     (rows,) = masks.measure_in_subprocesses(1, models=["lenet_300_100"], rounds=1, steps=1, tfmot=False)
     assert [(r["model"], sorted(r["per_step"]), r["rounds"], r["steps"], r["zeros_ok"]) for r in rows] == [
-        ("lenet_300_100", ["dense", "dense_copy", "gradient_unmasked", "m_by_n", "masked", "masked_forward",
-                           "sparsity_api"], 1, 1, True)]
+        ("lenet_300_100", ["api_no_callback", "dense", "dense_copy", "gradient_unmasked", "m_by_n", "masked",
+                           "masked_forward", "sparsity_api"], 1, 1, True)]
     assert "lenet_300_100: dense " in capfd.readouterr().out  # the child's progress line reaches our stdout
