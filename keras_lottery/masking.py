@@ -284,8 +284,13 @@ class MaskedLayer(keras.layers.Wrapper):
     def zero_dead_weights(self):
         """Multiplies each masked weight by its mask (after setting weights from outside). Eager: for repeated
         calls on the same layers, :func:`zero_dead_weights` compiles them into one call."""
-        for _, variable, mask_var in self._prunable:
-            variable.assign(variable.value * keras.ops.cast(mask_var.value, variable.dtype))
+        _multiply_by_masks([(variable, mask_var) for _, variable, mask_var in self._prunable])
+
+
+def _multiply_by_masks(pairs):
+    """Assigns ``variable * mask`` to each variable of ``pairs`` ``[(variable, mask variable)]``."""
+    for variable, mask_var in pairs:
+        variable.assign(variable.value * keras.ops.cast(mask_var.value, variable.dtype))
 
 
 def zero_dead_weights(masked):
@@ -302,11 +307,7 @@ def zero_dead_weights(masked):
     pairs = [(variable, mask_var) for layer in masked for _, variable, mask_var in layer.masked_weights()]
 
     def make():
-        @tf.function
-        def multiply():
-            for variable, mask_var in pairs:
-                variable.assign(variable.value * tf.cast(mask_var.value, variable.dtype))
-        return multiply
+        return tf.function(lambda: _multiply_by_masks(pairs))
 
     if pairs:
         compiled.for_variables("zero_dead_weights", [v for pair in pairs for v in pair], make)()

@@ -230,10 +230,10 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
         layer.mask_gradient = _value_only
     # keras_lottery.sparsity, configured as the TFMOT variant (ConstantSparsity, a turn every 100 steps),
     # and with 2:4 sparsity; both train with UpdatePruningStep.
-    api = prune_low_magnitude(dense, pruning_schedule=ConstantSparsity(sparsity, begin_step=0, frequency=100))
+    schedule = ConstantSparsity(sparsity, begin_step=0, frequency=100)
+    api = prune_low_magnitude(dense, pruning_schedule=schedule)
     m_by_n = prune_low_magnitude(dense, sparsity_m_by_n=(2, 4))
-    api_no_callback = prune_low_magnitude(dense, pruning_schedule=ConstantSparsity(sparsity, begin_step=0,
-                                                                                   frequency=100))
+    api_no_callback = prune_low_magnitude(dense, pruning_schedule=schedule)
     for wrapper in pruning_wrappers(api_no_callback):
         wrapper.prune_to(sparsity)
     variants = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),

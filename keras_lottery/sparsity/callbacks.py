@@ -52,7 +52,8 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._done = []  # per wrapper: the last step whose turn was handled
         self._clock = 0  # the first wrapper's pruning_step at the last call
         self._baseline = None  # (optimizer iterations, first counter) until counting is checked
-        self._calls, self._verified, self._turn_free, self._next_turn = 0, False, 0, 1
+        self._calls, self._verified = 0, False
+        self._next_turn = 1  # the first step not known to be no wrapper's turn (steps before it are handled or no turn)
         self._spe = 1  # the model's steps_per_execution, read at train begin
 
     def on_train_begin(self, logs=None):
@@ -74,8 +75,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._clock = self._steps[0]
         self._calls = 0  # calls since the counter was last read
         self._verified = False  # whether the layers count at most steps_per_execution steps per call
-        self._turn_free = min(self._done)  # the last step known to be no wrapper's turn
-        self._next_turn = self._turn_free + 1  # every step in (_turn_free, _next_turn) is no turn
+        self._next_turn = min(self._done) + 1
         # one wrapper per distinct schedule: wrappers that share one have their turns at the same steps
         self._schedule_owners = list({(id(w.pruning_schedule), w.sparsity_m_by_n): w for w in self._wrappers}.values())
         optimizer = getattr(self.model, "optimizer", None)
@@ -133,7 +133,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
                 if layer_changed:  # no mask changed: no weight died, the optimizer state stays
                     zero_optimizer_state(wrapper, optimizer)
                 self.history.append((step, wrapper.name, wrapper.last_density))
-        self._turn_free = max(self._turn_free, min(self._done))  # turns up to here are handled
+        self._next_turn = max(self._next_turn, min(self._done) + 1)  # turns up to min(done) are handled
 
     def _synced_model(self):
         """``self.model``. On JAX this property copies the trainer's state into the variables (and has the
@@ -146,12 +146,12 @@ class UpdatePruningStep(keras.callbacks.Callback):
         """Whether any wrapper has a pruning turn at a step after those already looked at, up to ``upcoming``."""
         if upcoming < self._next_turn:
             return False
-        step = max(self._next_turn, self._turn_free + 1)
+        step = self._next_turn
         while step <= upcoming + self._LOOKAHEAD:  # find the next turn, looking ahead of the batch
             if any(wrapper.turn(step)[0] for wrapper in self._schedule_owners):
                 break
             step += 1
-        self._turn_free, self._next_turn = step - 1, step
+        self._next_turn = step
         return step <= upcoming
 
     def on_epoch_end(self, epoch, logs=None):
