@@ -43,7 +43,10 @@ per-step overhead no longer dilutes the mask's cost).
 Two identical models differ by a few tenths of a percent within one process, but a whole process
 can come out 1-2 points apart from the next (memory placement, thread scheduling): ``processes=N``
 repeats the measurement in N fresh processes (``python -m keras_lottery.benchmarks.masks``, this
-module's worker) and :func:`table` reports the median of their ratios and each one.
+module's worker) and :func:`table` reports the median of their ratios, each one, and their mean with
+its 95% confidence interval. On a 2-core machine identical models differ by up to 4 points in one
+process, so a difference of 1-2 points needs a few dozen processes: ``variants=[...]`` times only
+the variants named (with their dense models), which makes each process shorter.
 
 The binary is ``experiments/bench_masks.py``; ``run(...)`` returns one list of rows per process.
 """
@@ -75,6 +78,9 @@ INPUT_KINDS = ("dataset", "numpy")
 BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "gradient_unmasked": "dense",
             "compact": "dense", "sparsity_api": "dense", "m_by_n": "dense", "api_no_callback": "dense",
             "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
+KERAS3_VARIANTS = ("dense", "dense_copy", "masked", "masked_forward", "gradient_unmasked", "sparsity_api", "m_by_n",
+                   "api_no_callback", "compact")
+TFMOT_VARIANTS = ("tfk_dense", "tfmot")
 WORKER = "keras_lottery.benchmarks.masks"  # run with python -m by measure_in_subprocesses (see _worker)
 
 
@@ -215,8 +221,12 @@ def _tfmot_runs(name, sparsity, fit_data):
 
 
 def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_tfmot, input_kind="dataset",
-          with_compact=False):
-    """Times every variant of ``name``; returns ``({label: [seconds per step, one per round]}, density, zeros_ok)``."""
+          with_compact=False, variants=None):
+    """Times the variants of ``name``; returns ``({label: [seconds per step, one per round]}, density, zeros_ok)``.
+
+    ``variants``: the labels to time (all by default; :func:`selected` adds the dense baselines they need).
+    """
+    wanted = set(selected(variants, with_tfmot, with_compact))
     input_shape, _, opt, _, _ = SETUP[name]
     fit_data = _fit_data(name, steps, input_kind)
     dense = zoo.get(name, input_shape, 10, seed=0)
@@ -236,32 +246,45 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     api_no_callback = prune_low_magnitude(dense, pruning_schedule=schedule)
     for wrapper in pruning_wrappers(api_no_callback):
         wrapper.prune_to(sparsity)
-    variants = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),
-                ("gradient_unmasked", gradient_unmasked), ("sparsity_api", api), ("m_by_n", m_by_n),
-                ("api_no_callback", api_no_callback)]
+    models = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),
+              ("gradient_unmasked", gradient_unmasked), ("sparsity_api", api), ("m_by_n", m_by_n),
+              ("api_no_callback", api_no_callback)]
     with_step = {"sparsity_api", "m_by_n"}
-    if with_compact:
-        variants.append(("compact", compact_copy(masked)))
+    if with_compact and "compact" in wanted:
+        models.append(("compact", compact_copy(masked)))
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     runs = {}
-    for label, model in variants:
+    for label, model in [(label, model) for label, model in models if label in wanted]:
         optimizer = keras.optimizers.Adam(1.2e-3) if opt == "adam" else keras.optimizers.SGD(0.1, momentum=0.9)
         model.compile(optimizer, loss, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
         timer = _epoch_timer(keras.callbacks.Callback)
         callbacks = [UpdatePruningStep(), timer] if label in with_step else [timer]
         runs[label] = (lambda m=model, c=callbacks: m.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
                                                           callbacks=c), timer)
-    if with_tfmot:
-        runs.update(_tfmot_runs(name, sparsity, fit_data))
+    if with_tfmot and wanted & set(TFMOT_VARIANTS):
+        runs.update({k: v for k, v in _tfmot_runs(name, sparsity, fit_data).items() if k in wanted})
 
     for r in range(rounds + 1):  # round 0 traces and is dropped
         order = list(runs) if r % 2 == 0 else list(reversed(runs))
         for label in order:
             runs[label][0]()
     per_step = {label: [t / steps for t in timer.times[1:]] for label, (_, timer) in runs.items()}
-    checked = [(m, Mask.from_model(m)) for m in (masked, masked_forward)]
+    # every trained variant that keeps dead weights at zero (with the density of the plain mask)
+    trained = [m for label, m in models if label in wanted and label not in ("dense", "dense_copy",
+                                                                             "gradient_unmasked", "compact")]
+    checked = [(m, Mask.from_model(m)) for m in trained]
     zeros_ok = all(np.all(weights_of(m)[p][~alive] == 0) for m, found in checked for p, alive in found.items())
-    return per_step, checked[0][1].density, zeros_ok
+    return per_step, Mask.from_model(masked).density, zeros_ok
+
+
+def selected(variants, with_tfmot=True, with_compact=False):
+    """The labels :func:`bench` times for ``variants`` (``None``: every one the options allow), in timing
+    order, with the dense model each one's ratio is taken to."""
+    available = [v for v in KERAS3_VARIANTS if with_compact or v != "compact"]
+    available += list(TFMOT_VARIANTS) if with_tfmot else []
+    wanted = set(available if variants is None else variants)
+    wanted |= {BASELINE[v] for v in wanted if v in BASELINE}
+    return [v for v in available if v in wanted]
 
 
 def paired_ratio(times, baseline):
@@ -269,7 +292,7 @@ def paired_ratio(times, baseline):
     return statistics.median(a / b for a, b in zip(times, baseline))
 
 
-def validate(models, compact=False, processes=1, input_kind="dataset"):
+def validate(models, compact=False, processes=1, input_kind="dataset", variants=None, tfmot=True):
     """Raise ``ValueError`` naming the argument if :func:`run` cannot take these arguments."""
     for name in models:
         if name not in SETUP:
@@ -280,22 +303,32 @@ def validate(models, compact=False, processes=1, input_kind="dataset"):
         raise ValueError("processes must be >= 1.")
     if input_kind not in INPUT_KINDS:
         raise ValueError(f"input_kind accepts {list(INPUT_KINDS)}; got {input_kind!r}.")
+    if variants is not None:
+        known = KERAS3_VARIANTS + TFMOT_VARIANTS
+        unknown = [v for v in variants if v not in known]
+        if unknown or not variants:
+            raise ValueError(f"variants accepts a non-empty list of {list(known)}; got {list(variants)!r}.")
+        if "compact" in variants and not compact:
+            raise ValueError("variants names 'compact': pass compact=True (--compact) as well.")
+        if set(variants) & set(TFMOT_VARIANTS) and not tfmot:
+            raise ValueError("variants names a TFMOT variant but tfmot=False (--notfmot).")
 
 
 def measure(models, rounds=None, steps=None, sparsity=0.8, steps_per_execution=1, jit_compile=False,
-            input_kind="dataset", tfmot=True, compact=False, verbose=True):
+            input_kind="dataset", tfmot=True, compact=False, verbose=True, variants=None):
     """Benchmarks each model in this process; returns one row (a dict) per model.
 
     Row keys: ``model``, ``per_step`` (``{variant: [seconds per step, one per round]}``), ``density``
     (of the masked model), ``zeros_ok`` (dead weights exactly 0 after training), ``rounds``, ``steps``.
     ``rounds`` and ``steps`` default to the model's (:data:`SETUP`). ``verbose`` prints each model's
-    fastest step times when it is done.
+    fastest step times when it is done. ``variants`` (labels of the module docstring; all by default)
+    limits what is timed: fewer variants make each round shorter.
     """
     rows = []
     for name in models:
         rounds_n, steps_n = rounds or SETUP[name][3], steps or SETUP[name][4]
         per_step, density, zeros_ok = bench(name, rounds_n, steps_n, sparsity, steps_per_execution, jit_compile,
-                                            tfmot, input_kind, compact)
+                                            tfmot, input_kind, compact, variants)
         rows.append(dict(model=name, per_step=per_step, density=float(density), zeros_ok=bool(zeros_ok),
                          rounds=rounds_n, steps=steps_n))
         if verbose:
@@ -320,43 +353,62 @@ def measure_in_subprocesses(count, **options):
 
 
 def run(models=("lenet_300_100", "resnet20"), rounds=None, steps=None, sparsity=0.8, steps_per_execution=1,
-        jit_compile=False, input_kind="dataset", tfmot=True, compact=False, processes=1, verbose=True):
+        jit_compile=False, input_kind="dataset", tfmot=True, compact=False, processes=1, verbose=True, variants=None):
     """Runs the benchmark (see the module docstring); returns the rows of each process (a list of lists).
 
     With ``processes=1`` it runs in this process, else in ``processes`` fresh ones. Arguments are those
     of :func:`measure`; :func:`validate` checks them first.
     """
     models = list(models)
-    validate(models, compact, processes, input_kind)
+    validate(models, compact, processes, input_kind, variants, tfmot)
     options = dict(models=models, rounds=rounds, steps=steps, sparsity=sparsity,
                    steps_per_execution=steps_per_execution, jit_compile=jit_compile, input_kind=input_kind,
-                   tfmot=tfmot, compact=compact, verbose=verbose)
+                   tfmot=tfmot, compact=compact, verbose=verbose,
+                   variants=None if variants is None else list(variants))
     if processes > 1:
         return measure_in_subprocesses(processes, **options)
     return [measure(**options)]
 
 
+def mean_interval(values, confidence=0.95):
+    """``(mean, half-width)`` of the Student-t ``confidence`` interval of the mean of ``values`` (>= 2 values)."""
+    from scipy import stats  # imported here: only tables of several processes need it
+
+    n = len(values)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(values) / n ** 0.5
+    return statistics.fmean(values), float(half)
+
+
 def table(rows_by_process, input_kind="dataset", steps_per_execution=1, jit_compile=False):
-    """The Markdown table of :func:`run`'s result, with a closing line of checks and settings, as lines."""
+    """The Markdown table of :func:`run`'s result, with a closing line of checks and settings, as lines.
+
+    With several processes each variant's ratio is the median of the processes' ratios (each one
+    listed), and a last column gives their mean with its 95% confidence interval (Student t over the
+    processes: each process is one sample of its memory placement and thread scheduling).
+    """
     count = len(rows_by_process)
+    several = count > 1
     lines = ["", "| model | batch | processes x rounds x steps | variant | fastest ms/step | median ms/step "
              "| ratio to its dense: median of paired rounds"
-             + (" (median of processes; each process)" if count > 1 else "") + " |",
-             "|---|---|---|---|---|---|---|"]
+             + (" (median of processes; each process) | mean of processes ± 95% CI |" if several else " |"),
+             "|---|---|---|---|---|---|---|" + ("---|" if several else "")]
     for i, row in enumerate(rows_by_process[0]):
         processes = [process_rows[i]["per_step"] for process_rows in rows_by_process]
         for label in processes[0]:
             times = [t for per_step in processes for t in per_step[label]]
             base = BASELINE.get(label)
+            pooled = ""
             if base:
                 ratios = [paired_ratio(per_step[label], per_step[base]) for per_step in processes]
                 ratio = f"{statistics.median(ratios):.3f} to {base}"
-                if count > 1:
+                if several:
                     ratio += " (" + ", ".join(f"{r:.3f}" for r in ratios) + ")"
+                    pooled = "{:.3f} ± {:.3f}".format(*mean_interval(ratios))
             else:
                 ratio = "1"
             lines.append(f"| {row['model']} | {SETUP[row['model']][1]} | {count} x {row['rounds']} x {row['steps']} "
-                         f"| {label} | {min(times) * 1e3:.2f} | {statistics.median(times) * 1e3:.2f} | {ratio} |")
+                         f"| {label} | {min(times) * 1e3:.2f} | {statistics.median(times) * 1e3:.2f} | {ratio} |"
+                         + (f" {pooled} |" if several else ""))
     rows = [r for process_rows in rows_by_process for r in process_rows]
     densities = sorted({f"{r['model']}={r['density']:.3f}" for r in rows})
     lines += ["", f"masked density {', '.join(densities)}; dead weights exactly 0 after training: "

@@ -18,6 +18,14 @@ def test_bench_times_every_variant_on_a_correctly_pruned_model():
     assert abs(density - 0.2) < 1e-3 and zeros_ok
 
 
+def test_bench_times_only_the_variants_asked_for_and_their_dense_models():
+    per_step, _, zeros_ok = masks.bench("lenet_300_100", rounds=1, steps=2, sparsity=0.8, steps_per_execution=1,
+                                        jit_compile=False, with_tfmot=False, variants=["m_by_n"])
+    assert set(per_step) == {"dense", "m_by_n"} and zeros_ok
+    assert masks.selected(["tfmot", "masked"]) == ["dense", "masked", "tfk_dense", "tfmot"]
+    assert "compact" not in masks.selected(None) and "compact" in masks.selected(None, with_compact=True)
+
+
 def test_the_gradient_unmasked_diagnostic_lacks_only_the_multiply_that_keeps_dead_weights_zero(mlp, mlp_data):
     x, y = mlp_data
     masked, unmasked = kl.mask(mlp), kl.mask(mlp)
@@ -60,10 +68,19 @@ def test_bench_times_the_compact_variant_when_asked():
     (dict(models=["resnet20"], compact=True), "compact needs"),
     (dict(models=["resnet20"], processes=0), "processes must be >= 1"),
     (dict(models=["resnet20"], input_kind="arrays"), "input_kind accepts"),
+    (dict(models=["resnet20"], variants=["api"]), "variants accepts"),
+    (dict(models=["resnet20"], variants=[]), "variants accepts"),
+    (dict(models=["resnet20"], variants=["compact"]), "pass compact=True"),
+    (dict(models=["resnet20"], variants=["tfmot"], tfmot=False), "tfmot=False"),
 ])
 def test_run_rejects_bad_arguments_before_measuring(arguments, message):
     with pytest.raises(ValueError, match=message):
         masks.run(**arguments)
+
+
+def test_mean_interval_is_the_student_t_interval_of_the_mean():
+    mean, half = masks.mean_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and abs(half - 4.302653 * 1.0 / 3 ** 0.5) < 1e-5  # t(0.975, 2 dof) = 4.3027
 
 
 def test_table_pairs_rounds_within_each_process_and_takes_the_median_over_processes():
@@ -76,12 +93,23 @@ def test_table_pairs_rounds_within_each_process_and_takes_the_median_over_proces
                         input_kind="numpy", steps_per_execution=5, jit_compile=True)
     assert lines[:3] == [
         "", "| model | batch | processes x rounds x steps | variant | fastest ms/step | median ms/step "
-        "| ratio to its dense: median of paired rounds (median of processes; each process) |",
-        "|---|---|---|---|---|---|---|"]
-    assert lines[3] == "| lenet_300_100 | 60 | 2 x 2 x 3 | dense | 1.00 | 3.00 | 1 |"
-    assert lines[4] == "| lenet_300_100 | 60 | 2 x 2 x 3 | masked | 2.00 | 3.00 | 1.250 to dense (1.500, 1.000) |"
+        "| ratio to its dense: median of paired rounds (median of processes; each process) "
+        "| mean of processes ± 95% CI |",
+        "|---|---|---|---|---|---|---|---|"]
+    assert lines[3] == "| lenet_300_100 | 60 | 2 x 2 x 3 | dense | 1.00 | 3.00 | 1 |  |"
+    # mean 1.25; half-width t(0.975, 1 dof) 12.706 x stdev 0.354 / sqrt(2) = 3.177
+    assert lines[4] == ("| lenet_300_100 | 60 | 2 x 2 x 3 | masked | 2.00 | 3.00 | 1.250 to dense (1.500, 1.000) "
+                        "| 1.250 ± 3.177 |")
     assert lines[5:] == ["", "masked density lenet_300_100=0.200; dead weights exactly 0 after training: True; "
                          f"input=numpy, steps_per_execution=5, jit_compile=True, python {sys.version.split()[0]}"]
+
+
+def test_table_of_one_process_has_no_interval_column():
+    row = dict(model="resnet20", per_step={"dense": [0.002], "masked": [0.003]}, density=0.2, zeros_ok=True,
+               rounds=1, steps=1)
+    lines = masks.table([[row]])
+    assert lines[2] == "|---|---|---|---|---|---|---|"
+    assert lines[4] == "| resnet20 | 128 | 1 x 1 x 1 | masked | 3.00 | 3.00 | 1.500 to dense |"
 
 
 def test_measure_in_a_fresh_process_returns_its_rows(capfd):
