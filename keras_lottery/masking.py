@@ -296,9 +296,9 @@ def _multiply_by_masks(pairs):
 def zero_dead_weights(masked):
     """Multiplies every masked weight of the ``MaskedLayer``s ``masked`` by its mask.
 
-    On TensorFlow one compiled call does every weight, traced on the first call for these layers and
-    reused after (``UpdatePruningStep`` calls it at each epoch's end); other backends call each layer's
-    :meth:`MaskedLayer.zero_dead_weights`.
+    On TensorFlow one compiled call does every weight, traced on the second call for these layers (the
+    first runs eagerly) and reused after (``UpdatePruningStep`` calls it at each epoch's end); other
+    backends call each layer's :meth:`MaskedLayer.zero_dead_weights`.
     """
     if keras.backend.backend() != "tensorflow":
         for layer in masked:
@@ -310,7 +310,8 @@ def zero_dead_weights(masked):
         return tf.function(lambda: _multiply_by_masks(pairs))
 
     if pairs:
-        compiled.for_variables("zero_dead_weights", [v for pair in pairs for v in pair], make)()
+        compiled.for_variables("zero_dead_weights", [v for pair in pairs for v in pair], make,
+                               first=lambda: _multiply_by_masks(pairs))()
 
 
 def zero_optimizer_state(model, optimizer=None):

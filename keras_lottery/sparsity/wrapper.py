@@ -277,7 +277,9 @@ def _tensorflow_check(triples):
     threshold variable)]`` and setting the threshold of every unchanged weight (a turn of the same
     layers reuses it). Compiled with XLA (:data:`XLA_CHECK`), which fuses the passes over each weight
     (a turn of LeNet-300-100 takes about half the time it takes with the plain graph, docs/masks.md);
-    where XLA fails (distributed variables, a device without XLA), the plain graph from then on."""
+    where XLA fails (distributed variables, a device without XLA), the plain graph from then on. The
+    first check of a set of layers runs eagerly (:func:`compiled.for_variables`): compiling pays off
+    only for a set checked again, as at every turn of ``UpdatePruningStep``."""
     def check(kept):
         flags, smallest = _unchanged_masks([v.value for v, _, _ in triples], [m.value for _, m, _ in triples], kept)
         for i, (_, _, threshold_var) in enumerate(triples):
@@ -297,7 +299,9 @@ def _tensorflow_check(triples):
             return chosen[0](kept)
         return run
 
-    return compiled.for_variables(("unchanged_masks", XLA_CHECK), [v for triple in triples for v in triple], make)
+    # the first check of these layers runs eagerly: a one-off prune_to compiles nothing
+    return compiled.for_variables(("unchanged_masks", XLA_CHECK), [v for triple in triples for v in triple], make,
+                                  first=check)
 
 
 def pruning_wrappers(model):

@@ -21,7 +21,7 @@ def per_process(path):
     """``{variant: [ratio of each process]}`` from a table's last column."""
     ratios = {}
     for line in open(path):
-        match = re.match(r"\| lenet_300_100 \|.*\| (\w+) \|.*to dense \(([\d., ]+)\) \|$", line.strip())
+        match = re.match(r"\| lenet_300_100 \|.*\| (\w+) \|.*to dense \(([\d., ]+)\) \|", line.strip())
         if match:
             ratios[match.group(1)] = [float(x) for x in match.group(2).split(",")]
     return ratios
@@ -35,6 +35,8 @@ for variant, values in pooled.items():
     print(f"{variant}: {len(values)} processes, median {statistics.median(values):.3f}, "
           f"mean {statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}")
 for first, second in [("sparsity_api", "masked"), ("m_by_n", "masked"), ("masked", "gradient_unmasked")]:
+    if first not in pooled or second not in pooled:
+        continue  # a table of a run that timed only some variants
     points = [100 * (a - b) for a, b in zip(pooled[first], pooled[second])]
     print(f"{first} - {second}: {statistics.fmean(points):+.2f} ± {statistics.stdev(points) / len(points) ** 0.5:.2f} "
           f"points (SE), above in {sum(p > 0 for p in points)}/{len(points)}")
