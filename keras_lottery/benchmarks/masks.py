@@ -62,6 +62,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy import stats
 
 from keras_lottery import models as zoo
 from keras_lottery.masks import Mask
@@ -372,8 +373,6 @@ def run(models=("lenet_300_100", "resnet20"), rounds=None, steps=None, sparsity=
 
 def mean_interval(values, confidence=0.95):
     """``(mean, half-width)`` of the Student-t ``confidence`` interval of the mean of ``values`` (>= 2 values)."""
-    from scipy import stats  # imported here: only tables of several processes need it
-
     n = len(values)
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(values) / n ** 0.5
     return statistics.fmean(values), float(half)
