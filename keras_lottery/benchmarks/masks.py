@@ -251,7 +251,7 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
               ("gradient_unmasked", gradient_unmasked), ("sparsity_api", api), ("m_by_n", m_by_n),
               ("api_no_callback", api_no_callback)]
     with_step = {"sparsity_api", "m_by_n"}
-    if with_compact and "compact" in wanted:
+    if "compact" in wanted:  # selected() names it only with_compact
         models.append(("compact", compact_copy(masked)))
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     runs = {}
@@ -262,7 +262,7 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
         callbacks = [UpdatePruningStep(), timer] if label in with_step else [timer]
         runs[label] = (lambda m=model, c=callbacks: m.fit(**fit_data, epochs=1, verbose=0, shuffle=False,
                                                           callbacks=c), timer)
-    if with_tfmot and wanted & set(TFMOT_VARIANTS):
+    if wanted & set(TFMOT_VARIANTS):  # selected() names them only with_tfmot
         runs.update({k: v for k, v in _tfmot_runs(name, sparsity, fit_data).items() if k in wanted})
 
     for r in range(rounds + 1):  # round 0 traces and is dropped
