@@ -1,5 +1,5 @@
 """What a one-off ``prune_to`` on every layer of a model costs, with and without compiling each layer's
-mask check (ResNet-20's 21 pruned layers, 80% sparsity, fresh process, seconds for the whole loop).
+mask check (ResNet-20's 22 pruned layers, 80% sparsity, fresh process, seconds for the whole loop).
 
     python docs/results/bench_masks/diagnostics/prune_each_layer_once.py first     # the library: eager first
     python docs/results/bench_masks/diagnostics/prune_each_layer_once.py compile   # compile on first use
