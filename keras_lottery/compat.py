@@ -10,8 +10,9 @@ details.
 import keras
 import numpy as np
 
-__all__ = ["KERAS_TENSOR", "history_key", "is_functional_class", "iter_keras_tensors", "learning_rate_variable",
-           "optimizer_slots", "optimizer_state", "set_history_key", "steps_per_execution", "tensor_shape"]
+__all__ = ["KERAS_TENSOR", "call_context_training", "history_key", "is_functional_class", "is_graph_model",
+           "iter_keras_tensors", "learning_rate_variable", "optimizer_slots", "optimizer_state", "set_history_key",
+           "steps_per_execution", "sublayers", "tensor_shape"]
 
 # How ``Functional.get_config()`` serializes a symbolic tensor inside a node's call arguments:
 # ``{"class_name": "__keras_tensor__", "config": {"shape": ..., "dtype": ..., "keras_history":
@@ -56,6 +57,40 @@ def is_functional_class(model):
     model of its own). The test is by class name in the MRO.
     """
     return isinstance(model, keras.Model) and any(c.__name__ == "Functional" for c in type(model).__mro__)
+
+
+def is_graph_model(model):
+    """Whether ``model`` is a plain Sequential or functional model: exactly ``keras.Sequential`` or
+    ``Functional``, whose ``get_config()`` is its graph, so ``keras.models.clone_model`` rebuilds it.
+
+    A subclass of either (KerasHub's backbones and task models, a user's ``keras.Model`` subclass built
+    functionally) is not: its config holds constructor arguments, and a rebuild from the graph would
+    lose its class and methods.
+    """
+    return type(model) is keras.Sequential or (is_functional_class(model) and type(model).__name__ == "Functional"
+                                                and type(model).__module__.startswith("keras."))
+
+
+def sublayers(layer):
+    """The layers ``layer`` holds directly (attributes, lists and dicts of layers), in tracking order.
+
+    Keras keeps them in ``Layer._flatten_layers`` (private); a model's are its ``layers``.
+    """
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def call_context_training():
+    """The ``training`` value of the Keras layer call being traced or run (None outside a call, or unset).
+
+    ``Layer.__call__`` resolves ``training`` (argument, outer call, default) and keeps it in a call
+    context held in Keras' global state; a layer whose ``call`` takes no ``training`` argument (Dense,
+    EinsumDense) can still read it there.
+    """
+    from keras.src.backend.common import global_state  # private: the call-context store
+    context = global_state.get_global_attribute("current_call_ctx")
+    return None if context is None else getattr(context, "training", None)
 
 
 def optimizer_slots(optimizer, variable):

@@ -19,16 +19,23 @@
   - ``Bidirectional``: its two layers' weights under their names (``"bi/forward_lstm/kernel"``,
     ``"bi/backward_lstm/kernel"``); ``TimeDistributed``: the wrapped layer's (``"td/kernel"``).
 
-  Biases and normalization layers are never masked. A custom layer opts in by defining
+  - a layer holding layers (KerasHub's ``TransformerEncoder`` / ``TransformerDecoder``, a user's block):
+    the prunable weights of its sublayers at any depth, named by the chain of sublayer names
+    (``"transformer_layer_0/self_attention/query/kernel"``, the variable's Keras path).
+
+  Biases and normalization layers are never masked. A custom layer chooses its own by defining
   ``get_prunable_weights(self) -> list of its variables`` (called once it is built), the same
-  protocol as TFMOT's ``PrunableLayer``; their paths are ``"<layer name>/<variable name>"``.
+  protocol as TFMOT's ``PrunableLayer``; their paths are ``"<layer name>/<the variable's path inside
+  the layer>"``, and two weights that would share a path are refused.
 * :func:`unmasked_weights` names what a mask leaves out: every trainable weight of rank >= 2 that is
   not prunable, so that ``keras_lottery.mask`` can warn about (or refuse) a partial mask.
 """
 
 import keras
 
-__all__ = ["SUPPORTED", "by_name", "is_prunable", "prunable_items", "prunable_variables", "prunable_weight_names",
+from keras_lottery import compat
+
+__all__ = ["CONV_RNN", "SUPPORTED", "by_name", "is_prunable", "prunable_items", "prunable_variables", "prunable_weight_names",
            "unmasked_weights", "walk", "weight_path"]
 
 _CELL_KERNELS = ("kernel", "recurrent_kernel")
@@ -55,6 +62,7 @@ _BUILTIN = (
 )
 # Recurrent layers whose cell class Keras does not export: the cell's kernels are prunable.
 _CONV_RNN = (keras.layers.ConvLSTM1D, keras.layers.ConvLSTM2D, keras.layers.ConvLSTM3D)
+CONV_RNN = _CONV_RNN
 
 SUPPORTED = ", ".join([cls.__name__ for cls, _ in _BUILTIN] + [cls.__name__ for cls in _CONV_RNN]
                       + ["MultiHeadAttention", "SimpleRNN/LSTM/GRU/RNN", "Bidirectional", "TimeDistributed"])
@@ -117,9 +125,14 @@ def _parts(layer):
     return None
 
 
+def _builtin_composite(layer):
+    return isinstance(layer, (keras.layers.MultiHeadAttention, *_CONV_RNN)) or _parts(layer) is not None
+
+
 def is_prunable(layer):
     """Whether ``layer`` has prunable weights: a built-in prunable type (composite ones when a part
-    is prunable), or ``get_prunable_weights()``. Works on unbuilt layers.
+    is prunable), ``get_prunable_weights()``, or a built layer holding prunable layers at any depth
+    (a transformer block, a user's layer of layers). Built-in types are recognised unbuilt.
 
     Models are never prunable layers themselves (their layers are).
     """
@@ -130,28 +143,70 @@ def is_prunable(layer):
     if isinstance(layer, (keras.layers.MultiHeadAttention, *_CONV_RNN)):
         return True  # their kernels exist once they are built
     parts = _parts(layer)
-    return parts is not None and any(is_prunable(part) for _, part in parts)
+    if parts is not None:
+        return any(is_prunable(part) for _, part in parts)
+    return bool(layer.built and _relative_items(layer))
+
+
+def _relative_to(layer, variable):
+    """The name of ``variable`` inside ``layer``: its path after ``layer``'s own name (the variable's name
+    when the path does not pass through it)."""
+    marker = f"{layer.name}/"
+    path = variable.path
+    if path.startswith(marker):
+        return path[len(marker):]
+    if f"/{marker}" in path:
+        return path.split(f"/{marker}", 1)[1]
+    return variable.name
 
 
 def _relative_items(layer):
     custom = getattr(layer, "get_prunable_weights", None)
     if callable(custom):
-        return [(v.name, v) for v in custom()]
+        return [(_relative_to(layer, v), v) for v in custom()]
     if isinstance(layer, _CONV_RNN):
         return [(v.name, v) for v in layer.cell.weights if v.name in _CELL_KERNELS]
     parts = _parts(layer)
     if parts is not None:
         return [(prefix + name, v) for prefix, part in parts for name, v in _relative_items(part)]
     names = prunable_weight_names(layer)
-    return [(v.name, v) for v in layer.weights if v.name in names]
+    if names:
+        return [(v.name, v) for v in layer.weights if v.name in names]
+    # A layer holding layers (a transformer block, a user's composite layer): the prunable weights of
+    # its sublayers at any depth, each once (a sublayer shared by two attributes is visited once).
+    out, seen = [], set()
+    for child in compat.sublayers(layer):
+        if isinstance(child, keras.Model) or not (prunable_weight_names(child) or _builtin_composite(child)
+                                                   or callable(getattr(child, "get_prunable_weights", None))
+                                                   or compat.sublayers(child)):
+            continue
+        for name, v in _relative_items(child):
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append((f"{child.name}/{name}", v))
+    return out
 
 
 def prunable_items(layer):
     """``[(weight path, variable)]`` for the prunable weights of a built ``layer``, in the layer's order.
 
-    The path names the weight in masks and reports: ``"<layer name>/<name inside the layer>"`` (module doc).
+    The path names the weight in masks and reports: ``"<layer name>/<name inside the layer>"`` (module
+    doc); inside a layer of layers, the chain of sublayer names (``"block/attention/query/kernel"``), as
+    in the variables' Keras paths.
+
+    Raises:
+        ValueError: two weights would get one path (a ``get_prunable_weights()`` returning variables of
+            the same name from different sublayers, without their own path); the message names them.
     """
-    return [(f"{layer.name}/{name}", variable) for name, variable in _relative_items(layer)]
+    items = [(f"{layer.name}/{name}", variable) for name, variable in _relative_items(layer)]
+    paths = [path for path, _ in items]
+    duplicated = sorted({path for path in paths if paths.count(path) > 1})
+    if duplicated:
+        raise ValueError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) has several prunable weights named {duplicated}: each "
+            "must have its own path. Give the variables distinct names, or let the library find the weights of "
+            "the sublayers (remove get_prunable_weights()).")
+    return items
 
 
 def prunable_variables(layer):

@@ -53,7 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf  # the custom-gradient identity; TensorFlow is the backend this library runs on
 
-from keras_lottery import compat, compiled, layers
+from keras_lottery import attached, compat, compiled, layers
 from keras_lottery import masks as masks_module
 from keras_lottery.layers import SUPPORTED, prunable_weight_names
 from keras_lottery.masks import Mask, format_report
@@ -163,6 +163,7 @@ class MaskedLayer(keras.layers.Wrapper):
         self.mask_forward = bool(mask_forward)
         self.reapply_after_step = bool(reapply_after_step)
         self._prunable = []  # list of (path, variable, mask variable)
+        self._paths = None  # {id(variable): path} for masks attached in place (keras_lottery.attached)
 
     def get_config(self):
         return {**super().get_config(), "mask_forward": self.mask_forward,
@@ -194,6 +195,8 @@ class MaskedLayer(keras.layers.Wrapper):
         if not self.layer.built:
             self.layer.build(input_shape)
         items = layers.prunable_items(self.layer)
+        if self._paths is not None:  # attached in place: each weight named by its unique path in the model
+            items = [(self._paths[id(variable)], variable) for _, variable in items]
         if not items:
             raise ValueError(f"Layer {self.layer.name!r} ({type(self.layer).__name__}) has no prunable weights.")
         self._prunable = []
@@ -201,7 +204,7 @@ class MaskedLayer(keras.layers.Wrapper):
             if not variable.trainable:
                 raise ValueError(f"Prunable weight {variable.path!r} must be trainable.")
             # "kernel_mask" for a Dense; "query_kernel_mask" for a MultiHeadAttention's query kernel
-            name = path.split("/", 1)[1].replace("/", "_") + "_mask"
+            name = (path.split("/", 1)[1] if self._paths is None else variable.name).replace("/", "_") + "_mask"
             mask_var = self.add_weight(name=name, shape=variable.shape, dtype=variable.dtype,
                                        initializer="ones", trainable=False, autocast=False)
             if self.reapply_after_step:
@@ -227,6 +230,16 @@ class MaskedLayer(keras.layers.Wrapper):
     def call(self, inputs, *args, training=None, **kwargs):
         if self._passes_training:
             kwargs["training"] = training
+        return self.run_masked(self.layer, (inputs, *args), kwargs, sink=self)
+
+    def run_masked(self, function, args, kwargs, sink):
+        """``function(*args, **kwargs)`` with each masked weight read through its mask (module doc, 2 and 3).
+
+        ``function`` is the wrapped layer (a wrapper in a graph) or its original ``call`` (masks attached
+        in place, :func:`keras_lottery.masking.mask` of a model that is not a plain graph); variable updates
+        the wrapped layer makes (batch-norm statistics, seed generators) and the losses it adds are passed
+        on, the losses to ``sink``.
+        """
         if self.mask_forward:
             mapping = [(v, keras.ops.multiply(v.value, keras.ops.cast(m.value, v.dtype))) for _, v, m in self._prunable]
         else:  # dead stored entries are exactly 0 already (module doc): only the gradient needs the mask
@@ -237,15 +250,19 @@ class MaskedLayer(keras.layers.Wrapper):
             masked = {id(v) for _, v, _ in self._prunable}
             mapping += [(v, v.value) for v in self.layer.variables if id(v) not in masked]
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True, initialize_variables=False) as scope:
-            outputs = self.layer(inputs, *args, **kwargs)
+            outputs = function(*args, **kwargs)
         # The scope holds back variable updates and losses made by the wrapped layer: pass them on.
         for variable in self.layer.non_trainable_variables:
             value = scope.get_current_value(variable)
             if value is not None:
                 variable.assign(value)
         for loss in scope.losses:
-            self.add_loss(loss)
+            sink.add_loss(loss)
         return outputs
+
+    def run_attached(self, call, args, kwargs):
+        """Runs the original ``call`` of the layer this holder is attached to (keras_lottery.attached)."""
+        return self.run_masked(call, args, kwargs, sink=self.layer)
 
     def compute_mask(self, inputs, mask=None):
         return self.layer.compute_mask(inputs, mask)
@@ -336,10 +353,11 @@ def zero_optimizer_state(model, optimizer=None):
 
 
 def masked_layers(model):
-    """All ``MaskedLayer``s in ``model`` (nested models included; ``model`` itself if it is one), in layer order."""
+    """All ``MaskedLayer``s of ``model`` at any depth, wrappers in its graph and masks attached to its own layers
+    (:mod:`keras_lottery.attached`), in layer order; ``model`` itself if it is one."""
     if isinstance(model, MaskedLayer):
         return [model]
-    return [layer for layer in layers.walk(model) if isinstance(layer, MaskedLayer)]
+    return attached.mask_layers(model, MaskedLayer)
 
 
 def mask_variables(model):
@@ -350,56 +368,81 @@ def mask_variables(model):
 def _check_model(model, what):
     if not isinstance(model, keras.Model):
         raise TypeError(f"{what}() takes a keras.Model, got {type(model).__name__}.")
-    if not (isinstance(model, keras.Sequential) or compat.is_functional_class(model)):
-        raise TypeError(
-            f"{what}() supports functional and Sequential models; {model.name!r} is a subclassed "
-            f"{type(model).__name__}. Alternatives: rebuild it as a functional model, or wrap its prunable "
-            "layers in keras_lottery.MaskedLayer inside the subclass (prune, Mask.from_model and "
-            "apply_mask work on any model that contains MaskedLayers).")
 
 
-def _clone(layer):
-    return layer.__class__.from_config(layer.get_config())
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def copy_model(model, what="copy"):
+    """A new model of ``model``'s class, from its config, with its weights (masks attached to it are not copied).
+
+    Raises:
+        ValueError: the class cannot be rebuilt from its config (the message says why and what to do).
+    """
+    try:
+        new = type(model).from_config(model.get_config())
+        if not new.built and model.built:
+            new.build_from_config(model.get_build_config())
+    except Exception as error:  # a third-party class's config code can fail in any way: one sentence instead
+        raise ValueError(f"{what}: {model.name!r} ({type(model).__name__}) cannot be rebuilt from its config "
+                         f"({_first_line(error)}); pass copy=False to work on the model itself.") from None
+    source, target = model.weights, new.weights
+    if [tuple(v.shape) for v in source] != [tuple(v.shape) for v in target]:
+        raise ValueError(f"{what}: the {type(model).__name__} rebuilt from the config of {model.name!r} has other "
+                         "weights; pass copy=False to work on the model itself.")
+    for src, dst in zip(source, target):
+        dst.assign(src.value)
+    return new
 
 
 _UNMASKED = ("warn", "error", "ignore")
 
 
-def mask(model, mask_forward=False, reapply_after_step=False, unmasked="warn"):
-    """A new model in which every prunable layer of ``model`` is wrapped in ``MaskedLayer``.
+def mask(model, mask_forward=False, reapply_after_step=False, unmasked="warn", copy=True, from_zeros=False):
+    """A model of the same class as ``model`` in which every prunable weight, at any depth, has a mask.
 
-    ``model`` (functional or Sequential, nested models included) is not modified; the new model has
-    the same layer names, graph and weight values, and all masks set to ones. Layers that cannot be
-    masked are copied unchanged; layers that are already ``MaskedLayer`` keep their masks.
+    * A plain Sequential or functional model (nested models included) is rebuilt with every prunable
+      layer wrapped in ``MaskedLayer``: the same layer names, graph and weight values; ``model`` is not
+      modified.
+    * Any other model (a KerasHub backbone or task model, a ``keras.Model`` subclass) keeps its class and
+      methods: a copy rebuilt from its config (``copy=True``) or the model itself (``copy=False``) gets
+      masks attached in place to every layer that owns prunable weights, inside transformer blocks and
+      user layers of layers included (:mod:`keras_lottery.attached`). Weights are named by their Keras
+      variable path.
+
+    Masks start all ones; with ``from_zeros=True`` they start as the non-zero entries of the weights (a
+    ticket saved or stripped earlier). Layers that are already masked keep their masks.
 
     ``mask_forward=True`` adds the forward-pass multiply and ``reapply_after_step=True`` the
     per-step re-zeroing constraint (see the module doc); both cost time per step and are off by
     default.
 
     ``unmasked`` says what to do when a trainable weight of rank >= 2 stays without a mask (a custom
-    layer's kernel, a position embedding made with ``add_weight``): ``"warn"`` (default) names every
+    layer's own kernel, a position embedding made with ``add_weight``): ``"warn"`` (default) names every
     such weight in a ``UserWarning``, ``"error"`` raises ``ValueError`` naming them, ``"ignore"``
     says nothing. Give such a layer a ``get_prunable_weights()`` method to have it masked.
 
     Raises:
-        TypeError: for a subclassed model (the message names the alternatives).
-        ValueError: for an unknown ``unmasked``, or unmasked weights with ``unmasked="error"``.
+        TypeError: ``model`` is not a ``keras.Model``.
+        ValueError: an unknown ``unmasked``; unmasked weights with ``unmasked="error"``; a model whose class
+            cannot be rebuilt from its config (with ``copy=True``) or whose layers are not built yet.
     """
     _check_model(model, "mask")
     if unmasked not in _UNMASKED:
         raise ValueError(f"mask(unmasked=...) must be one of {_UNMASKED}; got {unmasked!r}.")
-
-    def clone_function(layer):
-        if isinstance(layer, MaskedLayer):
-            return _clone(layer)
-        if is_prunable(layer):
-            return MaskedLayer(_clone(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
-        return _clone(layer)
-
-    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
-    copy_weights(model, new)
-    if masked_layers(model):
-        apply_mask(new, read_mask(model))
+    if compat.is_graph_model(model):
+        new = _mask_graph(model, mask_forward, reapply_after_step)
+    else:
+        new = copy_model(model, "mask") if copy else model
+        attached.attach(new, lambda layer: MaskedLayer(layer, mask_forward=mask_forward,
+                                                       reapply_after_step=reapply_after_step))
+        if new is not model and masked_layers(model):
+            apply_mask(new, read_mask(model))
+    if from_zeros:
+        apply_mask(new, Mask({path: keras.ops.convert_to_numpy(variable.value) != 0
+                              for layer in masked_layers(new) for path, variable in layer.prunable_variables().items()}))
     left = layers.unmasked_weights(new, [v for layer in masked_layers(new) for _, v, _ in layer.masked_weights()])
     if left and unmasked != "ignore":
         message = (f"mask({model.name!r}) leaves {len(left)} trainable weight(s) of rank >= 2 unmasked (dense): "
@@ -411,16 +454,67 @@ def mask(model, mask_forward=False, reapply_after_step=False, unmasked="warn"):
     return new
 
 
-def strip(model):
-    """A new model of plain Keras layers with the masks baked in (dead weights exactly 0).
+def _mask_graph(model, mask_forward, reapply_after_step):
+    def clone_function(layer):
+        if isinstance(layer, MaskedLayer):
+            return clone_layer(layer)
+        if is_prunable(layer):
+            return MaskedLayer(clone_layer(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
+        return clone_layer(layer)
 
-    Saving and loading the result needs no custom objects. ``model`` is not modified. A model
-    without ``MaskedLayer``s is returned as an equivalent copy.
+    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    copy_weights(model, new)
+    if masked_layers(model):
+        apply_mask(new, read_mask(model))
+    return new
+
+
+def clone_layer(layer):
+    """A new layer from ``layer``'s config (a graph model's layer, for a copy of the graph).
+
+    Raises:
+        ValueError: the layer cannot be rebuilt from its config; one sentence naming it and the reason.
+    """
+    try:
+        return layer.__class__.from_config(layer.get_config())
+    except Exception as error:  # third-party config code: one sentence instead of its traceback
+        raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) cannot be rebuilt from its config "
+                         f"({_first_line(error)}), so its model cannot be copied as a graph. Build the model as a "
+                         "keras.Model subclass (masked in place), or fix the layer's get_config().") from None
+
+
+def strip(model, copy=True):
+    """A model of plain Keras layers with the masks baked in (dead weights exactly 0), of ``model``'s class.
+
+    A plain Sequential or functional model is rebuilt without wrappers; saving and loading the result needs
+    no custom objects. Any other model with attached masks (:func:`mask`) comes back as a copy of its class
+    rebuilt from its config (``copy=True``) or, with ``copy=False``, as the model itself with the masks
+    removed. ``model`` is not modified unless ``copy=False``. A model without masks is returned as an
+    equivalent copy.
+
+    Raises:
+        TypeError: ``model`` is not a ``keras.Model``, or a subclassed model holds ``MaskedLayer`` wrappers
+            in its own attributes (use ``keras_lottery.sparsity.strip_pruning``, which rebuilds it).
+        ValueError: the class cannot be rebuilt from its config (with ``copy=True``).
     """
     _check_model(model, "strip")
+    if compat.is_graph_model(model):
+        return _strip_graph(model)
+    wrappers = [layer for layer in masked_layers(model) if attached.holder_of(layer.layer) is not layer]
+    if wrappers:
+        raise TypeError(f"strip() cannot remove the MaskedLayer wrappers {[w.name for w in wrappers][:5]} that the "
+                        f"{type(model).__name__} {model.name!r} creates itself; use "
+                        "keras_lottery.sparsity.strip_pruning(model), which rebuilds it without them.")
+    zero_dead_weights(masked_layers(model))
+    if not copy:
+        attached.detach(model)
+        return model
+    return copy_model(model, "strip")
 
+
+def _strip_graph(model):
     def clone_function(layer):
-        return _clone(layer.layer if isinstance(layer, MaskedLayer) else layer)
+        return clone_layer(layer.layer if isinstance(layer, MaskedLayer) else layer)
 
     new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
     source = layers.by_name(model)
@@ -449,6 +543,8 @@ def copy_weights(source, target):
         ValueError: when a layer of ``target`` with weights has no namesake in ``source``, or the
             shapes differ.
     """
+    if not (compat.is_graph_model(source) and compat.is_graph_model(target)):
+        return _copy_weights_by_path(source, target)
     src_layers = layers.by_name(source)
     for name, tgt in layers.by_name(target).items():
         if isinstance(tgt, keras.Model) or not tgt.weights:
@@ -466,6 +562,26 @@ def copy_weights(source, target):
         tgt_inner.set_weights(values)
         if isinstance(tgt, MaskedLayer):
             tgt.zero_dead_weights()
+    zero_optimizer_state(target)
+    return target
+
+
+def _copy_weights_by_path(source, target):
+    """``copy_weights`` for models that are not plain graphs: weights matched by their Keras variable path."""
+    by_path = {v.path: v for v in source.weights}
+    masks = {id(m) for m in mask_variables(target)}
+    for variable in target.weights:
+        if id(variable) in masks:
+            continue
+        src = by_path.get(variable.path)
+        if src is None:
+            raise ValueError(f"copy_weights: weight {variable.path!r} of {target.name!r} has no namesake in "
+                             f"{source.name!r}.")
+        if tuple(src.shape) != tuple(variable.shape):
+            raise ValueError(f"copy_weights: weight {variable.path!r} has shape {tuple(src.shape)} in the source and "
+                             f"{tuple(variable.shape)} in the target.")
+        variable.assign(src.value)
+    zero_dead_weights(masked_layers(target))
     zero_optimizer_state(target)
     return target
 
@@ -512,6 +628,10 @@ def apply_mask(model, mask, optimizer=None):
 def nonzero_mask(model):
     """A ``Mask`` of the non-zero entries of the prunable weights of a plain (unmasked) ``model``."""
     out = Mask()
+    if not compat.is_graph_model(model):  # named as masks attached to it would name them
+        for path, variable in attached.prunable_paths(model):
+            out[path] = keras.ops.convert_to_numpy(variable.value) != 0
+        return out
     for layer in layers.walk(model):
         if isinstance(layer, keras.Model) or not layers.is_prunable(layer):
             continue
