@@ -9,6 +9,7 @@ details.
 
 import keras
 import numpy as np
+from keras.src.backend.common import global_state  # private: the call-context store (call_context_training)
 
 __all__ = ["KERAS_TENSOR", "call_context_training", "history_key", "is_functional_class", "is_graph_model",
            "iter_keras_tensors", "learning_rate_variable", "optimizer_slots", "optimizer_state", "set_history_key",
@@ -88,7 +89,6 @@ def call_context_training():
     context held in Keras' global state; a layer whose ``call`` takes no ``training`` argument (Dense,
     EinsumDense) can still read it there.
     """
-    from keras.src.backend.common import global_state  # private: the call-context store
     context = global_state.get_global_attribute("current_call_ctx")
     return None if context is None else getattr(context, "training", None)
 

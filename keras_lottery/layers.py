@@ -145,7 +145,7 @@ def is_prunable(layer):
     parts = _parts(layer)
     if parts is not None:
         return any(is_prunable(part) for _, part in parts)
-    return bool(layer.built and _relative_items(layer))
+    return bool(isinstance(layer, keras.layers.Layer) and layer.built and _relative_items(layer))
 
 
 def _relative_to(layer, variable):
@@ -153,10 +153,10 @@ def _relative_to(layer, variable):
     when the path does not pass through it)."""
     marker = f"{layer.name}/"
     path = variable.path
+    if f"/{marker}" in path:  # the innermost scope of that name (a wrapper takes its layer's name)
+        return path.rsplit(f"/{marker}", 1)[1]
     if path.startswith(marker):
         return path[len(marker):]
-    if f"/{marker}" in path:
-        return path.split(f"/{marker}", 1)[1]
     return variable.name
 
 

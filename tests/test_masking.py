@@ -65,17 +65,29 @@ def test_nested_model_is_masked_recursively(mlp):
     np.testing.assert_allclose(masked(x), outer(x), rtol=1e-6, atol=1e-6)
 
 
-def test_subclassed_model_gets_clear_error():
+def test_subclassed_model_is_masked_in_place_with_its_class():
     class Net(keras.Model):
         def __init__(self):
             super().__init__()
-            self.fc = keras.layers.Dense(2)
+            self.fc = keras.layers.Dense(2, name="fc")
 
         def call(self, x):
             return self.fc(x)
 
-    with pytest.raises(TypeError, match="functional and Sequential.*MaskedLayer"):
-        kl.mask(Net())
+    net = Net()
+    with pytest.raises(ValueError, match="cannot be rebuilt from its config.*copy=False"):
+        kl.mask(net)  # its config cannot rebuild it: one sentence, no traceback from Keras
+    with pytest.raises(ValueError, match="not built yet.*call the model"):
+        kl.mask(net, copy=False)
+    x = np.ones((3, 4), "float32")
+    net(x)
+    masked = kl.mask(net, copy=False)
+    assert masked is net and type(masked) is Net and masked.fc.__class__ is keras.layers.Dense
+    assert list(kl.Mask.from_model(masked)) == ["net/fc/kernel"]  # its Keras path
+    kl.prune(masked, kl.LayerwiseMagnitude(0.5))
+    assert np.count_nonzero(net.fc.kernel.numpy()) == 4
+    stripped = kl.strip(masked, copy=False)
+    assert stripped is net and not kl.masking.masked_layers(net)
     with pytest.raises(TypeError, match="keras.Model"):
         kl.mask(keras.layers.Dense(3))
 
