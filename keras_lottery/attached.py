@@ -6,8 +6,8 @@ layer objects: KerasHub's backbones and task models (functional subclasses whose
 constructor arguments, so their graph cannot be rebuilt without losing ``generate()``), a user's
 ``keras.Model`` subclass. There, every layer that owns prunable weights, at any depth (the attention
 projections and MLP kernels inside a ``TransformerDecoder``, the kernels of a user's layer of layers,
-a layer with ``get_prunable_weights()``), gets a *holder*: a ``MaskedLayer`` (or
-``PruneLowMagnitude``) that is not in the model's graph. The layer's ``call`` is replaced, on that
+a layer with ``get_prunable_weights()``), gets a *holder*: a ``MaskedLayer`` that is not in the
+model's graph. The layer's ``call`` is replaced, on that
 instance only, by one that runs the original ``call`` inside the holder's masking scope: the gradient
 of each masked weight is multiplied by its mask, exactly as in a wrapper, at the same cost. Nothing
 else of the layer changes: its graph nodes, attributes, config and weights are the same objects.
@@ -118,11 +118,11 @@ def attach(model, make_holder):
     Raises:
         ValueError: an owner is not built yet (call the model on a batch first).
     """
-    unbuilt = [layer.name for layer in owners(model) if not layer.built]
+    found = owners(model)
+    unbuilt = [layer.name for layer in found if not layer.built]
     if unbuilt:
         raise ValueError(f"{model.name!r} has layers that are not built yet ({unbuilt[:5]}); call the model on a "
                          "batch (or build it) before masking it.")
-    found = owners(model)
     paths = _unique_paths([v for layer in found for _, v in layers.prunable_items(layer)])
     for layer in found:
         if holder_of(layer) is not None:
