@@ -110,8 +110,9 @@ def _unique_paths(variables):
     return out
 
 
-def attach(model, make_holder):
-    """Attaches a holder, made by ``make_holder(layer)``, to every owner of prunable weights in ``model``.
+def attach(model, make_holder, only=None):
+    """Attaches a holder, made by ``make_holder(layer)``, to every owner of prunable weights in ``model``
+    (with ``only``, a set of ``id(layer)``: to those owners).
 
     Owners that already have one keep it. Returns the holders of ``model`` (old and new), in model order.
 
@@ -125,7 +126,7 @@ def attach(model, make_holder):
                          "batch (or build it) before masking it.")
     paths = _unique_paths([v for layer in found for _, v in layers.prunable_items(layer)])
     for layer in found:
-        if holder_of(layer) is not None:
+        if holder_of(layer) is not None or (only is not None and id(layer) not in only):
             continue
         holder = make_holder(layer)
         holder._paths = paths

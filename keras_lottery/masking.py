@@ -150,7 +150,9 @@ class MaskedLayer(keras.layers.Wrapper):
     mask_gradient = staticmethod(_masked_gradient)
 
     def __init__(self, layer, mask_forward=False, reapply_after_step=False, **kwargs):
-        if not isinstance(layer, keras.layers.Layer) or not is_prunable(layer):
+        # an unbuilt layer of layers is accepted: its prunable weights are known once it is built
+        composite = isinstance(layer, keras.layers.Layer) and not layer.built and bool(compat.sublayers(layer))
+        if not isinstance(layer, keras.layers.Layer) or not (is_prunable(layer) or composite):
             raise ValueError(
                 f"MaskedLayer cannot wrap {layer!r} ({type(layer).__name__}). Accepted: {SUPPORTED}, or any "
                 "layer defining get_prunable_weights() that returns the variables to mask.")
@@ -476,7 +478,12 @@ def clone_layer(layer):
         ValueError: the layer cannot be rebuilt from its config; one sentence naming it and the reason.
     """
     try:
-        return layer.__class__.from_config(layer.get_config())
+        clone = layer.__class__.from_config(layer.get_config())
+        if layer.built and not clone.built and not isinstance(layer, keras.Model):
+            build_config = layer.get_build_config()
+            if build_config:  # a layer of layers shows its prunable sublayers once built
+                clone.build_from_config(build_config)
+        return clone
     except Exception as error:  # third-party config code: one sentence instead of its traceback
         raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) cannot be rebuilt from its config "
                          f"({_first_line(error)}), so its model cannot be copied as a graph. Build the model as a "

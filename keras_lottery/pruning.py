@@ -40,6 +40,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_lottery import collapse
 from keras_lottery.masking import apply_mask, masked_layers, read_mask
 from keras_lottery.masks import Mask, ceil_count
 
@@ -86,13 +87,17 @@ def prune(model, rule, optimizer=None):
 
     The rule sees the current weights and the current mask; the new mask is installed, the newly
     dead weights are set to exactly 0 and so is their state in ``optimizer`` (default:
-    ``model.optimizer``; pass a custom training loop's optimizer).
+    ``model.optimizer``; pass a custom training loop's optimizer). When the pruned network's output no
+    longer depends on its input, a ``CollapseWarning`` names the layer where the signal dies
+    (:mod:`keras_lottery.collapse`).
     """
     if not callable(rule):
         raise TypeError(f"prune() needs a rule such as GlobalMagnitude(0.2); got {rule!r}.")
     current = read_mask(model)
     new = rule(weights_of(model), current, layers_info(model))
     apply_mask(model, new, optimizer)
+    if isinstance(model, keras.Model):
+        collapse.warn_if_collapsed(model)
     return new
 
 
@@ -139,6 +144,29 @@ def _protected(scores, alive, m):
     if m > 0:
         order = np.argsort(scores.reshape(-1)[idx], kind="stable")
         out[idx[order[len(idx) - min(m, len(idx)):]]] = True
+    return out.reshape(alive.shape)
+
+
+def _is_depthwise(path, info):
+    """Whether the weight at ``path`` is a depthwise kernel (its output units are its last two axes)."""
+    layer_type = getattr(info, "layer_type", None)
+    return path.endswith("depthwise_kernel") or (
+        isinstance(layer_type, type) and issubclass(layer_type, (keras.layers.DepthwiseConv1D,
+                                                                 keras.layers.DepthwiseConv2D)))
+
+
+def _unit_guard(magnitude, alive, depthwise):
+    """Boolean array: the largest alive entry of each output unit of a kernel of rank >= 2 (units: the last
+    axis, the last two for a depthwise kernel: channel x multiplier); none for vectors."""
+    if magnitude.ndim < 2:
+        return np.zeros(alive.shape, bool)
+    units = int(np.prod(magnitude.shape[-2:] if depthwise else magnitude.shape[-1:]))
+    alive_units = alive.reshape(-1, units)
+    scores = np.where(alive_units, magnitude.reshape(-1, units), -1.0)
+    best = scores.argmax(axis=0)
+    has = alive_units.any(axis=0)
+    out = np.zeros(alive_units.shape, bool)
+    out[best[has], np.arange(units)[has]] = True
     return out.reshape(alive.shape)
 
 
@@ -219,7 +247,12 @@ class GlobalMagnitude(_Rule):
     nothing happens if the mask is already that sparse.
 
     The collapse guard keeps the ``min_alive`` largest surviving weights of every candidate tensor
-    (module doc); when the count to prune cannot be reached without breaking it, the rule raises.
+    and, with ``keep_units`` (the default), the largest surviving weight of every output unit of a
+    kernel (a column of a dense kernel, an output channel of a convolution, each channel of a
+    depthwise kernel): every unit still receives some input, so a path from the input to every unit
+    survives (counting weights per tensor does not ensure that: one weight kept in a depthwise kernel
+    of 16 channels cuts 15 of them). When the count to prune cannot be reached without breaking the
+    guard, the rule raises.
 
     Args:
         rate: fraction of surviving candidate weights to prune, in [0, 1).
@@ -227,9 +260,11 @@ class GlobalMagnitude(_Rule):
         density: alternative to ``rate``: the target density of the whole mask, in (0, 1].
         min_alive: weights each candidate tensor keeps (an integer, or a fraction of its size);
             1 by default, 0 turns the guard off (a tensor emptied is then named in a warning).
+        keep_units: keep the largest surviving weight of every output unit of each candidate kernel of
+            rank >= 2 (default True; False gives the plain global threshold).
     """
 
-    def __init__(self, rate=None, exclude=(), density=None, min_alive=1):
+    def __init__(self, rate=None, exclude=(), density=None, min_alive=1, keep_units=True):
         if (rate is None) == (density is None):
             raise ValueError(f"GlobalMagnitude takes exactly one of rate or density; got rate={rate!r}, "
                              f"density={density!r}.")
@@ -237,6 +272,7 @@ class GlobalMagnitude(_Rule):
         self.density = None if density is None else check_density(density)
         self.exclude = tuple([exclude] if isinstance(exclude, (str, type)) else exclude or ())
         self.min_alive = check_min_alive(min_alive)
+        self.keep_units = bool(keep_units)
 
     def __call__(self, weights, mask, layers_info=None):
         mask = _check_inputs(weights, mask)
@@ -264,7 +300,9 @@ class GlobalMagnitude(_Rule):
         magnitudes = {p: np.abs(np.asarray(weights[p], dtype=np.float64)) for p in candidates}
         scores = np.concatenate([magnitudes[p].reshape(-1) for p in candidates])
         alive_all = np.concatenate([mask[p].reshape(-1) for p in candidates])
-        guard = np.concatenate([_protected(magnitudes[p], mask[p], _kept(self.min_alive, mask[p].size)).reshape(-1)
+        guard = np.concatenate([(_protected(magnitudes[p], mask[p], _kept(self.min_alive, mask[p].size))
+                                 | (_unit_guard(magnitudes[p], mask[p], _is_depthwise(p, infos[p]))
+                                    if self.keep_units else False)).reshape(-1)
                                 for p in candidates])
         if n > int(np.count_nonzero(alive_all & ~guard)):
             raise ValueError(f"{self!r} must prune {n} weights, but the collapse guard (min_alive={self.min_alive} "

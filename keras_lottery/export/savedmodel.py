@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lottery import layers, masking, metrics
+from keras_lottery import attached, layers, masking, metrics
 from keras_lottery.blocks import find_blocks
 from keras_lottery.export import card as card_lib
 from keras_lottery.export import sizes as sizes_lib
@@ -87,10 +87,33 @@ def _check_model(model, what="model"):
         inputs = outputs = None
     if not inputs or not outputs:
         raise ValueError(f"{what} {model.name!r} ({type(model).__name__}) has no symbolic inputs/outputs; export "
-                         "accepts functional or Sequential models built on keras.Input.")
-    if len(outputs) != 1:
-        raise ValueError(f"{what} {model.name!r} has {len(outputs)} outputs; export accepts models with a single "
-                         "output (logits or probabilities).")
+                         "accepts models built on keras.Input (functional, Sequential, KerasHub backbones and tasks).")
+
+
+def call_with_inputs(model, values, **kwargs):
+    """Calls ``model`` on ``values`` (one per ``model.inputs``, in order), packed in the structure the model was
+    built with: a dict keyed by input name (KerasHub text models), a list, or a single tensor."""
+    by_id = {id(t): v for t, v in zip(model.inputs, values)}
+    structure = model.input
+    return model(keras.tree.map_structure(lambda t: by_id[id(t)], structure), **kwargs)
+
+
+def output_names(model):
+    """The signature's names of ``model``'s outputs when it has several: the keys of a dict output, else the
+    output layers' names (``model.output_names``)."""
+    if isinstance(model.output, dict):
+        return sorted(model.output)
+    names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+    if len(set(names)) != len(names):
+        names = [f"{name}_{i}" for i, name in enumerate(names)]
+    return names
+
+
+def flat_outputs(model, y):
+    """``{name: tensor}`` of a several-output model's result ``y`` (dict or list), named by :func:`output_names`."""
+    if isinstance(y, dict):
+        return {name: y[name] for name in output_names(model)}
+    return dict(zip(output_names(model), keras.tree.flatten(y)))
 
 
 def input_names(model):
@@ -110,8 +133,9 @@ def _library_layers(model):
 
 
 def is_masked(model):
-    """Whether ``model`` contains keras_lottery layers (``MaskedLayer`` wrappers), which ``deployable`` strips."""
-    return bool(_library_layers(model))
+    """Whether ``model`` contains keras_lottery layers (``MaskedLayer`` wrappers) or masks attached to its
+    layers in place, which ``deployable`` strips."""
+    return bool(_library_layers(model)) or bool(attached.attached_holders(model))
 
 
 def deployable(model):
@@ -130,6 +154,8 @@ def deployable(model):
 
 
 def _output_mode(model, outputs):
+    if len(model.outputs) > 1:
+        return "named"  # one signature output per model output, under its name
     if outputs is not None:
         if outputs not in _OUTPUT_MODES:
             raise ValueError(f"outputs must be one of {_OUTPUT_MODES} (what the model's output is) or None to "
@@ -143,7 +169,11 @@ def _output_mode(model, outputs):
 
 
 def _flops(model):
-    return int(metrics.flops(model))
+    """The model's FLOPs, or None where the cost model cannot read its graph (the card then says null)."""
+    try:
+        return int(metrics.flops(model))
+    except (ValueError, TypeError, KeyError, NotImplementedError):
+        return None
 
 
 def _params(model):
@@ -157,7 +187,9 @@ def _write_savedmodel(model, path, mode):
     specs = [tf.TensorSpec(shape=t.shape, dtype=t.dtype, name=n) for t, n in zip(model.inputs, names)]
 
     def serve(*args):
-        y = model(list(args) if len(args) > 1 else args[0], training=False)
+        y = call_with_inputs(model, args, training=False)
+        if mode == "named":
+            return flat_outputs(model, y)
         if mode == "logits":
             return {"logits": y, "probabilities": tf.nn.softmax(y, axis=-1)}
         return {"probabilities": y}
@@ -166,14 +198,20 @@ def _write_savedmodel(model, path, mode):
     archive.track(model)
     archive.add_endpoint(name=SIGNATURE_KEY, fn=serve, input_signature=specs)
     archive.write_out(path, verbose=False)
-    outputs = {"logits": None, "probabilities": None} if mode == "logits" else {"probabilities": None}
-    shape = [None if d is None else int(d) for d in model.outputs[0].shape]
+    def described(tensor):
+        return {"dtype": str(tensor.dtype), "shape": [None if d is None else int(d) for d in tensor.shape]}
+
+    if mode == "named":
+        described_outputs = {name: described(t) for name, t in flat_outputs(model, model.output).items()}
+    else:
+        names = ["logits", "probabilities"] if mode == "logits" else ["probabilities"]
+        described_outputs = {name: {**described(model.outputs[0]), "dtype": "float32"} for name in names}
     return {
         "name": SIGNATURE_KEY,
         "method": "tensorflow/serving/predict",
         "inputs": {n: {"dtype": str(t.dtype), "shape": [None if d is None else int(d) for d in t.shape]}
                    for t, n in zip(model.inputs, names)},
-        "outputs": {k: {"dtype": "float32", "shape": shape} for k in outputs},
+        "outputs": described_outputs,
     }
 
 

@@ -132,7 +132,8 @@ def compare(served, model, inputs, atol=1e-5):
 
     ``served`` is a ``ServedOutputs`` (or a dict of outputs). ``model``'s inference-mode output on
     ``inputs`` is compared with ``logits`` when the signature has it, else with ``probabilities``;
-    ``probabilities`` next to ``logits`` is compared with the softmax of the model's logits.
+    ``probabilities`` next to ``logits`` is compared with the softmax of the model's logits. A model with
+    several outputs is compared output by output, by name.
 
     Raises:
         VerificationError: when an output differs by more than ``atol`` or is unexpected.
@@ -141,9 +142,12 @@ def compare(served, model, inputs, atol=1e-5):
     names = savedmodel.input_names(model)
     inputs = _inputs_by_name(model, names, inputs)
     args = [np.asarray(inputs[n]) for n in names]
-    expected = np.asarray(model(args if len(args) > 1 else args[0], training=False))
+    result = savedmodel.call_with_inputs(model, args, training=False)
     reference = {}
-    if "logits" in outputs:
+    expected = np.asarray(result) if len(model.outputs) == 1 else None
+    if expected is None:  # one signature output per model output, under its name
+        reference = {k: np.asarray(v) for k, v in savedmodel.flat_outputs(model, result).items()}
+    elif "logits" in outputs:
         reference["logits"] = expected
         shifted = np.exp(expected - expected.max(axis=-1, keepdims=True))
         reference["probabilities"] = shifted / shifted.sum(axis=-1, keepdims=True)

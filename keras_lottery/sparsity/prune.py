@@ -4,8 +4,8 @@ import contextlib
 
 import keras
 
-from keras_lottery import compat, layers
-from keras_lottery.masking import MaskedLayer, apply_mask, copy_weights, masked_layers, read_mask, strip
+from keras_lottery import attached, compat, layers
+from keras_lottery.masking import MaskedLayer, masked_layers, strip
 from keras_lottery.sparsity import schedules, structured
 from keras_lottery.sparsity.wrapper import (PrunableLayer, PruneLowMagnitude, pruning_wrappers, reset_stripping,
                                             set_stripping, stripping)
@@ -13,35 +13,24 @@ from keras_lottery.sparsity.wrapper import (PrunableLayer, PruneLowMagnitude, pr
 __all__ = ["check_m_by_n", "prune_low_magnitude", "prune_scope", "strip_pruning", "strip_scope"]
 
 
-def _is_graph_model(model):
-    return isinstance(model, keras.Sequential) or compat.is_functional_class(model)
-
-
-def _clone(layer):
-    return layer.__class__.from_config(layer.get_config())
-
-
-def _copy_pruning_state(source, target):
-    """Copies each wrapper's ``pruning_step`` and thresholds from ``source`` to ``target`` (by name)."""
-    targets = {w.name: w for w in pruning_wrappers(target)}
-    for wrapper in pruning_wrappers(source):
-        twin = targets.get(wrapper.name)
-        if twin is not None and twin.built and wrapper.built:
-            twin.pruning_step.assign(wrapper.pruning_step.value)
-            for path, threshold in wrapper.thresholds().items():
-                twin.thresholds()[path].assign(threshold.value)
-
-
 def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), block_pooling_type="AVG",
                         pruning_policy=None, sparsity_m_by_n=None, **kwargs):
     """Wraps a layer, a list of layers, or every prunable layer of a model, in ``PruneLowMagnitude``.
 
-    * a layer: returns ``PruneLowMagnitude(layer, ...)`` (``kwargs`` go to the wrapper); the layer
-      must have prunable weights (``keras_lottery.layers`` or ``get_prunable_weights()``);
+    * a layer: returns ``PruneLowMagnitude(layer, ...)`` wrapping that very layer object (``kwargs`` go
+      to the wrapper); the layer must have prunable weights (``keras_lottery.layers``, a layer holding
+      such layers, or ``get_prunable_weights()``);
     * a list: each prunable layer wrapped, the others (and wrappers) unchanged;
-    * a Sequential or functional model (nested models included): a new model, not compiled, with the
-      same layer names, graph and weights, whose prunable layers are wrapped (those already wrapped
-      keep their masks and step). With ``pruning_policy``, only layers it allows are wrapped.
+    * a plain Sequential or functional model (nested models included): a new model, not compiled, with
+      the same graph whose prunable layers are wrapped; as in TFMOT the wrappers hold the model's own
+      layer objects (``wrapper.layer is original``), so the two models share weights. Layers already
+      wrapped keep their masks and step.
+    * any other model (a KerasHub backbone or task model such as ``GPT2CausalLM``, a ``keras.Model``
+      subclass): pruned in place and returned, with its class and methods (``generate()`` keeps
+      working): every layer owning prunable weights, at any depth, gets a ``PruneLowMagnitude`` attached
+      to it (:mod:`keras_lottery.attached`); weights are named by their Keras variable path.
+
+    With ``pruning_policy``, only layers it allows are pruned.
 
     Inside ``strip_scope()`` it returns ``to_prune`` unchanged (see ``strip_pruning`` for subclassed
     models). Train the result with the ``UpdatePruningStep`` callback.
@@ -69,12 +58,10 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), bloc
     if isinstance(to_prune, (list, tuple)):
         return [PruneLowMagnitude(layer, **params) if _wants(layer, None) else layer for layer in to_prune]
     if isinstance(to_prune, keras.Model):
-        if not _is_graph_model(to_prune):
-            raise ValueError(
-                f"prune_low_magnitude: {to_prune.name!r} is a subclassed model; prune the layers inside it instead "
-                "(self.fc = prune_low_magnitude(keras.layers.Dense(10)) in __init__), see docs/migrating_from_tfmot.md.")
         if pruning_policy is not None and callable(getattr(pruning_policy, "ensure_model_supports_pruning", None)):
             pruning_policy.ensure_model_supports_pruning(to_prune)
+        if not compat.is_graph_model(to_prune):
+            return _prune_in_place(to_prune, params, pruning_policy)
         return _prune_model(to_prune, params, pruning_policy)
     if isinstance(to_prune, keras.layers.Layer):
         if isinstance(to_prune, PruneLowMagnitude):
@@ -91,17 +78,24 @@ def _wants(layer, policy):
 
 
 def _prune_model(model, params, policy):
-    def clone_function(layer):
+    def clone_function(layer):  # the model's own layer objects, as TFMOT
         if _wants(layer, policy):
-            return PruneLowMagnitude(_clone(layer), **params)
-        return _clone(layer)
+            return PruneLowMagnitude(layer, **params)
+        return layer
 
-    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
-    copy_weights(model, new)
-    if masked_layers(model):
-        apply_mask(new, read_mask(model))
-        _copy_pruning_state(model, new)
-    return new
+    return keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+
+
+def _prune_in_place(model, params, policy):
+    allowed = set()
+    for layer in attached.owners(model):
+        if policy is None or bool(policy.allow_pruning(layer)):
+            allowed.add(id(layer))
+    if not allowed:
+        return model
+    make = lambda layer: PruneLowMagnitude(layer, **params)  # noqa: E731
+    attached.attach(model, make, only=allowed)
+    return model
 
 
 @contextlib.contextmanager
@@ -135,7 +129,9 @@ def strip_pruning(model):
     """A copy of ``model`` without pruning wrappers, the masks baked into the weights (dead weights exactly 0).
 
     Sequential and functional models (nested ones included) are rebuilt with the same graph and layer
-    names; the result saves and loads with no custom objects. A subclassed model is rebuilt from its
+    names; the result saves and loads with no custom objects. A model pruned in place (a KerasHub model, a
+    subclassed model given to ``prune_low_magnitude``) comes back as a copy of its own class from its
+    config (``keras_lottery.strip``). A subclassed model that wraps its own layers is rebuilt from its
     config inside ``strip_scope()`` (so its ``__init__`` creates plain layers), built with its build
     config, and given the masked weights layer by layer in order; load such a model inside
     ``strip_scope()``. ``model`` is not modified.
@@ -145,7 +141,10 @@ def strip_pruning(model):
     """
     if not isinstance(model, keras.Model):
         raise ValueError(f"strip_pruning takes a keras.Model; got {type(model).__name__}.")
-    if _is_graph_model(model):
+    if compat.is_graph_model(model):
+        return strip(model)
+    holders = attached.attached_holders(model)
+    if holders and len(holders) == len(masked_layers(model)):  # pruned in place, no wrapper of its own
         return strip(model)
     return _strip_subclassed(model)
 

@@ -18,13 +18,14 @@ TFMOT.
 
 import abc
 import contextvars
+import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf  # the compiled mask check on the TensorFlow backend
 
-from keras_lottery import compiled, layers
-from keras_lottery.masking import MaskedLayer
+from keras_lottery import compat, compiled, layers
+from keras_lottery.masking import MaskedLayer, masked_layers
 from keras_lottery.sparsity import schedules, structured
 
 __all__ = ["PrunableLayer", "PruneLowMagnitude", "prune_layers", "pruning_wrappers", "stripping"]
@@ -91,6 +92,7 @@ class PruneLowMagnitude(MaskedLayer):
         self.pruning_step = None
         self._thresholds = []
         self.last_density = None  # the fraction of entries the last prune_to kept
+        self._counted_in = None  # weak reference to the graph in which the step was last counted
 
     def get_config(self):
         return {**super().get_config(), "pruning_schedule": self.pruning_schedule.get_config(),
@@ -119,14 +121,28 @@ class PruneLowMagnitude(MaskedLayer):
                                             autocast=False, aggregation="only_first_replica")
         self.built = True
 
-    def call(self, inputs, training=None, **kwargs):
+    def call(self, inputs, *args, training=None, **kwargs):
         if training is True:  # counted inside the compiled step: steps_per_execution > 1 counts every step
             self._count_step()
-        return super().call(inputs, training=training, **kwargs)
+        return super().call(inputs, *args, training=training, **kwargs)
+
+    def run_attached(self, call, args, kwargs):
+        # Attached in place (keras_lottery.attached): the layer's call may take no ``training`` argument
+        # (Dense, EinsumDense); Keras' call context has the value the model was called with.
+        if compat.call_context_training() is True:
+            self._count_step()
+        return super().run_attached(call, args, kwargs)
 
     def _count_step(self):
-        """Adds 1 to ``pruning_step``. On TensorFlow, with the variable's own ``assign_add``: one op in the
-        compiled step, where Keras' ``Variable.assign_add`` adds four (read, add, cast, assign) per layer."""
+        """Adds 1 to ``pruning_step``, once per compiled step: a layer called twice in one step (a tied
+        embedding used again as the output projection) counts that step once. On TensorFlow, with the
+        variable's own ``assign_add``: one op in the compiled step, where Keras' ``Variable.assign_add``
+        adds four (read, add, cast, assign) per layer."""
+        if not tf.executing_eagerly():
+            graph = tf.compat.v1.get_default_graph()
+            if self._counted_in is not None and self._counted_in() is graph:
+                return
+            self._counted_in = weakref.ref(graph)
         raw = self.pruning_step.value
         if isinstance(raw, tf.Variable):  # TensorFlow backend, distributed variables included
             raw.assign_add(1, read_value=False)
@@ -305,7 +321,6 @@ def _tensorflow_check(triples):
 
 
 def pruning_wrappers(model):
-    """Every ``PruneLowMagnitude`` in ``model`` (nested models included; ``model`` itself if it is one)."""
-    if isinstance(model, PruneLowMagnitude):
-        return [model]
-    return [layer for layer in layers.walk(model) if isinstance(layer, PruneLowMagnitude)]
+    """Every ``PruneLowMagnitude`` of ``model`` at any depth, in its graph or attached to its layers in place
+    (``model`` itself if it is one)."""
+    return [layer for layer in masked_layers(model) if isinstance(layer, PruneLowMagnitude)]

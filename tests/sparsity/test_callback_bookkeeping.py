@@ -89,7 +89,9 @@ def test_the_turn_check_is_the_same_with_and_without_xla(mlp, monkeypatch):
     results = []
     for xla in (True, False):
         monkeypatch.setattr(sparsity.wrapper, "XLA_CHECK", xla)
-        pruned = sparsity.prune_low_magnitude(mlp, pruning_schedule=ConstantSparsity(0.5, 0))  # mlp's weights
+        fresh = keras.models.clone_model(mlp)
+        fresh.set_weights(mlp.get_weights())  # the wrappers hold the model's own layers (TFMOT): a fresh copy each time
+        pruned = sparsity.prune_low_magnitude(fresh, pruning_schedule=ConstantSparsity(0.5, 0))
         wrappers = sparsity.wrapper.pruning_wrappers(pruned)
         sparsity.wrapper.prune_layers([(w, 0.5) for w in wrappers])
         kernel = wrappers[1].layer.kernel
