@@ -92,7 +92,9 @@ def _masked_gradient(value, mask_value):
 
         return tf.identity(x), grad
 
-    return identity(value)
+    # A read first: a MirroredVariable called eagerly outside its replica context passes itself as the value,
+    # and a custom gradient that sees a variable needs a `variables` argument.
+    return identity(tf.convert_to_tensor(value))
 
 
 def _masked_gradient_any_backend(value, mask_value):
@@ -479,7 +481,9 @@ def clone_layer(layer):
     """
     try:
         clone = layer.__class__.from_config(layer.get_config())
-        if layer.built and not clone.built and not isinstance(layer, keras.Model):
+        # Operations of a functional graph (a NotEqual from an Embedding's padding mask) are not layers.
+        if (isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model) and layer.built
+                and not clone.built):
             build_config = layer.get_build_config()
             if build_config:  # a layer of layers shows its prunable sublayers once built
                 clone.build_from_config(build_config)

@@ -305,9 +305,10 @@ class GlobalMagnitude(_Rule):
                                     if self.keep_units else False)).reshape(-1)
                                 for p in candidates])
         if n > int(np.count_nonzero(alive_all & ~guard)):
+            units = " and one weight per output unit (keep_units=True)" if self.keep_units else ""
             raise ValueError(f"{self!r} must prune {n} weights, but the collapse guard (min_alive={self.min_alive} "
-                             f"per tensor) leaves only {int(np.count_nonzero(alive_all & ~guard))} prunable. Lower "
-                             "min_alive, or ask for less sparsity.")
+                             f"per tensor{units}) leaves only {int(np.count_nonzero(alive_all & ~guard))} prunable. "
+                             "Lower min_alive, pass keep_units=False, or ask for less sparsity.")
         kept = _prune_lowest(scores, alive_all & ~guard, n) | guard
         start = 0
         for p in candidates:

@@ -69,8 +69,9 @@ def _same(mask, reference):
 @pytest.mark.parametrize("rate", [0.2, 0.5, 0.9])
 def test_global_magnitude_matches_numpy_reading(rate, levels):
     w, m = _weights(levels=levels), _start_mask()
-    assert _same(kl.GlobalMagnitude(rate)(w, m), ref_global(w, m, rate))
-    got = kl.GlobalMagnitude(rate, exclude=["out"])(w, m)
+    # keep_units=False: the plain global threshold the numpy reading describes
+    assert _same(kl.GlobalMagnitude(rate, keep_units=False)(w, m), ref_global(w, m, rate))
+    got = kl.GlobalMagnitude(rate, exclude=["out"], keep_units=False)(w, m)
     assert _same(got, ref_global(w, m, rate, exclude=["out/kernel"]))
     assert np.array_equal(got["out/kernel"], m["out/kernel"])
 
@@ -94,10 +95,10 @@ def test_layerwise_and_per_layer_rates_match_numpy_reading(levels):
 def test_ties_break_deterministically_by_position():
     w = {"a/kernel": np.ones((2, 3)), "b/kernel": np.ones((4,))}
     m = Mask({p: np.ones(v.shape, bool) for p, v in w.items()})
-    got = kl.GlobalMagnitude(0.5)(w, m)  # 5 of 10 tied weights: the first 5 in model / C order
+    got = kl.GlobalMagnitude(0.5, keep_units=False)(w, m)  # 5 of 10 tied weights: the first 5 in C order
     np.testing.assert_array_equal(got["a/kernel"], [[False, False, False], [False, False, True]])
     np.testing.assert_array_equal(got["b/kernel"], [True, True, True, True])
-    assert kl.GlobalMagnitude(0.3)(w, m)["a/kernel"].ravel().tolist() == [False, False, False, True, True, True]
+    assert kl.GlobalMagnitude(0.3, keep_units=False)(w, m)["a/kernel"].ravel().tolist() == [False, False, False, True, True, True]
 
 
 def test_pruned_weights_stay_pruned_and_iterative_rounds(mlp):
@@ -144,8 +145,8 @@ def test_random_pruning_control():
 
 def test_density_targets_and_one_shot(mlp):
     masked = kl.mask(mlp)
-    mask = kl.schedules.one_shot(masked, 0.1, exclude=["predictions"])
-    assert mask.alive == round(0.1 * mask.total)
+    mask = kl.schedules.one_shot(masked, 0.15, exclude=["predictions"])
+    assert mask.alive == round(0.15 * mask.total)
     assert mask["predictions/kernel"].all()
     with pytest.raises(ValueError, match="above the current density"):
         kl.schedules.one_shot(masked, 0.5)
@@ -198,20 +199,31 @@ def test_global_rule_keeps_every_tensor_alive_by_default():
     masked = kl.mask(_depthwise_model())
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        mask = kl.prune(masked, kl.GlobalMagnitude(0.5))
+        mask = kl.prune(masked, kl.GlobalMagnitude(0.5, keep_units=False))
     assert mask["dw/kernel"].sum() == 1  # the guard's one weight: the largest of the tensor
     dw = np.abs(np.asarray(masked.get_layer("dw").layer.kernel))
     assert dw[mask["dw/kernel"]].item() == dw.max()
     assert mask.alive == mask.total - math.ceil(0.5 * mask.total)  # the count is still exact
     # A fractional guard keeps a share of every tensor.
-    mask = kl.prune(kl.mask(_depthwise_model()), kl.GlobalMagnitude(0.5, min_alive=0.25))
+    mask = kl.prune(kl.mask(_depthwise_model()), kl.GlobalMagnitude(0.5, min_alive=0.25, keep_units=False))
     assert mask["dw/kernel"].sum() == math.ceil(0.25 * mask["dw/kernel"].size)
+
+
+def test_default_global_rule_keeps_a_weight_in_every_output_unit():
+    mask = kl.prune(kl.mask(_depthwise_model()), kl.GlobalMagnitude(0.5))
+    assert mask.alive == mask.total - math.ceil(0.5 * mask.total)  # the count stays exact
+    dw = mask["dw/kernel"]  # (3, 3, channels, multiplier): every channel x multiplier keeps a weight
+    assert dw.reshape(-1, dw.shape[-2] * dw.shape[-1]).any(axis=0).all()
+    for path in ("conv/kernel", "out/kernel"):
+        assert mask[path].reshape(-1, mask[path].shape[-1]).any(axis=0).all()
+    with pytest.raises(ValueError, match=r"one weight per output unit.*keep_units=False"):
+        kl.GlobalMagnitude(0.9)({"a/kernel": np.ones((2, 8))}, Mask({"a/kernel": np.ones((2, 8), bool)}))
 
 
 def test_emptied_tensors_are_named_when_the_guard_is_off():
     masked = kl.mask(_depthwise_model())
     with pytest.warns(UserWarning, match=r"1 tensor\(s\) with no live weight.*\['dw/kernel'\].*min_alive"):
-        mask = kl.prune(masked, kl.GlobalMagnitude(0.5, min_alive=0))
+        mask = kl.prune(masked, kl.GlobalMagnitude(0.5, min_alive=0, keep_units=False))
     assert not mask["dw/kernel"].any()
     with pytest.warns(UserWarning, match=r"no live weight.*'a/kernel'"):  # layerwise: ceil(rate x 1) = 1
         kl.LayerwiseMagnitude(0.5)({"a/kernel": np.ones(3)}, Mask({"a/kernel": np.array([True, False, False])}))

@@ -240,11 +240,16 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     for layer in masked_layers(gradient_unmasked):
         layer.mask_gradient = _value_only
     # keras_lottery.sparsity, configured as the TFMOT variant (ConstantSparsity, a turn every 100 steps),
-    # and with 2:4 sparsity; both train with UpdatePruningStep.
+    # and with 2:4 sparsity; both train with UpdatePruningStep. Like TFMOT's, prune_low_magnitude wraps the
+    # model's own layer objects, so each variant gets its own copy of the dense model (same seed, same weights).
     schedule = ConstantSparsity(sparsity, begin_step=0, frequency=100)
-    api = prune_low_magnitude(dense, pruning_schedule=schedule)
-    m_by_n = prune_low_magnitude(dense, sparsity_m_by_n=(2, 4))
-    api_no_callback = prune_low_magnitude(dense, pruning_schedule=schedule)
+
+    def fresh():
+        return zoo.get(name, input_shape, 10, seed=0)
+
+    api = prune_low_magnitude(fresh(), pruning_schedule=schedule)
+    m_by_n = prune_low_magnitude(fresh(), sparsity_m_by_n=(2, 4))
+    api_no_callback = prune_low_magnitude(fresh(), pruning_schedule=schedule)
     for wrapper in pruning_wrappers(api_no_callback):
         wrapper.prune_to(sparsity)
     models = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),

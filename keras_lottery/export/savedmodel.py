@@ -204,13 +204,12 @@ def _write_savedmodel(model, path, mode):
     if mode == "named":
         described_outputs = {name: described(t) for name, t in flat_outputs(model, model.output).items()}
     else:
-        names = ["logits", "probabilities"] if mode == "logits" else ["probabilities"]
-        described_outputs = {name: {**described(model.outputs[0]), "dtype": "float32"} for name in names}
+        keys = ["logits", "probabilities"] if mode == "logits" else ["probabilities"]
+        described_outputs = {key: {**described(model.outputs[0]), "dtype": "float32"} for key in keys}
     return {
         "name": SIGNATURE_KEY,
         "method": "tensorflow/serving/predict",
-        "inputs": {n: {"dtype": str(t.dtype), "shape": [None if d is None else int(d) for d in t.shape]}
-                   for t, n in zip(model.inputs, names)},
+        "inputs": {n: described(t) for t, n in zip(model.inputs, names)},
         "outputs": described_outputs,
     }
 
