@@ -14,8 +14,8 @@ A path can also die in the activations: a unit whose kept weights leave it alway
 ReLU. So when every path survives, the model itself runs on two random inputs; if its output is the same
 for both and some layer outputs all zeros from inputs that are not, that layer is named.
 
-It needs float inputs (images, features); a model taking token ids or masks is not checked
-(:func:`dead_layer` returns None).
+It needs symbolic float inputs (images, features); a model taking token ids or masks, or one never
+called on inputs, is not checked (:func:`dead_layer` returns None).
 """
 
 import warnings
@@ -67,13 +67,20 @@ def _call(model, values):
     return model(keras.tree.map_structure(lambda t: by_id[id(t)], model.input), training=False)
 
 
+def _has_symbolic_inputs(model):
+    """Whether ``model`` was built on symbolic inputs (a Sequential built by ``build()`` alone has none)."""
+    try:
+        return bool(model.inputs) and model.input is not None
+    except (AttributeError, ValueError):
+        return False
+
+
 def dead_layer(model):
     """The name of the layer where ``model``'s signal dies, ``model``'s own name if that layer cannot be
     named, or None when a path still connects input and output (or the model's inputs are not float)."""
-    try:
-        values = _ones_inputs(model)
-    except (AttributeError, ValueError):  # an unbuilt subclassed model has no symbolic inputs
+    if not _has_symbolic_inputs(model):  # an unbuilt subclassed model, a Sequential never called
         return None
+    values = _ones_inputs(model)
     if values is None:
         return None
     saved = [(v, keras.ops.convert_to_numpy(v.value)) for v in model.variables]

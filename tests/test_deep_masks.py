@@ -119,3 +119,11 @@ def test_a_cut_path_is_named_where_it_is_cut():
     kl.apply_mask(masked, {"fc_mid/kernel": np.zeros((5, 4), bool)})
     assert collapse.dead_layer(masked) == "fc_mid"
     assert collapse.dead_layer(model) is None  # the dense model, and the weights are back after the check
+
+
+def test_a_model_never_called_on_inputs_is_not_checked():
+    model = keras.Sequential([keras.layers.Dense(4, name="fc")])
+    model.build((None, 3))  # built, but without symbolic inputs
+    masked = kl.mask(model)
+    kl.apply_mask(masked, {"fc/kernel": np.zeros((3, 4), bool)})
+    assert collapse.dead_layer(masked) is None
