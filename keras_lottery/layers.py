@@ -9,7 +9,8 @@
   - the kernels of ``Dense``, ``EinsumDense``, ``Conv1D/2D/3D`` (grouped ones included),
     ``Conv1D/2D/3DTranspose``, the depthwise kernel of ``DepthwiseConv1D/2D`` (a variable named
     ``kernel`` in Keras 3), both kernels of ``SeparableConv1D/2D`` and the ``embeddings`` of
-    ``Embedding``: ``"fc/kernel"``, ``"sep/pointwise_kernel"``;
+    ``Embedding`` (with the untied ``reverse_embeddings`` of a ``ReversibleEmbedding``):
+    ``"fc/kernel"``, ``"sep/pointwise_kernel"``;
   - ``MultiHeadAttention``: the kernels of its query, key, value and output projections
     (``"mha/query/kernel"``, ``"mha/key/kernel"``, ``"mha/value/kernel"``,
     ``"mha/attention_output/kernel"``);
@@ -55,7 +56,8 @@ _BUILTIN = (
     (keras.layers.Conv3DTranspose, ("kernel",)),
     (keras.layers.Dense, ("kernel",)),
     (keras.layers.EinsumDense, ("kernel",)),
-    (keras.layers.Embedding, ("embeddings",)),
+    # reverse_embeddings: the untied output projection of a ReversibleEmbedding (KerasHub's Llama, Gemma)
+    (keras.layers.Embedding, ("embeddings", "reverse_embeddings")),
     (keras.layers.SimpleRNNCell, _CELL_KERNELS),
     (keras.layers.LSTMCell, _CELL_KERNELS),
     (keras.layers.GRUCell, _CELL_KERNELS),

@@ -127,3 +127,22 @@ def test_a_model_never_called_on_inputs_is_not_checked():
     masked = kl.mask(model)
     kl.apply_mask(masked, {"fc/kernel": np.zeros((3, 4), bool)})
     assert collapse.dead_layer(masked) is None
+
+
+def test_an_untied_output_projection_is_masked_in_reverse_mode():
+    class TinyLM(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.embed = keras.layers.ReversibleEmbedding(12, 4, tie_weights=False, name="embed")
+
+        def call(self, tokens):
+            return self.embed(self.embed(tokens), reverse=True)
+
+    model = TinyLM()
+    tokens = np.array([[1, 2, 3]], "int32")
+    model(tokens)
+    masked = kl.mask(model, copy=False)
+    paths = sorted(kl.Mask.from_model(masked))  # the variables' Keras paths
+    assert [p.split("/", 1)[1] for p in paths] == ["embed/embeddings", "embed/reverse_embeddings"]
+    kl.apply_mask(masked, {paths[1]: np.zeros((4, 12), bool)})
+    assert not np.any(keras.ops.convert_to_numpy(masked(tokens)))
