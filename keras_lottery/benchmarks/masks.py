@@ -21,6 +21,9 @@ For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
 - tfk_dense: the same architecture on ``tf_keras`` (TFMOT's own dense baseline);
 - tfmot: the same architecture on ``tf_keras`` wrapped in ``prune_low_magnitude`` with
   ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback;
+- keras3 and keras3_fused: the framework against tf_keras (ratios to ``tfk_dense``): the zoo's Keras 3
+  model as built, and with its batch normalizations on TensorFlow's fused kernel
+  (:func:`keras_lottery.training.fused_batch_norm.fuse_batch_norm`), as the library's training runs it;
 - compact (``compact=True``, models whose masked layers are all ``Dense``): a design alternative the
   library does not use. Each layer trains only its live weights, one compact variable per kernel
   that is scattered into a dense kernel in every forward pass, so the optimizer updates 20% of the
@@ -70,6 +73,7 @@ from keras_lottery.pruning import LayerwiseMagnitude, prune, weights_of
 from keras_lottery.masking import MaskedLayer, mask, masked_layers
 from keras_lottery.sparsity import ConstantSparsity, UpdatePruningStep, prune_low_magnitude
 from keras_lottery.sparsity.wrapper import pruning_wrappers
+from keras_lottery.training.fused_batch_norm import fuse_batch_norm
 
 SETUP = {  # input shape, batch size, optimizer (the papers' settings), default rounds and steps
     "lenet_300_100": ((28, 28, 1), 60, "adam", 30, 100),
@@ -78,9 +82,10 @@ SETUP = {  # input shape, batch size, optimizer (the papers' settings), default 
 INPUT_KINDS = ("dataset", "numpy")
 BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "gradient_unmasked": "dense",
             "compact": "dense", "sparsity_api": "dense", "m_by_n": "dense", "api_no_callback": "dense",
-            "tfmot": "tfk_dense"}  # the dense model each variant's ratio is taken to
+            "tfmot": "tfk_dense", "keras3": "tfk_dense", "keras3_fused": "tfk_dense"}
+# (the dense model each variant's ratio is taken to; keras3 and keras3_fused: the framework against tf_keras)
 KERAS3_VARIANTS = ("dense", "dense_copy", "masked", "masked_forward", "gradient_unmasked", "sparsity_api", "m_by_n",
-                   "api_no_callback", "compact")
+                   "api_no_callback", "compact", "keras3", "keras3_fused")
 TFMOT_VARIANTS = ("tfk_dense", "tfmot")
 WORKER = "keras_lottery.benchmarks.masks"  # run with python -m by measure_in_subprocesses (see _worker)
 
@@ -252,9 +257,11 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     api_no_callback = prune_low_magnitude(fresh(), pruning_schedule=schedule)
     for wrapper in pruning_wrappers(api_no_callback):
         wrapper.prune_to(sparsity)
+    keras3_fused = fresh()
+    fuse_batch_norm(keras3_fused)  # as the library's training compiles a model (training.optimizers)
     models = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),
               ("gradient_unmasked", gradient_unmasked), ("sparsity_api", api), ("m_by_n", m_by_n),
-              ("api_no_callback", api_no_callback)]
+              ("api_no_callback", api_no_callback), ("keras3", fresh()), ("keras3_fused", keras3_fused)]
     with_step = {"sparsity_api", "m_by_n"}
     if "compact" in wanted:  # selected() names it only with_compact
         models.append(("compact", compact_copy(masked)))
@@ -276,8 +283,8 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
             runs[label][0]()
     per_step = {label: [t / steps for t in timer.times[1:]] for label, (_, timer) in runs.items()}
     # every trained variant that keeps dead weights at zero (with the density of the plain mask)
-    trained = [m for label, m in models if label in wanted and label not in ("dense", "dense_copy",
-                                                                             "gradient_unmasked", "compact")]
+    trained = [m for label, m in models if label in wanted and label not in ("dense", "dense_copy", "gradient_unmasked",
+                                                                             "compact", "keras3", "keras3_fused")]
     checked = [(m, Mask.from_model(m)) for m in trained]
     zeros_ok = all(np.all(weights_of(m)[p][~alive] == 0) for m, found in checked for p, alive in found.items())
     return per_step, Mask.from_model(masked).density, zeros_ok
@@ -286,7 +293,8 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
 def selected(variants, with_tfmot=True, with_compact=False):
     """The labels :func:`bench` times for ``variants`` (``None``: every one the options allow), in timing
     order, with the dense model each one's ratio is taken to."""
-    available = [v for v in KERAS3_VARIANTS if with_compact or v != "compact"]
+    available = [v for v in KERAS3_VARIANTS if (with_compact or v != "compact")
+                 and (with_tfmot or BASELINE.get(v) != "tfk_dense")]
     available += list(TFMOT_VARIANTS) if with_tfmot else []
     wanted = set(available if variants is None else variants)
     wanted |= {BASELINE[v] for v in wanted if v in BASELINE}
@@ -316,8 +324,8 @@ def validate(models, compact=False, processes=1, input_kind="dataset", variants=
             raise ValueError(f"variants accepts a non-empty list of {list(known)}; got {list(variants)!r}.")
         if "compact" in variants and not compact:
             raise ValueError("variants names 'compact': pass compact=True (--compact) as well.")
-        if set(variants) & set(TFMOT_VARIANTS) and not tfmot:
-            raise ValueError("variants names a TFMOT variant but tfmot=False (--notfmot).")
+        if {v for v in variants if v in TFMOT_VARIANTS or BASELINE.get(v) == "tfk_dense"} and not tfmot:
+            raise ValueError("variants names a variant timed against tf_keras but tfmot=False (--notfmot).")
 
 
 def measure(models, rounds=None, steps=None, sparsity=0.8, steps_per_execution=1, jit_compile=False,

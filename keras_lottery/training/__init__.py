@@ -2,6 +2,7 @@
 
 from keras_lottery.training.durations import to_step_list, to_steps
 from keras_lottery.training.experiment import check, check_model, run
+from keras_lottery.training.fused_batch_norm import fuse_batch_norm
 from keras_lottery.training.hparams import OPTIMIZERS, ModelHparams, TrainingHparams
 from keras_lottery.training.loop import fit, load_checkpoint, load_final_model, read_state, save_checkpoint, summarize
 from keras_lottery.training.lr_schedule import StepSchedule
@@ -9,6 +10,6 @@ from keras_lottery.training.optimizers import (compile_for_classification, learn
                                                total_steps)
 
 __all__ = ["OPTIMIZERS", "ModelHparams", "StepSchedule", "TrainingHparams", "check", "check_model",
-           "compile_for_classification", "fit",
+           "compile_for_classification", "fit", "fuse_batch_norm",
            "learning_rate", "load_checkpoint", "load_final_model", "make_optimizer", "read_state", "run", "save_checkpoint", "summarize",
            "to_step_list", "to_steps", "total_steps"]
