@@ -64,10 +64,15 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._wrappers = pruning_wrappers(self.model)
         if not self._wrappers:
             return  # a model without pruning wrappers: nothing to do, as in TFMOT
-        for wrapper in self._wrappers:  # TFMOT's -1 (never set up) becomes 0; training calls may count now
+        newly = [wrapper for wrapper in self._wrappers if not wrapper.set_up_by_callback]
+        for wrapper in newly:  # TFMOT's -1 (never set up) becomes 0; training calls may count now
             wrapper.set_up_by_callback = True
             if wrapper.built and int(_value(wrapper.pruning_step)) < 0:
                 wrapper.pruning_step.assign(0)
+        if newly and getattr(self.model, "train_function", None) is not None:
+            # a fit without this callback failed while tracing its step: trace a new one (else the optimizer
+            # would create its variables in a second trace of the same tf.function)
+            self.model.make_train_function(force=True)
         self._ready = False
         self._spe = compat.steps_per_execution(self.model)
         if all(w.built for w in self._wrappers):

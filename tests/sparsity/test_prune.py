@@ -254,7 +254,7 @@ def test_pruning_policy_and_summaries(tmp_path):
     pruned = sparsity.prune_low_magnitude(model, pruning_policy=sparsity.PruneForLatencyOnXNNPack(),
                                           pruning_schedule=ConstantSparsity(0.5, 0, frequency=1))
     assert [w.name for w in sparsity.wrapper.pruning_wrappers(pruned)] == ["pointwise"]
-    with pytest.raises(ValueError, match="1x1"):
+    with pytest.raises(ValueError, match="3x3 Conv2D"):
         sparsity.prune_low_magnitude(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]),
                                      pruning_policy=sparsity.PruneForLatencyOnXNNPack())
     x = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
