@@ -114,7 +114,9 @@ class PruneLowMagnitude(MaskedLayer):
 
     Args:
         layer: a layer with prunable weights (``keras_lottery.layers``: Dense, convolutions, Embedding,
-            ...) or a ``get_prunable_weights()`` method (``PrunableLayer``).
+            ...) or a ``get_prunable_weights()`` method (``PrunableLayer``), or one of TFMOT's no-op layers
+            (:data:`NO_OP_LAYERS`), wrapped with nothing to prune. The layer object itself is held
+            (``wrapper.layer is layer``); its ``input_shape`` argument, if any, is carried to the wrapper.
         pruning_schedule: a ``PruningSchedule`` (``ConstantSparsity(0.5, 0)`` by default).
         block_size: ``(rows, columns)`` of the blocks pruned together (``(1, 1)``: single weights).
         block_pooling_type: ``"AVG"`` or ``"MAX"``: how a block's magnitude is scored.
