@@ -11,9 +11,9 @@ import keras
 import numpy as np
 from keras.src.backend.common import global_state  # private: the call-context store (call_context_training)
 
-__all__ = ["KERAS_TENSOR", "call_context_training", "history_key", "is_functional_class", "is_graph_model",
-           "iter_keras_tensors", "learning_rate_variable", "optimizer_slots", "optimizer_state", "set_history_key",
-           "steps_per_execution", "sublayers", "tensor_shape"]
+__all__ = ["KERAS_TENSOR", "call_context_training", "clone_graph", "history_key", "input_layer_names",
+           "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "learning_rate_variable", "optimizer_slots", "optimizer_state", "set_history_key",
+           "set_input_shape_arg", "steps_per_execution", "sublayers", "tensor_shape"]
 
 # How ``Functional.get_config()`` serializes a symbolic tensor inside a node's call arguments:
 # ``{"class_name": "__keras_tensor__", "config": {"shape": ..., "dtype": ..., "keras_history":
@@ -130,3 +130,50 @@ def steps_per_execution(model):
     ``n`` steps. 1 for a model that was never compiled.
     """
     return max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+
+
+def input_shape_arg(layer):
+    """The ``input_shape`` a layer was constructed with (``Dense(20, input_shape=(28,))``), or None.
+
+    Keras 3 keeps it in ``Layer._input_shape_arg``; ``keras.Sequential`` reads it from its first layer to
+    add an ``InputLayer``.
+    """
+    return getattr(layer, "_input_shape_arg", None)
+
+
+def set_input_shape_arg(layer, shape):
+    """Gives ``layer`` the ``input_shape`` of another (a wrapper carrying its wrapped layer's)."""
+    layer._input_shape_arg = shape
+
+
+def input_layer_names(model):
+    """The names of the ``InputLayer`` of each of ``model.inputs``, in order (a Keras tensor's producer is
+    in its private ``_keras_history``)."""
+    return [tensor._keras_history.operation.name for tensor in keras.tree.flatten(model.inputs)]
+
+
+def clone_graph(model, clone_function, keep_compiled=False):
+    """``keras.models.clone_model(model, clone_function=...)`` of a plain Sequential / functional model, at
+    every depth, as tf_keras did it: nested graph models are cloned the same way; the clone's ``Input``
+    layers keep their names (Keras 3 names them after the input tensors, ``keras_tensor_N``); and, unless
+    ``keep_compiled``, the clone is not compiled (Keras 3 compiles it from the model's compile config when
+    the model is compiled, with a new optimizer; TFMOT's callers compile what they get)."""
+    def function(layer):
+        if isinstance(layer, keras.Model) and is_graph_model(layer):
+            return clone_graph(layer, clone_function, keep_compiled)
+        return clone_function(layer)
+
+    input_tensors = None
+    if type(model) is not keras.Sequential:
+        inputs = model.input
+        names = iter(input_layer_names(model))
+        input_tensors = keras.tree.map_structure(
+            lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, sparse=getattr(x, "sparse", False),
+                                  name=next(names)), inputs)
+    compiled = model.compiled
+    if not keep_compiled:
+        model.compiled = False  # Keras 3's clone_model compiles the clone of a compiled model
+    try:
+        return keras.models.clone_model(model, input_tensors=input_tensors, clone_function=function)
+    finally:
+        model.compiled = compiled

@@ -154,7 +154,8 @@ class MaskedLayer(keras.layers.Wrapper):
     def __init__(self, layer, mask_forward=False, reapply_after_step=False, **kwargs):
         # an unbuilt layer of layers is accepted: its prunable weights are known once it is built
         composite = isinstance(layer, keras.layers.Layer) and not layer.built and bool(compat.sublayers(layer))
-        if not isinstance(layer, keras.layers.Layer) or not (is_prunable(layer) or composite):
+        if not isinstance(layer, keras.layers.Layer) or not (is_prunable(layer) or composite
+                                                             or self.accepts_without_weights(layer)):
             raise ValueError(
                 f"MaskedLayer cannot wrap {layer!r} ({type(layer).__name__}). Accepted: {SUPPORTED}, or any "
                 "layer defining get_prunable_weights() that returns the variables to mask.")
@@ -168,6 +169,11 @@ class MaskedLayer(keras.layers.Wrapper):
         self.reapply_after_step = bool(reapply_after_step)
         self._prunable = []  # list of (path, variable, mask variable)
         self._paths = None  # {id(variable): path} for masks attached in place (keras_lottery.attached)
+
+    def accepts_without_weights(self, layer):
+        """Whether this wrapper may hold ``layer`` although it has no prunable weights (then it masks
+        nothing). ``MaskedLayer``: never; ``keras_lottery.sparsity.PruneLowMagnitude``: TFMOT's no-op layers."""
+        return False
 
     def get_config(self):
         return {**super().get_config(), "mask_forward": self.mask_forward,
@@ -201,7 +207,7 @@ class MaskedLayer(keras.layers.Wrapper):
         items = layers.prunable_items(self.layer)
         if self._paths is not None:  # attached in place: each weight named by its unique path in the model
             items = [(self._paths[id(variable)], variable) for _, variable in items]
-        if not items:
+        if not items and not self.accepts_without_weights(self.layer):
             raise ValueError(f"Layer {self.layer.name!r} ({type(self.layer).__name__}) has no prunable weights.")
         self._prunable = []
         for path, variable in items:
@@ -494,7 +500,7 @@ def clone_layer(layer):
                          "keras.Model subclass (masked in place), or fix the layer's get_config().") from None
 
 
-def strip(model, copy=True):
+def strip(model, copy=True, keep_compiled=True):
     """A model of plain Keras layers with the masks baked in (dead weights exactly 0), of ``model``'s class.
 
     A plain Sequential or functional model is rebuilt without wrappers; saving and loading the result needs
@@ -510,7 +516,7 @@ def strip(model, copy=True):
     """
     _check_model(model, "strip")
     if compat.is_graph_model(model):
-        return _strip_graph(model)
+        return _strip_graph(model, keep_compiled)
     wrappers = [layer for layer in masked_layers(model) if attached.holder_of(layer.layer) is not layer]
     if wrappers:
         raise TypeError(f"strip() cannot remove the MaskedLayer wrappers {[w.name for w in wrappers][:5]} that the "
@@ -523,11 +529,11 @@ def strip(model, copy=True):
     return copy_model(model, "strip")
 
 
-def _strip_graph(model):
+def _strip_graph(model, keep_compiled=True):
     def clone_function(layer):
         return clone_layer(layer.layer if isinstance(layer, MaskedLayer) else layer)
 
-    new = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    new = compat.clone_graph(model, clone_function, keep_compiled=keep_compiled)
     source = layers.by_name(model)
     for name, target in layers.by_name(new).items():
         if isinstance(target, keras.Model) or not target.weights:

@@ -95,3 +95,26 @@ def test_steps_per_execution_is_read_from_the_compiled_model_and_paces_batch_cal
     x = [np.zeros((16, 3), "float32")] * 2
     model.fit(x, np.zeros((16, 4), "float32"), batch_size=2, epochs=1, verbose=0, callbacks=[Record()])
     assert seen == [4, 8]  # one call per execution of 4 steps: why callbacks read the iteration count
+
+
+def test_input_shape_arg_is_what_sequential_reads_from_its_first_layer():
+    with pytest.warns(UserWarning):
+        dense = keras.layers.Dense(2, input_shape=(3,))
+    assert tuple(compat.input_shape_arg(dense)) == (3,)
+    other = keras.layers.Dense(2)
+    assert compat.input_shape_arg(other) is None
+    compat.set_input_shape_arg(other, (3,))
+    assert keras.Sequential([other]).built
+
+
+def test_clone_graph_keeps_input_names_nested_models_and_leaves_the_clone_uncompiled():
+    inputs = keras.Input((3,))  # unnamed: Keras' clone_model would name the clone's Input after the tensor
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="inner_dense")], name="inner")
+    model = keras.Model(inputs, inner(keras.layers.Dense(4, name="outer_dense")(inputs)))
+    model.compile("sgd", "mse")
+    seen = []
+    clone = compat.clone_graph(model, lambda layer: seen.append(layer.name) or layer)
+    assert compat.input_layer_names(clone) == compat.input_layer_names(model) == [model.layers[0].name]
+    assert "inner_dense" in seen and "outer_dense" in seen  # the nested model's layers went through the function
+    assert not clone.compiled and model.compiled
+    assert compat.clone_graph(model, lambda layer: layer, keep_compiled=True).compiled

@@ -257,6 +257,9 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     api_no_callback = prune_low_magnitude(fresh(), pruning_schedule=schedule)
     for wrapper in pruning_wrappers(api_no_callback):
         wrapper.prune_to(sparsity)
+    setup = UpdatePruningStep()  # sets the wrappers up (training without it raises), then is left out of fit
+    setup.set_model(api_no_callback)
+    setup.on_train_begin()
     keras3_fused = fresh()
     fuse_batch_norm(keras3_fused)  # as the library's training compiles a model (training.optimizers)
     models = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),

@@ -20,8 +20,10 @@ def _value(variable):
 class UpdatePruningStep(keras.callbacks.Callback):
     """Updates the masks of every ``PruneLowMagnitude`` layer on its schedule. Pass it to ``fit``.
 
-    Each layer's ``pruning_step`` starts at 0 and counts its training calls inside the compiled step
-    (a restored model keeps its count). Before each call of the compiled train function (each batch, or
+    Each layer's ``pruning_step`` reads -1 until this callback's ``on_train_begin`` sets it to 0 (TFMOT's
+    values; training a wrapper before that raises ``ValueError``), then counts its training calls inside
+    the compiled step (a restored model keeps its count). On a model without pruning wrappers it does
+    nothing. Before each call of the compiled train function (each batch, or
     each group of ``steps_per_execution`` batches), it reads the step counter the layers keep
     inside the compiled step and, for every pruning turn reached since the last call, recomputes the
     masks that turn asks for, then zeroes the optimizer state of newly dead weights. With
@@ -55,12 +57,22 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._calls, self._verified = 0, False
         self._next_turn = 1  # the first step not known to be no wrapper's turn (steps before it are handled or no turn)
         self._spe = 1  # the model's steps_per_execution, read at train begin
+        self._begun = False  # whether on_train_begin ran
 
     def on_train_begin(self, logs=None):
+        self._begun = True
         self._wrappers = pruning_wrappers(self.model)
         if not self._wrappers:
-            raise ValueError(f"UpdatePruningStep: model {self.model.name!r} has no pruned layer; wrap it with "
-                             "keras_lottery.sparsity.prune_low_magnitude first.")
+            return  # a model without pruning wrappers: nothing to do, as in TFMOT
+        newly = [wrapper for wrapper in self._wrappers if not wrapper.set_up_by_callback]
+        for wrapper in newly:  # TFMOT's -1 (never set up) becomes 0; training calls may count now
+            wrapper.set_up_by_callback = True
+            if wrapper.built and int(_value(wrapper.pruning_step)) < 0:
+                wrapper.pruning_step.assign(0)
+        if newly and getattr(self.model, "train_function", None) is not None:
+            # a fit without this callback failed while tracing its step: trace a new one (else the optimizer
+            # would create its variables in a second trace of the same tf.function)
+            self.model.make_train_function(force=True)
         self._ready = False
         self._spe = compat.steps_per_execution(self.model)
         if all(w.built for w in self._wrappers):
@@ -96,8 +108,10 @@ class UpdatePruningStep(keras.callbacks.Callback):
                 "on (Keras 3 calls it without otherwise); in a custom loop call model(x, training=True).")
 
     def on_train_batch_begin(self, batch, logs=None):
-        if not self._wrappers:
+        if not self._begun:
             self.on_train_begin()
+        if not self._wrappers:
+            return
         if not self._ready:
             if not all(w.built for w in self._wrappers):
                 return  # built by the first step of a model that was never called
@@ -123,7 +137,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
             last, upcoming = self._done[i], self._steps[i] + 1  # upcoming: the number of the step about to run
             turn = next(((step, sparsity) for step in range(upcoming, last, -1)
                          for should, sparsity in [wrapper.turn(step)] if should), None)  # the latest turn wins
-            if turn is not None:
+            if turn is not None and wrapper.masked_weights():  # a no-op wrapper (Dropout) has no mask to update
                 due.append((wrapper, turn))
             self._done[i] = upcoming
         if due:  # one call checks every due layer (a turn that changes no mask costs one compiled reduction)
@@ -154,7 +168,8 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._next_turn = step
         return step <= upcoming
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch=None, logs=None, batch=None):
+        """Re-zeroes dead weights. ``batch`` is accepted for TFMOT's spelling, ``on_epoch_end(batch=-1)``."""
         zero_dead_weights(self._wrappers)  # one compiled call for every layer
 
 

@@ -7,8 +7,8 @@ import keras
 from keras_lottery import attached, compat, layers
 from keras_lottery.masking import MaskedLayer, masked_layers, strip
 from keras_lottery.sparsity import schedules, structured
-from keras_lottery.sparsity.wrapper import (PrunableLayer, PruneLowMagnitude, pruning_wrappers, reset_stripping,
-                                            set_stripping, stripping)
+from keras_lottery.sparsity.wrapper import (PrunableLayer, PruneLowMagnitude, check_wrappable, pruning_wrappers,
+                                            reset_stripping, set_stripping, stripping)
 
 __all__ = ["check_m_by_n", "prune_low_magnitude", "prune_scope", "strip_pruning", "strip_scope"]
 
@@ -19,12 +19,14 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), bloc
 
     * a layer: returns ``PruneLowMagnitude(layer, ...)`` wrapping that very layer object (``kwargs`` go
       to the wrapper); the layer must have prunable weights (``keras_lottery.layers``, a layer holding
-      such layers, or ``get_prunable_weights()``);
-    * a list: each prunable layer wrapped, the others (and wrappers) unchanged;
+      such layers, or ``get_prunable_weights()``), or be one of TFMOT's no-op layers (``Dropout``,
+      pooling, ``BatchNormalization``, ...: ``wrapper.NO_OP_LAYERS``), wrapped with nothing to prune;
+    * a list: as in TFMOT, every layer wrapped (no-op layers too), wrappers and ``InputLayer`` unchanged;
     * a plain Sequential or functional model (nested models included): a new model, not compiled, with
-      the same graph whose prunable layers are wrapped; as in TFMOT the wrappers hold the model's own
-      layer objects (``wrapper.layer is original``), so the two models share weights. Layers already
-      wrapped keep their masks and step.
+      the same graph (``Input`` names included) whose prunable layers are wrapped; as in TFMOT the
+      wrappers hold the model's own layer objects (``wrapper.layer is original``), so the two models
+      share weights. Layers already wrapped keep their masks and step; layers with nothing to prune
+      stay unwrapped (TFMOT gives them no-op wrappers).
     * any other model (a KerasHub backbone or task model such as ``GPT2CausalLM``, a ``keras.Model``
       subclass): pruned in place and returned, with its class and methods (``generate()`` keeps
       working): every layer owning prunable weights, at any depth, gets a ``PruneLowMagnitude`` attached
@@ -45,7 +47,8 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), bloc
         sparsity_m_by_n: ``(m, n)``: ``m`` zeros in every ``n`` input weights (e.g. ``(2, 4)``).
 
     Raises:
-        ValueError: an argument is malformed, the layer is not prunable, or the model is subclassed.
+        ValueError: an argument is malformed; a layer cannot be wrapped (:func:`wrapper.check_wrappable`: not
+            prunable, already wrapped, a subclass of a built-in layer without ``get_prunable_weights()``).
     """
     if stripping():
         return to_prune
@@ -56,7 +59,7 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), bloc
     if block_pooling_type not in ("AVG", "MAX"):
         raise ValueError(f"block_pooling_type must be 'AVG' or 'MAX'; got {block_pooling_type!r}.")
     if isinstance(to_prune, (list, tuple)):
-        return [PruneLowMagnitude(layer, **params) if _wants(layer, None) else layer for layer in to_prune]
+        return [_wrap_listed(layer, params) for layer in to_prune]
     if isinstance(to_prune, keras.Model):
         if pruning_policy is not None and callable(getattr(pruning_policy, "ensure_model_supports_pruning", None)):
             pruning_policy.ensure_model_supports_pruning(to_prune)
@@ -64,16 +67,27 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), bloc
             return _prune_in_place(to_prune, params, pruning_policy)
         return _prune_model(to_prune, params, pruning_policy)
     if isinstance(to_prune, keras.layers.Layer):
-        if isinstance(to_prune, PruneLowMagnitude):
-            return to_prune
+        check_wrappable(to_prune)
         return PruneLowMagnitude(to_prune, **params, **kwargs)
     raise ValueError("prune_low_magnitude takes a keras layer, a list of layers, or a Sequential / functional model; "
                      f"got {type(to_prune).__name__}.")
 
 
+def _wrap_listed(layer, params):
+    """A layer of a list, as TFMOT: wrappers and ``InputLayer`` as they are, every other layer wrapped (no-op
+    layers too); a layer that cannot be wrapped raises."""
+    if isinstance(layer, (PruneLowMagnitude, keras.layers.InputLayer)):
+        return layer
+    check_wrappable(layer)
+    return PruneLowMagnitude(layer, **params)
+
+
 def _wants(layer, policy):
-    if isinstance(layer, MaskedLayer) or not layers.is_prunable(layer):
+    if isinstance(layer, MaskedLayer) or isinstance(layer, keras.Model):
         return False
+    if not layers.is_prunable(layer):
+        return False
+    check_wrappable(layer)  # a subclass of a built-in layer without get_prunable_weights() raises, as in TFMOT
     return policy is None or bool(policy.allow_pruning(layer))
 
 
@@ -83,7 +97,7 @@ def _prune_model(model, params, policy):
             return PruneLowMagnitude(layer, **params)
         return layer
 
-    return keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    return compat.clone_graph(model, clone_function)
 
 
 def _prune_in_place(model, params, policy):
@@ -129,7 +143,8 @@ def strip_pruning(model):
     """A copy of ``model`` without pruning wrappers, the masks baked into the weights (dead weights exactly 0).
 
     Sequential and functional models (nested ones included) are rebuilt with the same graph and layer
-    names; the result saves and loads with no custom objects. A model pruned in place (a KerasHub model, a
+    names (``Input`` layers included), not compiled, as in TFMOT; the result saves and loads with no
+    custom objects. A model pruned in place (a KerasHub model, a
     subclassed model given to ``prune_low_magnitude``) comes back as a copy of its own class from its
     config (``keras_lottery.strip``). A subclassed model that wraps its own layers is rebuilt from its
     config inside ``strip_scope()`` (so its ``__init__`` creates plain layers), built with its build
@@ -142,7 +157,7 @@ def strip_pruning(model):
     if not isinstance(model, keras.Model):
         raise ValueError(f"strip_pruning takes a keras.Model; got {type(model).__name__}.")
     if compat.is_graph_model(model):
-        return strip(model)
+        return strip(model, keep_compiled=False)
     holders = attached.attached_holders(model)
     if holders and len(holders) == len(masked_layers(model)):  # pruned in place, no wrapper of its own
         return strip(model)

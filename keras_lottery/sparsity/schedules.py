@@ -1,11 +1,14 @@
 """Pruning schedules with the interface of ``tfmot.sparsity.keras``: ``PruningSchedule`` (subclass it),
 ``ConstantSparsity`` and ``PolynomialDecay``.
 
-A schedule is called with the pruning step (an ``int``: 1 during the first training step after
-``prune_low_magnitude``, as in TFMOT) and returns ``(should_prune, sparsity)``. The built-in schedules
-return a Python ``bool`` and a ``numpy.float32`` computed with TFMOT's float32 formula, so a target
-sparsity turns into the same number of kept weights as in TFMOT. A subclass may return TensorFlow
-tensors instead (TFMOT's own subclasses do); the pruning callback converts them.
+A schedule is called with the pruning step (1 during the first training step after
+``prune_low_magnitude``, as in TFMOT) and returns ``(should_prune, sparsity)``, computed with TFMOT's
+float32 formula, so a target sparsity turns into the same number of kept weights as in TFMOT. Given a
+tensor or variable step (as TFMOT's schedules are called, inside ``tf.function`` too), the built-in
+schedules return tensors of the Keras backend (a boolean and a float32 scalar), as TFMOT's do; given a
+Python or NumPy integer (as the pruning callback calls them, many times between steps), a Python
+``bool`` and a ``numpy.float32``, at no tensor cost. A subclass may return either; the pruning callback
+converts them (:func:`evaluate`).
 
 ``get_config()`` has TFMOT's format, ``{"class_name": ..., "config": {...}}``, and
 ``deserialize(config)`` (or ``cls.from_config(config["config"])``) rebuilds the schedule. Subclasses
@@ -31,7 +34,15 @@ class PruningSchedule(abc.ABC):
     @staticmethod
     def _should_prune_in_step(step, begin_step, end_step, frequency):
         """True when ``begin_step <= step <= end_step`` (``end_step=-1``: no end) and
-        ``(step - begin_step) % frequency == 0``."""
+        ``(step - begin_step) % frequency == 0``: a ``bool`` for an integer step, a boolean tensor for a
+        tensor step."""
+        if _is_tensor(step):
+            ops = keras.ops
+            step = ops.cast(ops.convert_to_tensor(step), "int64")
+            in_range = ops.greater_equal(step, begin_step)
+            if end_step >= 0:
+                in_range = ops.logical_and(in_range, ops.less_equal(step, end_step))
+            return ops.logical_and(in_range, ops.equal(ops.mod(step - begin_step, frequency), 0))
         step = int(step)
         in_range = step >= begin_step and (end_step < 0 or step <= end_step)
         return bool(in_range and (step - begin_step) % frequency == 0)
@@ -90,8 +101,10 @@ class ConstantSparsity(PruningSchedule):
         self.begin_step, self.end_step, self.frequency = int(begin_step), int(end_step), int(frequency)
 
     def __call__(self, step):
-        return (self._should_prune_in_step(step, self.begin_step, self.end_step, self.frequency),
-                np.float32(self.target_sparsity))
+        should = self._should_prune_in_step(step, self.begin_step, self.end_step, self.frequency)
+        if _is_tensor(step):
+            return should, keras.ops.convert_to_tensor(np.float32(self.target_sparsity))
+        return should, np.float32(self.target_sparsity)
 
     def get_config(self):
         return {"class_name": type(self).__name__,
@@ -114,8 +127,16 @@ class PolynomialDecay(PruningSchedule):
         self.begin_step, self.end_step, self.frequency = int(begin_step), int(end_step), int(frequency)
 
     def sparsity(self, step):
-        """The target sparsity at ``step``, whether or not ``step`` is a pruning turn."""
+        """The target sparsity at ``step``, whether or not ``step`` is a pruning turn (a float32 tensor for a
+        tensor step)."""
         f32 = np.float32
+        if _is_tensor(step):
+            ops = keras.ops
+            span = f32(self.end_step - self.begin_step)
+            p = ops.divide(ops.cast(ops.cast(ops.convert_to_tensor(step), "int64") - self.begin_step, "float32"), span)
+            p = ops.minimum(f32(1.0), ops.maximum(f32(0.0), p))
+            return ops.add(ops.multiply(f32(self.initial_sparsity - self.final_sparsity),
+                                        ops.power(ops.subtract(f32(1.0), p), f32(self.power))), f32(self.final_sparsity))
         span = f32(self.end_step - self.begin_step)
         p = np.minimum(f32(1.0), np.maximum(f32(0.0), f32(int(step) - self.begin_step) / span))
         return f32(f32(self.initial_sparsity - self.final_sparsity) * np.power(f32(1.0) - p, f32(self.power))
@@ -129,6 +150,11 @@ class PolynomialDecay(PruningSchedule):
                 "config": {"initial_sparsity": self.initial_sparsity, "final_sparsity": self.final_sparsity,
                            "power": self.power, "begin_step": self.begin_step, "end_step": self.end_step,
                            "frequency": self.frequency}}
+
+
+def _is_tensor(step):
+    """Whether ``step`` is a tensor or variable (not a Python / NumPy integer)."""
+    return not isinstance(step, (int, np.integer)) and not (isinstance(step, np.ndarray) and step.ndim == 0)
 
 
 def deserialize(config, custom_objects=None):

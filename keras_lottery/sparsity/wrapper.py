@@ -6,9 +6,11 @@ pruning state: its schedule, block / M:N options, a ``pruning_step`` counter and
 per pruned weight. Its weights are saved with the model, so a model saved mid-pruning resumes its
 schedule where it stopped.
 
-When the masks change follows TFMOT: ``pruning_step`` starts at 0 and every training call of the
-layer adds 1 (inside the compiled step, so ``steps_per_execution > 1`` counts every step). (TFMOT
-starts it at -1 and has its callback set 0, to detect a missing callback; the steps are the same.) Before the training step numbered ``t`` (1 for
+When the masks change follows TFMOT: ``pruning_step`` reads -1 until ``UpdatePruningStep`` sets the
+layer up (then 0), and every training call of the layer adds 1 (inside the compiled step, so
+``steps_per_execution > 1`` counts every step). A training call of a layer no ``UpdatePruningStep``
+has set up raises ``ValueError`` naming the callback, as TFMOT's does (here when the step is traced or
+run eagerly, on the host: a check inside the compiled step would vanish under XLA). Before the training step numbered ``t`` (1 for
 the first step), the callback calls :meth:`PruneLowMagnitude.update_masks`: if the schedule says
 ``should_prune`` at ``t``, the masks are recomputed from the current weights (dead weights are 0):
 keep ``max(round(size x (1 - sparsity)), 1)`` of them, all those at or above the threshold. With
@@ -28,7 +30,54 @@ from keras_lottery import compat, compiled, layers
 from keras_lottery.masking import MaskedLayer, masked_layers
 from keras_lottery.sparsity import schedules, structured
 
-__all__ = ["PrunableLayer", "PruneLowMagnitude", "prune_layers", "pruning_wrappers", "stripping"]
+__all__ = ["NO_OP_LAYERS", "PrunableLayer", "PruneLowMagnitude", "check_wrappable", "prune_layers", "pruning_wrappers",
+           "stripping"]
+
+# TFMOT's registry of layers with nothing to prune (``prune_registry._LAYERS_WEIGHTS_MAP``'s empty entries, as
+# Keras 3 names them): ``PruneLowMagnitude`` wraps them as a no-op. Exact classes, as in TFMOT: a subclass may
+# hold weights of its own.
+NO_OP_LAYERS = tuple(getattr(keras.layers, name) for name in (
+    "ELU", "LeakyReLU", "ReLU", "Softmax", "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D",
+    "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Activation", "ActivityRegularization",
+    "Dropout", "Flatten", "Lambda", "Masking", "Permute", "RepeatVector", "Reshape", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply",
+    "Subtract", "AlphaDropout", "GaussianDropout", "GaussianNoise", "BatchNormalization", "LayerNormalization",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "MaxPooling1D",
+    "MaxPooling2D", "MaxPooling3D", "Rescaling") if hasattr(keras.layers, name))
+
+
+def _keras_base(layer):
+    """The first Keras class in the MRO of ``layer``'s class (a user's subclass of ``Dense``: ``Dense``)."""
+    return next(cls for cls in type(layer).__mro__ if cls.__module__.startswith("keras."))
+
+
+def check_wrappable(layer):
+    """Raises ``ValueError``, as TFMOT's ``PruneLowMagnitude`` does, for a layer ``prune_low_magnitude`` cannot wrap.
+
+    Wrappable: a layer with ``get_prunable_weights()``; a built-in Keras layer with prunable weights
+    (``keras_lottery.layers``) or in :data:`NO_OP_LAYERS`; a user's layer holding such layers. Refused: a
+    subclass of a built-in layer without ``get_prunable_weights()`` (its weights may be used differently),
+    a layer with nothing to prune that TFMOT does not list, and a pruning wrapper (its ``layer`` is wrapped
+    again instead).
+    """
+    if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
+        raise ValueError(f"prune_low_magnitude wraps a keras layer; got {type(layer).__name__}.")
+    if isinstance(layer, MaskedLayer):
+        raise ValueError(f"Layer {layer.name!r} is already wrapped ({type(layer).__name__}); use it as it is, or wrap "
+                         "its .layer to prune with other parameters.")
+    if callable(getattr(layer, "get_prunable_weights", None)) or type(layer) in NO_OP_LAYERS:
+        return
+    base = _keras_base(layer)
+    if base is not type(layer) and base is not keras.layers.Layer:
+        raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) subclasses {base.__name__}, whose weights it may "
+                         "use differently: define get_prunable_weights() on it (keras_lottery.sparsity.PrunableLayer) "
+                         "returning the variables to prune.")
+    composite = not layer.built and bool(compat.sublayers(layer))
+    if not (layers.is_prunable(layer) or composite):
+        raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) has no weights to prune and is not a layer "
+                         "TFMOT wraps as a no-op: leave it unwrapped, or define get_prunable_weights() on it "
+                         "(keras_lottery.sparsity.PrunableLayer).")
 
 _STRIPPING = contextvars.ContextVar("keras_lottery_sparsity_stripping", default=False)
 
@@ -65,7 +114,9 @@ class PruneLowMagnitude(MaskedLayer):
 
     Args:
         layer: a layer with prunable weights (``keras_lottery.layers``: Dense, convolutions, Embedding,
-            ...) or a ``get_prunable_weights()`` method (``PrunableLayer``).
+            ...) or a ``get_prunable_weights()`` method (``PrunableLayer``), or one of TFMOT's no-op layers
+            (:data:`NO_OP_LAYERS`), wrapped with nothing to prune. The layer object itself is held
+            (``wrapper.layer is layer``); its ``input_shape`` argument, if any, is carried to the wrapper.
         pruning_schedule: a ``PruningSchedule`` (``ConstantSparsity(0.5, 0)`` by default).
         block_size: ``(rows, columns)`` of the blocks pruned together (``(1, 1)``: single weights).
         block_pooling_type: ``"AVG"`` or ``"MAX"``: how a block's magnitude is scored.
@@ -88,11 +139,34 @@ class PruneLowMagnitude(MaskedLayer):
             raise ValueError(f"block_pooling_type must be 'AVG' or 'MAX'; got {block_pooling_type!r}.")
         self.block_pooling_type = block_pooling_type
         self.sparsity_m_by_n = None if sparsity_m_by_n is None else structured.check_m_by_n_arg(sparsity_m_by_n)
+        if isinstance(layer, MaskedLayer):
+            raise ValueError(f"Layer {layer.name!r} is already wrapped ({type(layer).__name__}); use it as it is, or "
+                             "wrap its .layer to prune with other parameters.")
         super().__init__(layer, **kwargs)
+        if compat.input_shape_arg(self) is None and compat.input_shape_arg(layer) is not None:
+            # Sequential([PruneLowMagnitude(Dense(20, input_shape=(28,))), ...]) is built, as in TFMOT
+            compat.set_input_shape_arg(self, compat.input_shape_arg(layer))
+        self.set_up_by_callback = False  # set by UpdatePruningStep; training before that raises
         self.pruning_step = None
         self._thresholds = []
         self.last_density = None  # the fraction of entries the last prune_to kept
         self._counted_in = None  # weak reference to the graph in which the step was last counted
+
+    def accepts_without_weights(self, layer):
+        """TFMOT's no-op layers (:data:`NO_OP_LAYERS`: ``Dropout``, pooling, ``BatchNormalization``, ...) are
+        wrapped with nothing to prune."""
+        return type(layer) in NO_OP_LAYERS
+
+    @property
+    def pruning_vars(self):
+        """``[(weight, mask, threshold)]`` variables per pruned weight, as TFMOT's ``pruning_vars`` (empty
+        until built, and for a no-op layer)."""
+        return [(variable, mask, threshold)
+                for (_, variable, mask), threshold in zip(self.masked_weights(), self._thresholds)]
+
+    def get_prunable_weights(self):
+        """The variables this wrapper prunes (TFMOT adds this method to the wrapped layer object instead)."""
+        return [variable for _, variable, _ in self.masked_weights()]
 
     def get_config(self):
         return {**super().get_config(), "pruning_schedule": self.pruning_schedule.get_config(),
@@ -116,13 +190,16 @@ class PruneLowMagnitude(MaskedLayer):
         self._thresholds = [self.add_weight(name=f"{variable.name}_threshold", shape=(), dtype=variable.dtype,
                                             initializer="zeros", trainable=False, autocast=False)
                             for _, variable, _ in self.masked_weights()]
+        # -1 until UpdatePruningStep sets the layer up (TFMOT's value); 0 when it did before the build
+        start = 0 if self.set_up_by_callback else -1
         self.pruning_step = self.add_weight(name="pruning_step", shape=(), dtype="int64",
-                                            initializer="zeros", trainable=False,
+                                            initializer=keras.initializers.Constant(start), trainable=False,
                                             autocast=False, aggregation="only_first_replica")
         self.built = True
 
     def call(self, inputs, *args, training=None, **kwargs):
         if training is True:  # counted inside the compiled step: steps_per_execution > 1 counts every step
+            self._require_callback()
             self._count_step()
         return super().call(inputs, *args, training=training, **kwargs)
 
@@ -130,8 +207,15 @@ class PruneLowMagnitude(MaskedLayer):
         # Attached in place (keras_lottery.attached): the layer's call may take no ``training`` argument
         # (Dense, EinsumDense); Keras' call context has the value the model was called with.
         if compat.call_context_training() is True:
+            self._require_callback()
             self._count_step()
         return super().run_attached(call, args, kwargs)
+
+    def _require_callback(self):
+        if not self.set_up_by_callback:
+            raise ValueError(f"Layer {self.name!r} is pruned but trained without UpdatePruningStep: pass "
+                             "keras_lottery.sparsity.UpdatePruningStep() in fit's callbacks (in a custom loop, call its "
+                             "set_model(model) and on_train_begin() before the first step).")
 
     def _count_step(self):
         """Adds 1 to ``pruning_step``, once per compiled step: a layer called twice in one step (a tied

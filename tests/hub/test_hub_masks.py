@@ -39,6 +39,9 @@ def _fit_one_step(name, model, x, y):
         return
     # a backbone has no head: one gradient step on the mean of its outputs
     optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    for callback in _callbacks(model):  # a custom loop sets the pruning wrappers up, as in TFMOT's guide
+        callback.set_model(model)
+        callback.on_train_begin()
     with tf.GradientTape() as tape:
         loss = sum(keras.ops.mean(t) for t in keras.tree.flatten(model(x, training=True)))
     grads = tape.gradient(loss, model.trainable_variables)

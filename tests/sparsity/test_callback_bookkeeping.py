@@ -55,6 +55,9 @@ def test_turns_inside_a_group_of_steps_come_before_the_next_group(mlp):
 def test_the_step_counter_is_one_assign_add_per_layer():
     layer = sparsity.prune_low_magnitude(keras.layers.Dense(3), pruning_schedule=ConstantSparsity(0.5, 0))
     layer.build((None, 4))
+    callback = sparsity.UpdatePruningStep()  # sets the layer up, as before a custom loop
+    callback.set_model(layer)
+    callback.on_train_begin()
     graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
         tf.TensorSpec((2, 4), tf.float32)).graph
     kinds = [op.type for op in graph.get_operations()]

@@ -65,7 +65,8 @@ def test_layers_lists_sequential_and_clone_model_recipe():
                               keras.layers.Dense(4)])
     assert isinstance(model.layers[0], PruneLowMagnitude) and not isinstance(model.layers[1], PruneLowMagnitude)
     listed = sparsity.prune_low_magnitude([keras.layers.Dense(3), keras.layers.Flatten()], schedule)
-    assert isinstance(listed[0], PruneLowMagnitude) and isinstance(listed[1], keras.layers.Flatten)
+    assert all(isinstance(layer, PruneLowMagnitude) for layer in listed)  # as TFMOT: Flatten as a no-op wrapper
+    assert isinstance(listed[1].layer, keras.layers.Flatten)
     base = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, name="a"), keras.layers.Dense(4, name="b")])
 
     def apply_pruning_to_dense(layer):  # the TFMOT guide's clone_function recipe
@@ -81,14 +82,12 @@ def test_layers_lists_sequential_and_clone_model_recipe():
 
 
 def test_bad_inputs_fail_with_one_line_errors(mlp):
-    with pytest.raises(ValueError, match="prunable|MaskedLayer cannot wrap"):
-        sparsity.prune_low_magnitude(keras.layers.Flatten())
+    with pytest.raises(ValueError, match="no weights to prune.*get_prunable_weights"):
+        sparsity.prune_low_magnitude(keras.layers.Identity())
     with pytest.raises(ValueError, match="block_pooling_type"):
         sparsity.prune_low_magnitude(mlp, block_pooling_type="MIN")
     with pytest.raises(ValueError, match="sparsity_m_by_n"):
         sparsity.prune_low_magnitude(mlp, sparsity_m_by_n=(4, 4))
-    with pytest.raises(ValueError, match="no pruned layer"):
-        _compile(mlp).fit(*_data(), epochs=1, verbose=0, callbacks=[sparsity.UpdatePruningStep()])
 
 
 def test_save_mid_pruning_and_resume_the_schedule(mlp, tmp_path):
@@ -255,7 +254,7 @@ def test_pruning_policy_and_summaries(tmp_path):
     pruned = sparsity.prune_low_magnitude(model, pruning_policy=sparsity.PruneForLatencyOnXNNPack(),
                                           pruning_schedule=ConstantSparsity(0.5, 0, frequency=1))
     assert [w.name for w in sparsity.wrapper.pruning_wrappers(pruned)] == ["pointwise"]
-    with pytest.raises(ValueError, match="1x1"):
+    with pytest.raises(ValueError, match="3x3 Conv2D"):
         sparsity.prune_low_magnitude(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]),
                                      pruning_policy=sparsity.PruneForLatencyOnXNNPack())
     x = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
