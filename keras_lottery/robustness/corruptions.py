@@ -141,20 +141,31 @@ def _clipped_zoom(x, factor):
     return zoomed[:, th:th + h, tw:tw + w]
 
 
+def motion_offsets(width, angle):
+    """ImageMagick's motion-blur taps for one angle (degrees): ``(dx, dy)`` of tap ``i`` in ``0..width-1``,
+    ``(ceil(i cos a - 0.5), ceil(i sin a - 0.5))``, i.e. ``i (cos a, sin a)`` rounded to the nearest pixel
+    (halves down); x is the column, y the row (downwards)."""
+    theta = np.deg2rad(float(angle))
+    taps = np.arange(width)
+    return (np.ceil(taps * np.cos(theta) - 0.5).astype(int), np.ceil(taps * np.sin(theta) - 0.5).astype(int))
+
+
 def _motion_blur(x, radius, sigma, angles):
-    """ImageMagick-style motion blur of each image along its own angle (degrees): a one-sided
-    half-Gaussian kernel over ``2 * radius + 1`` pixels, edge pixels repeated."""
+    """ImageMagick's motion blur (``MotionBlurImage``) of each image along its own angle (degrees): the
+    output at (row, col) is the weighted sum of the inputs at ``(row + dy_i, col + dx_i)`` for the taps
+    of :func:`motion_offsets`, weights a half-Gaussian of ``sigma`` over ``2 * ceil(radius) + 1`` taps,
+    edge pixels repeated outside the image (ImageMagick's default virtual pixels)."""
     n, h, w = x.shape[:3]
     width = 2 * int(np.ceil(radius)) + 1
     weights = np.exp(-np.arange(width) ** 2 / (2.0 * sigma ** 2))
     weights /= weights.sum()
-    theta = np.deg2rad(np.asarray(angles, np.float64))
+    offsets = np.array([motion_offsets(width, angle) for angle in angles]).reshape(n, 2, width)
     index = np.arange(n)[:, None, None]
     out = np.zeros_like(x)
     for i, weight in enumerate(weights):
-        dy, dx = np.rint(i * np.sin(theta)).astype(int), np.rint(i * np.cos(theta)).astype(int)
-        rows = np.clip(np.arange(h)[None, :] - dy[:, None], 0, h - 1)
-        cols = np.clip(np.arange(w)[None, :] - dx[:, None], 0, w - 1)
+        dx, dy = offsets[:, 0, i], offsets[:, 1, i]
+        rows = np.clip(np.arange(h)[None, :] + dy[:, None], 0, h - 1)
+        cols = np.clip(np.arange(w)[None, :] + dx[:, None], 0, w - 1)
         out += weight * x[index, rows[:, :, None], cols[:, None, :]]
     return out
 
@@ -219,19 +230,37 @@ def _gaussian_blur(x, c, rng):
     return _gaussian(x, c)
 
 
+def glass_shuffle(y, shifts, delta):
+    """One pass of CIFAR-10-C's local pixel shuffle on uint8 images ``y`` (N, H, W, C), in place.
+
+    The reference visits (row, col) from ``(H - delta, W - delta)`` down to ``(delta + 1, delta + 1)``
+    (bottom-right to top-left) and "swaps" each pixel with a neighbour by a tuple assignment on NumPy
+    views, which copies the neighbour into (row, col) and leaves the neighbour unchanged: so
+    ``y[row, col] = y[row + dy, col + dx]`` at the time of the visit. ``shifts`` holds the ``(dx, dy)``
+    of each visited pixel, int ``(N, H - 2 * delta, W - 2 * delta, 2)`` indexed by ``(row - delta - 1,
+    col - delta - 1)``, each in ``[-delta, delta)``. With ``delta`` = 1 (every CIFAR-10-C severity) a
+    neighbour is never visited before the pixel that reads it, so a pass is one gather.
+    """
+    n, h, w = y.shape[:3]
+    rows, cols = np.arange(delta + 1, h - delta + 1), np.arange(delta + 1, w - delta + 1)
+    index = np.arange(n)
+    if delta == 1:  # every source (row + dy, col + dx), dy, dx in {-1, 0}, is visited later, if at all
+        src_r = rows[None, :, None] + shifts[..., 1]
+        src_c = cols[None, None, :] + shifts[..., 0]
+        y[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = y[index[:, None, None], src_r, src_c]
+        return y
+    for i in range(len(rows) - 1, -1, -1):
+        for j in range(len(cols) - 1, -1, -1):
+            y[index, rows[i], cols[j]] = y[index, rows[i] + shifts[:, i, j, 1], cols[j] + shifts[:, i, j, 0]]
+    return y
+
+
 def _glass_blur(x, c, rng):
     sigma, delta, passes = c
     y = (np.clip(_gaussian(x, sigma), 0, 1) * 255).astype(np.uint8)
     n, h, w = y.shape[:3]
-    index = np.arange(n)
-    for _ in range(passes):  # swap each pixel with a random neighbour, bottom-right to top-left
-        for row in range(h - delta, delta, -1):
-            for col in range(w - delta, delta, -1):
-                shift = rng.integers(-delta, delta, size=(n, 2))
-                other_r, other_c = row + shift[:, 1], col + shift[:, 0]
-                here = y[index, row, col].copy()
-                y[index, row, col] = y[index, other_r, other_c]
-                y[index, other_r, other_c] = here
+    for _ in range(passes):
+        glass_shuffle(y, rng.integers(-delta, delta, size=(n, h - 2 * delta, w - 2 * delta, 2)), delta)
     return _gaussian(y / 255.0, sigma)
 
 
@@ -268,6 +297,7 @@ def _snow(x, c, rng):
     flakes[flakes < threshold] = 0
     flakes = np.floor(np.clip(flakes, 0, 1) * 255) / 255  # the original passes the layer through an 8-bit PNG
     flakes = _motion_blur(flakes, radius, sigma, rng.uniform(-135, -45, size=n))
+    flakes = np.rint(flakes * 255) / 255  # ImageMagick writes the blurred layer as an 8-bit PNG again
     x = keep * x + (1 - keep) * np.maximum(x, _gray(x) * 1.5 + 0.5)
     return x + flakes + np.rot90(flakes, k=2, axes=(1, 2))
 
