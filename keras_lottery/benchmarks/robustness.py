@@ -35,7 +35,7 @@ def classify_rate(model, images, normalization, repeat=2):
     """Corrupted uint8 ``images`` classified per second by ``Attacker.classify`` (the experiment's path),
     the best of ``repeat`` timed passes after a warm-up pass that traces the compiled function."""
     attacker = attacks.Attacker(model, normalization)
-    classify = getattr(attacker, "classify", None) or (lambda x: attacker.predict(np.asarray(x, np.float32) / 255.0))
+    classify = attacker.classify
     classify(images[:256])
     best = float("inf")
     for _ in range(repeat):

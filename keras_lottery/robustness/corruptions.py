@@ -375,21 +375,31 @@ def _elastic_transform(x, c, rng):
     amplitude, smooth, jitter = (v * h for v in c)
     centre, third = np.array([w, h], np.float64) // 2, min(h, w) // 3
     points = np.array([centre + third, [centre[0] + third, centre[1] - third], centre - third])
-    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    out = np.empty_like(x)
-    for i in range(n):
-        # a random affine warp (output pixel -> source pixel, in (row, col)), borders mirrored
+    maps, fields = np.empty((n, 2, 3)), np.empty((n, 2, h, w))
+    for i in range(n):  # the random numbers, image by image (warp, then the x and y fields)
         forward = _affine_from_points(points, points + rng.uniform(-jitter, jitter, size=(3, 2)))
         inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
-        swap = inverse[::-1, [1, 0, 2]]
-        warped = np.stack([ndimage.affine_transform(x[i, :, :, k], swap[:, :2], offset=swap[:, 2], order=1,
-                                                    mode="mirror") for k in range(channels)], axis=-1)
-        # then a smooth random displacement field
-        dx = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), smooth, mode="reflect", truncate=3) * amplitude
-        dy = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), smooth, mode="reflect", truncate=3) * amplitude
-        out[i] = np.stack([ndimage.map_coordinates(warped[:, :, k], [rows + dy, cols + dx], order=1, mode="reflect")
-                           for k in range(channels)], axis=-1)
-    return out
+        maps[i] = inverse[::-1, [1, 0, 2]]  # output (row, col) -> source (row, col)
+        fields[i] = rng.uniform(-1, 1, size=(2, h, w))
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    # a random affine warp of each image, borders mirrored, then a smooth random displacement field
+    source = np.einsum("nij,jhw->nihw", maps[:, :, :2], np.stack([rows, cols])) + maps[:, :, 2, None, None]
+    warped = _sample(x, source[:, 0], source[:, 1], "mirror")
+    fields = ndimage.gaussian_filter(fields, (0, 0, smooth, smooth), mode="reflect", truncate=3) * amplitude
+    return _sample(warped, rows + fields[:, 1], cols + fields[:, 0], "reflect")
+
+
+def _sample(x, rows, cols, mode):
+    """Bilinear samples of each image of ``x`` (N, H, W, C) at its own (rows, cols) (N, H, W), as SciPy's
+    ``map_coordinates(order=1, mode=mode)`` per image and channel (one call: the image and channel
+    coordinates are whole numbers)."""
+    n, h, w, channels = x.shape
+    grid = np.broadcast_to
+    shape = (n, h, w, channels)
+    coordinates = np.stack([grid(np.arange(n, dtype=np.float64)[:, None, None, None], shape),
+                            grid(rows[..., None], shape), grid(cols[..., None], shape),
+                            grid(np.arange(channels, dtype=np.float64), shape)])
+    return ndimage.map_coordinates(x, coordinates, order=1, mode=mode)
 
 
 _FUNCTIONS = {
