@@ -12,11 +12,16 @@ original calls OpenCV, scikit-image or ImageMagick one image at a time:
 * the 15 corruptions (``CORRUPTIONS``) and 3 of the 4 extra ones (``EXTRA``: speckle noise,
   Gaussian blur, saturate; saturate only for RGB images). Spatter is left out: its drops need OpenCV's
   Canny edges, distance transform and histogram equalisation.
-* motion blur (and the snow streaks) follow ImageMagick's one-sided motion blur: a half-Gaussian of
-  ``sigma`` over ``2 * radius + 1`` pixels along a random angle, edges repeated.
+* glass blur copies each visited pixel's neighbour into it and leaves the neighbour unchanged, as the
+  reference's tuple assignment on NumPy views does (:func:`glass_shuffle`); its loop bounds follow the
+  image size where the reference's are fixed at 32.
+* motion blur (and the snow streaks) are ImageMagick's ``MotionBlurImage``: output (x, y) is the
+  half-Gaussian (``sigma``, ``2 * ceil(radius) + 1`` taps) weighted sum of the inputs at
+  ``(x + round(i cos a), y + round(i sin a))`` (:func:`motion_offsets`), edges repeated.
 * frost blends crops of the first five frost photographs of CIFAR-10-C's generator, stored shrunk to
-  a fifth as that generator does (``frost_textures.npz``; ``scripts/make_frost_textures.py``);
-  converted to gray for grayscale images and enlarged by ``size / 32`` for images larger than 32.
+  a fifth by decimation, which is what OpenCV's linear resize at factor 0.2 computes
+  (``frost_textures.npz``; ``scripts/make_frost_textures.py``); converted to gray (ITU-R 601 luma)
+  for grayscale images and enlarged by ``size / 32`` for images larger than 32.
 * brightness and saturate change HSV value and saturation in closed form (scaling the RGB values),
   which equals scikit-image's HSV round trip.
 """

@@ -35,6 +35,9 @@ def check(hparams, datasets, inventory):
     rob = hparams["robustness"]
     inventory_module.check_dataset(inventory, hparams["dataset"])
     channels = datasets.input_shape[-1]
+    if rob.attack_subset > len(datasets.x_test):
+        raise ValueError(f"--attack_subset={rob.attack_subset} is more than the {len(datasets.x_test)} test images "
+                         f"evaluated (--test_subset).")
     names = rob.corruption_names(channels)
     for name in names:
         corruptions.check(name, channels=channels)
