@@ -90,6 +90,8 @@ class Attacker:
         self._std = tf.constant(np.asarray(std, np.float32))
         self._gradient = tf.function(self._loss_gradient, reduce_retracing=True)
         self._predict = tf.function(self._labels, reduce_retracing=True)
+        self._classify = tf.function(lambda images: self._labels(tf.cast(images, tf.float32) / 255.0),
+                                     reduce_retracing=True)
         self._pgd = tf.function(self._pgd_batch, reduce_retracing=True)
 
     def _logits(self, pixels):
@@ -119,6 +121,15 @@ class Attacker:
         """Predicted labels of ``pixels`` (float32 in [0, 1], NHWC)."""
         return np.concatenate([self._predict(tf.constant(pixels[i:i + batch_size], tf.float32)).numpy()
                                for i in range(0, len(pixels), batch_size)])
+
+    def classify(self, images, batch_size=256):
+        """Predicted labels of uint8 ``images`` (NHWC, pixels = images / 255), converted to float inside
+        the compiled function (no float copy of the whole set on the host)."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise ValueError(f"Attacker.classify takes uint8 images, got {images.dtype}; use predict for pixels.")
+        return np.concatenate([self._classify(tf.constant(images[i:i + batch_size])).numpy()
+                               for i in range(0, len(images), batch_size)])
 
     def gradients(self, pixels, labels, batch_size=256):
         """The input gradients of the cross-entropy at ``pixels``."""

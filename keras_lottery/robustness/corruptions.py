@@ -12,11 +12,16 @@ original calls OpenCV, scikit-image or ImageMagick one image at a time:
 * the 15 corruptions (``CORRUPTIONS``) and 3 of the 4 extra ones (``EXTRA``: speckle noise,
   Gaussian blur, saturate; saturate only for RGB images). Spatter is left out: its drops need OpenCV's
   Canny edges, distance transform and histogram equalisation.
-* motion blur (and the snow streaks) follow ImageMagick's one-sided motion blur: a half-Gaussian of
-  ``sigma`` over ``2 * radius + 1`` pixels along a random angle, edges repeated.
+* glass blur copies each visited pixel's neighbour into it and leaves the neighbour unchanged, as the
+  reference's tuple assignment on NumPy views does (:func:`glass_shuffle`); its loop bounds follow the
+  image size where the reference's are fixed at 32.
+* motion blur (and the snow streaks) are ImageMagick's ``MotionBlurImage``: output (x, y) is the
+  half-Gaussian (``sigma``, ``2 * ceil(radius) + 1`` taps) weighted sum of the inputs at
+  ``(x + round(i cos a), y + round(i sin a))`` (:func:`motion_offsets`), edges repeated.
 * frost blends crops of the first five frost photographs of CIFAR-10-C's generator, stored shrunk to
-  a fifth as that generator does (``frost_textures.npz``; ``scripts/make_frost_textures.py``);
-  converted to gray for grayscale images and enlarged by ``size / 32`` for images larger than 32.
+  a fifth by decimation, which is what OpenCV's linear resize at factor 0.2 computes
+  (``frost_textures.npz``; ``scripts/make_frost_textures.py``); converted to gray (ITU-R 601 luma)
+  for grayscale images and enlarged by ``size / 32`` for images larger than 32.
 * brightness and saturate change HSV value and saturation in closed form (scaling the RGB values),
   which equals scikit-image's HSV round trip.
 """
@@ -141,20 +146,31 @@ def _clipped_zoom(x, factor):
     return zoomed[:, th:th + h, tw:tw + w]
 
 
+def motion_offsets(width, angle):
+    """ImageMagick's motion-blur taps for one angle (degrees): ``(dx, dy)`` of tap ``i`` in ``0..width-1``,
+    ``(ceil(i cos a - 0.5), ceil(i sin a - 0.5))``, i.e. ``i (cos a, sin a)`` rounded to the nearest pixel
+    (halves down); x is the column, y the row (downwards)."""
+    theta = np.deg2rad(float(angle))
+    taps = np.arange(width)
+    return (np.ceil(taps * np.cos(theta) - 0.5).astype(int), np.ceil(taps * np.sin(theta) - 0.5).astype(int))
+
+
 def _motion_blur(x, radius, sigma, angles):
-    """ImageMagick-style motion blur of each image along its own angle (degrees): a one-sided
-    half-Gaussian kernel over ``2 * radius + 1`` pixels, edge pixels repeated."""
+    """ImageMagick's motion blur (``MotionBlurImage``) of each image along its own angle (degrees): the
+    output at (row, col) is the weighted sum of the inputs at ``(row + dy_i, col + dx_i)`` for the taps
+    of :func:`motion_offsets`, weights a half-Gaussian of ``sigma`` over ``2 * ceil(radius) + 1`` taps,
+    edge pixels repeated outside the image (ImageMagick's default virtual pixels)."""
     n, h, w = x.shape[:3]
     width = 2 * int(np.ceil(radius)) + 1
     weights = np.exp(-np.arange(width) ** 2 / (2.0 * sigma ** 2))
     weights /= weights.sum()
-    theta = np.deg2rad(np.asarray(angles, np.float64))
+    offsets = np.array([motion_offsets(width, angle) for angle in angles]).reshape(n, 2, width)
     index = np.arange(n)[:, None, None]
     out = np.zeros_like(x)
     for i, weight in enumerate(weights):
-        dy, dx = np.rint(i * np.sin(theta)).astype(int), np.rint(i * np.cos(theta)).astype(int)
-        rows = np.clip(np.arange(h)[None, :] - dy[:, None], 0, h - 1)
-        cols = np.clip(np.arange(w)[None, :] - dx[:, None], 0, w - 1)
+        dx, dy = offsets[:, 0, i], offsets[:, 1, i]
+        rows = np.clip(np.arange(h)[None, :] + dy[:, None], 0, h - 1)
+        cols = np.clip(np.arange(w)[None, :] + dx[:, None], 0, w - 1)
         out += weight * x[index, rows[:, :, None], cols[:, None, :]]
     return out
 
@@ -219,19 +235,37 @@ def _gaussian_blur(x, c, rng):
     return _gaussian(x, c)
 
 
+def glass_shuffle(y, shifts, delta):
+    """One pass of CIFAR-10-C's local pixel shuffle on uint8 images ``y`` (N, H, W, C), in place.
+
+    The reference visits (row, col) from ``(H - delta, W - delta)`` down to ``(delta + 1, delta + 1)``
+    (bottom-right to top-left) and "swaps" each pixel with a neighbour by a tuple assignment on NumPy
+    views, which copies the neighbour into (row, col) and leaves the neighbour unchanged: so
+    ``y[row, col] = y[row + dy, col + dx]`` at the time of the visit. ``shifts`` holds the ``(dx, dy)``
+    of each visited pixel, int ``(N, H - 2 * delta, W - 2 * delta, 2)`` indexed by ``(row - delta - 1,
+    col - delta - 1)``, each in ``[-delta, delta)``. With ``delta`` = 1 (every CIFAR-10-C severity) a
+    neighbour is never visited before the pixel that reads it, so a pass is one gather.
+    """
+    n, h, w = y.shape[:3]
+    rows, cols = np.arange(delta + 1, h - delta + 1), np.arange(delta + 1, w - delta + 1)
+    index = np.arange(n)
+    if delta == 1:  # every source (row + dy, col + dx), dy, dx in {-1, 0}, is visited later, if at all
+        src_r = rows[None, :, None] + shifts[..., 1]
+        src_c = cols[None, None, :] + shifts[..., 0]
+        y[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = y[index[:, None, None], src_r, src_c]
+        return y
+    for i in range(len(rows) - 1, -1, -1):
+        for j in range(len(cols) - 1, -1, -1):
+            y[index, rows[i], cols[j]] = y[index, rows[i] + shifts[:, i, j, 1], cols[j] + shifts[:, i, j, 0]]
+    return y
+
+
 def _glass_blur(x, c, rng):
     sigma, delta, passes = c
     y = (np.clip(_gaussian(x, sigma), 0, 1) * 255).astype(np.uint8)
     n, h, w = y.shape[:3]
-    index = np.arange(n)
-    for _ in range(passes):  # swap each pixel with a random neighbour, bottom-right to top-left
-        for row in range(h - delta, delta, -1):
-            for col in range(w - delta, delta, -1):
-                shift = rng.integers(-delta, delta, size=(n, 2))
-                other_r, other_c = row + shift[:, 1], col + shift[:, 0]
-                here = y[index, row, col].copy()
-                y[index, row, col] = y[index, other_r, other_c]
-                y[index, other_r, other_c] = here
+    for _ in range(passes):
+        glass_shuffle(y, rng.integers(-delta, delta, size=(n, h - 2 * delta, w - 2 * delta, 2)), delta)
     return _gaussian(y / 255.0, sigma)
 
 
@@ -268,6 +302,7 @@ def _snow(x, c, rng):
     flakes[flakes < threshold] = 0
     flakes = np.floor(np.clip(flakes, 0, 1) * 255) / 255  # the original passes the layer through an 8-bit PNG
     flakes = _motion_blur(flakes, radius, sigma, rng.uniform(-135, -45, size=n))
+    flakes = np.rint(flakes * 255) / 255  # ImageMagick writes the blurred layer as an 8-bit PNG again
     x = keep * x + (1 - keep) * np.maximum(x, _gray(x) * 1.5 + 0.5)
     return x + flakes + np.rot90(flakes, k=2, axes=(1, 2))
 
@@ -345,21 +380,31 @@ def _elastic_transform(x, c, rng):
     amplitude, smooth, jitter = (v * h for v in c)
     centre, third = np.array([w, h], np.float64) // 2, min(h, w) // 3
     points = np.array([centre + third, [centre[0] + third, centre[1] - third], centre - third])
-    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    out = np.empty_like(x)
-    for i in range(n):
-        # a random affine warp (output pixel -> source pixel, in (row, col)), borders mirrored
+    maps, fields = np.empty((n, 2, 3)), np.empty((n, 2, h, w))
+    for i in range(n):  # the random numbers, image by image (warp, then the x and y fields)
         forward = _affine_from_points(points, points + rng.uniform(-jitter, jitter, size=(3, 2)))
         inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
-        swap = inverse[::-1, [1, 0, 2]]
-        warped = np.stack([ndimage.affine_transform(x[i, :, :, k], swap[:, :2], offset=swap[:, 2], order=1,
-                                                    mode="mirror") for k in range(channels)], axis=-1)
-        # then a smooth random displacement field
-        dx = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), smooth, mode="reflect", truncate=3) * amplitude
-        dy = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), smooth, mode="reflect", truncate=3) * amplitude
-        out[i] = np.stack([ndimage.map_coordinates(warped[:, :, k], [rows + dy, cols + dx], order=1, mode="reflect")
-                           for k in range(channels)], axis=-1)
-    return out
+        maps[i] = inverse[::-1, [1, 0, 2]]  # output (row, col) -> source (row, col)
+        fields[i] = rng.uniform(-1, 1, size=(2, h, w))
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    # a random affine warp of each image, borders mirrored, then a smooth random displacement field
+    source = np.einsum("nij,jhw->nihw", maps[:, :, :2], np.stack([rows, cols])) + maps[:, :, 2, None, None]
+    warped = _sample(x, source[:, 0], source[:, 1], "mirror")
+    fields = ndimage.gaussian_filter(fields, (0, 0, smooth, smooth), mode="reflect", truncate=3) * amplitude
+    return _sample(warped, rows + fields[:, 1], cols + fields[:, 0], "reflect")
+
+
+def _sample(x, rows, cols, mode):
+    """Bilinear samples of each image of ``x`` (N, H, W, C) at its own (rows, cols) (N, H, W), as SciPy's
+    ``map_coordinates(order=1, mode=mode)`` per image and channel (one call: the image and channel
+    coordinates are whole numbers)."""
+    n, h, w, channels = x.shape
+    grid = np.broadcast_to
+    shape = (n, h, w, channels)
+    coordinates = np.stack([grid(np.arange(n, dtype=np.float64)[:, None, None, None], shape),
+                            grid(rows[..., None], shape), grid(cols[..., None], shape),
+                            grid(np.arange(channels, dtype=np.float64), shape)])
+    return ndimage.map_coordinates(x, coordinates, order=1, mode=mode)
 
 
 _FUNCTIONS = {

@@ -35,6 +35,9 @@ def check(hparams, datasets, inventory):
     rob = hparams["robustness"]
     inventory_module.check_dataset(inventory, hparams["dataset"])
     channels = datasets.input_shape[-1]
+    if rob.attack_subset > len(datasets.x_test):
+        raise ValueError(f"--attack_subset={rob.attack_subset} is more than the {len(datasets.x_test)} test images "
+                         f"evaluated (--test_subset).")
     names = rob.corruption_names(channels)
     for name in names:
         corruptions.check(name, channels=channels)
@@ -57,8 +60,12 @@ def evaluate_model(model, datasets, rob, names, corrupted, shifted, log=print):
     attacker = attacks.Attacker(model, datasets.normalization)
     out = {"clean": float((attacker.predict(_pixels(x, scale)) == y).mean()), "test_images": int(len(x))}
     start = time.perf_counter()
-    per = suite.accuracies(lambda images: attacker.predict(_pixels(images, 255.0)), corrupted, y, names)
-    out["corruptions"] = {name: [accs[s - 1] for s in rob.severity_list] for name, accs in per.items()}
+    sets = len(names) * len(rob.severity_list)
+    bar = keras.utils.Progbar(sets, unit_name="set") if log is not None and sets else None
+    if bar is not None:
+        log(f"  classifying {sets} corrupted sets of {len(y)} images")
+    out["corruptions"] = suite.accuracies(attacker.classify, corrupted, y, names, rob.severity_list,
+                                          progress=bar.update if bar is not None else None)
     out["corruption_seconds"] = time.perf_counter() - start
     if shifted is not None:
         images, labels, _ = shifted

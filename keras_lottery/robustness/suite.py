@@ -25,7 +25,7 @@ import numpy as np
 from keras_lottery import files
 from keras_lottery.robustness import corruptions
 
-GENERATOR_VERSION = 1  # bump when a corruption changes, so cached files are regenerated
+GENERATOR_VERSION = 2  # bump when a corruption changes, so cached files are regenerated (2: glass, motion, frost)
 
 
 def suite_key(images, seed):
@@ -98,10 +98,22 @@ class CorruptionSuite:
         return time.perf_counter() - start
 
 
-def accuracies(predict, suite, labels, names):
-    """``{corruption: [accuracy at severity 1..5]}`` with ``predict(uint8 images) -> labels``."""
+def accuracies(predict, suite, labels, names, severities=corruptions.SEVERITIES, progress=None):
+    """``{corruption: [accuracy at each of severities]}`` with ``predict(uint8 images) -> labels``; only the
+    severities asked for are classified. ``progress(done)`` is called after each (corruption, severity)."""
     labels = np.asarray(labels)
-    return {name: [float((predict(images) == labels).mean()) for images in suite.get(name)] for name in names}
+    for severity in severities:
+        corruptions.check(corruptions.CORRUPTIONS[0], severity)
+    out, done = {}, 0
+    for name in names:
+        stack = suite.get(name)
+        out[name] = []
+        for severity in severities:
+            out[name].append(float((predict(stack[severity - 1]) == labels).mean()))
+            done += 1
+            if progress is not None:
+                progress(done)
+    return out
 
 
 def mean_corruption_accuracy(per_corruption):

@@ -89,3 +89,29 @@ def test_errors():
         C.corrupt(GRAY, "saturate", 1)
     with pytest.raises(ValueError, match="shape \\(N, H, W, 1 or 3\\)"):
         C.corrupt(GRAY[..., 0], "fog", 1)
+
+
+def test_batched_elastic_transform_equals_the_per_image_scipy_warp():
+    """The elastic transform, batched, against SciPy's affine_transform and map_coordinates image by image
+    with the same random numbers (warp, then the x and y fields of each image in turn)."""
+    for images in (GRAY, RGB):
+        x = images.astype(np.float32) / 255
+        n, h, w, channels = x.shape
+        for c in C._C["elastic_transform"][1::2]:
+            rng = np.random.default_rng(4)
+            amplitude, smooth, jitter = (v * h for v in c)
+            centre, third = np.array([w, h], np.float64) // 2, min(h, w) // 3
+            points = np.array([centre + third, [centre[0] + third, centre[1] - third], centre - third])
+            rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+            for i in range(n):
+                target = points + rng.uniform(-jitter, jitter, size=(3, 2))
+                forward = np.linalg.solve(np.hstack([points, np.ones((3, 1))]), target).T
+                inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2][::-1, [1, 0, 2]]
+                dx, dy = (ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), smooth, mode="reflect", truncate=3)
+                          * amplitude for _ in range(2))
+                for k in range(channels):
+                    warped = ndimage.affine_transform(x[i, :, :, k], inverse[:, :2], offset=inverse[:, 2], order=1,
+                                                      mode="mirror")
+                    expected = ndimage.map_coordinates(warped, [rows + dy, cols + dx], order=1, mode="reflect")
+                    got = C._elastic_transform(x, c, np.random.default_rng(4))[i, :, :, k]
+                    np.testing.assert_allclose(got, expected, atol=1e-6)
