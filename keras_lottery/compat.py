@@ -144,7 +144,7 @@ def graph_config(model):
     backbones and task models). Such a subclass nested in the graph is written as a plain
     ``"Functional"`` entry holding its own graph config, so ``keras.Model.from_config(config)`` rebuilds
     the graph as plain functional models (same layer names; the subclasses' methods are lost).
-    ``nodes`` maps ``(operation name, node index as numbered in config)`` to the live ``keras`` Node,
+    ``nodes`` maps ``(operation name, node index as serialized tensors number it)`` to the live ``keras`` Node,
     whose ``arguments`` and ``outputs`` are the symbolic tensors of the call.
     """
     if not is_functional_class(model):
@@ -153,12 +153,14 @@ def graph_config(model):
     reindex, nodes = {}, {}
     for operation in model.operations:
         kept = 1 if is_functional_class(operation) else 0  # a functional model's first node is its own creation
+        position = 0  # the node's place in the serialized inbound_nodes, as serialized tensors number it
         for index in range(len(operation._inbound_nodes)):
             key = _node_key(operation, index)
             if key in own:
                 reindex[key] = kept
-                nodes[(operation.name, kept)] = operation._inbound_nodes[index]
+                nodes[(operation.name, position)] = operation._inbound_nodes[index]
                 kept += 1
+                position += 1
     layer_configs = []
     for operation in model.operations:
         inbound = []
