@@ -195,24 +195,6 @@ def remove(model, blocks, name=None, custom_objects=None):
     if compat.is_graph_model(model):
         copy_weights(model, new_model)
     else:
-        copy_by_layer_name(model, new_model)
+        layers.copy_by_layer_name(model, new_model)
     return new_model
 
-
-def copy_by_layer_name(source, target):
-    """Copy each weighted layer of ``target`` (nested models entered) from its namesake in ``source``.
-
-    For a plain rebuild of a functional subclass (a KerasHub ``ResNetBackbone``), whose variables'
-    paths differ from the rebuild's while its layer names do not.
-    """
-    src = layers.by_name(source)
-    for layer in layers.walk(target):
-        if isinstance(layer, keras.Model) or not layer.weights:
-            continue
-        if layer.name not in src:
-            raise ValueError(f"Layer {layer.name!r} of the rebuilt {target.name!r} has no namesake in {source.name!r}.")
-        values = src[layer.name].get_weights()
-        if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
-            raise ValueError(f"Layer {layer.name!r}: weight shapes differ between {source.name!r} and the rebuild.")
-        layer.set_weights(values)
-    return target

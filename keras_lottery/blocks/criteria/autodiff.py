@@ -10,7 +10,6 @@ import keras
 import tensorflow as tf
 
 from keras_lottery import compat, layers
-from keras_lottery.blocks.rewrite import copy_by_layer_name
 from keras_lottery.masking import copy_weights
 
 
@@ -119,7 +118,7 @@ def twin(model, dtype=None, exact_batch_norm=False):
     if compat.is_graph_model(model):
         copy_weights(model, copy)
     else:
-        copy_by_layer_name(model, copy)
+        layers.copy_by_layer_name(model, copy)
     return copy
 
 
