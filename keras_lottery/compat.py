@@ -13,7 +13,7 @@ from keras.src.backend.common import global_state  # private: the call-context s
 from keras.src.models import functional as _functional  # private: the node serializer of Functional.get_config
 from keras.src.ops.function import make_node_key as _node_key  # private: the key of a node in Function._nodes
 
-__all__ = ["KERAS_TENSOR", "call_context_training", "graph_config", "history_key", "is_functional_class", "is_graph_model",
+__all__ = ["KERAS_TENSOR", "call_context_training", "graph_config", "mark_plain_functional", "history_key", "is_functional_class", "is_graph_model",
            "iter_keras_tensors", "learning_rate_variable", "optimizer_slots", "optimizer_state", "set_history_key",
            "steps_per_execution", "sublayers", "tensor_shape"]
 
@@ -185,8 +185,7 @@ def _serialize_operation(operation):
     """A layer's serialized config; a functional subclass (KerasHub backbone) as a plain Functional graph."""
     if is_functional_class(operation) and not is_graph_model(operation):
         inner, _ = graph_config(operation)
-        return {"module": "keras.src.models.functional", "class_name": "Functional", "config": inner,
-                "registered_name": "Functional"}
+        return mark_plain_functional({"config": inner})
     try:
         return keras.saving.serialize_keras_object(operation)
     except Exception as error:  # noqa: BLE001 - e.g. keras-hub 0.32's LlamaTransformerDecoder.get_config fails
@@ -194,3 +193,9 @@ def _serialize_operation(operation):
         # and fails naming the layer and this error.
         return {"module": type(operation).__module__, "class_name": type(operation).__name__,
                 "registered_name": None, "config": {"unserializable": f"{type(error).__name__}: {error}"}}
+
+
+def mark_plain_functional(layer_config):
+    """Make a serialized nested-model entry deserialize as Keras' plain ``Functional`` class (in place; returned)."""
+    layer_config.update(module="keras.src.models.functional", class_name="Functional", registered_name="Functional")
+    return layer_config

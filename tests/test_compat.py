@@ -95,3 +95,29 @@ def test_steps_per_execution_is_read_from_the_compiled_model_and_paces_batch_cal
     x = [np.zeros((16, 3), "float32")] * 2
     model.fit(x, np.zeros((16, 4), "float32"), batch_size=2, epochs=1, verbose=0, callbacks=[Record()])
     assert seen == [4, 8]  # one call per execution of 4 steps: why callbacks read the iteration count
+
+
+def test_graph_config_reads_the_nodes_of_plain_and_subclassed_functional_models():
+    import keras
+
+    from keras_lottery import compat
+
+    x = keras.Input((4,))
+    h = keras.layers.Dense(4, name="d")(x)
+    plain = keras.Model(x, keras.layers.Add(name="add")([x, h]))
+    config, nodes = compat.graph_config(plain)
+    assert config == plain.get_config()
+    assert nodes[("add", 0)].operation.name == "add"
+
+    class Sub(keras.Model):  # a functional subclass whose get_config() is its constructor's arguments
+        def __init__(self, width, **kwargs):
+            inputs = keras.Input((width,))
+            super().__init__(inputs, keras.layers.Dense(width, name="inner")(inputs), **kwargs)
+            self.width = width
+
+        def get_config(self):
+            return {"width": self.width}
+
+    config, _ = compat.graph_config(Sub(3))
+    rebuilt = keras.Model.from_config(config)
+    assert [layer.name for layer in rebuilt.layers][-1] == "inner" and compat.is_graph_model(rebuilt)

@@ -83,8 +83,7 @@ def removed_config(model, blocks, graph=None):
         if layer_config["name"] in nested:
             inner = model.get_layer(layer_config["name"])
             layer_config["config"] = removed_config(inner, nested[layer_config["name"]])
-            layer_config.update(class_name="Functional", module="keras.src.models.functional",
-                                registered_name="Functional")  # a rebuilt subclass is a plain graph
+            compat.mark_plain_functional(layer_config)  # a rebuilt subclass is a plain graph
             layer_config.pop("build_config", None)  # built from its (new) inputs when called
     return config
 
