@@ -10,10 +10,13 @@ details.
 import keras
 import numpy as np
 from keras.src.backend.common import global_state  # private: the call-context store (call_context_training)
+from keras.src.models import functional as _functional  # private: the node serializer of Functional.get_config
+from keras.src.ops.function import make_node_key as _node_key  # private: the key of a node in Function._nodes
 
-__all__ = ["KERAS_TENSOR", "call_context_training", "clone_graph", "history_key", "input_layer_names",
-           "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "learning_rate_variable", "optimizer_slots", "optimizer_state", "set_history_key",
-           "set_input_shape_arg", "steps_per_execution", "sublayers", "tensor_shape"]
+__all__ = ["KERAS_TENSOR", "call_context_training", "clone_graph", "graph_config", "history_key", "input_layer_names",
+           "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "learning_rate_variable",
+           "mark_plain_functional", "optimizer_slots", "optimizer_state", "set_history_key", "set_input_shape_arg",
+           "steps_per_execution", "sublayers", "tensor_shape"]
 
 # How ``Functional.get_config()`` serializes a symbolic tensor inside a node's call arguments:
 # ``{"class_name": "__keras_tensor__", "config": {"shape": ..., "dtype": ..., "keras_history":
@@ -177,3 +180,70 @@ def clone_graph(model, clone_function, keep_compiled=False):
         return keras.models.clone_model(model, input_tensors=input_tensors, clone_function=function)
     finally:
         model.compiled = compiled
+
+
+def graph_config(model):
+    """``(config, nodes)``: the functional graph of any ``Functional`` instance, read from its nodes.
+
+    ``config`` has the format of ``Functional.get_config()`` for a plain functional model (layers with
+    ``inbound_nodes`` of serialized Keras tensors, ``input_layers``, ``output_layers``) and is built the
+    same way (from ``model._nodes``, each operation's ``_inbound_nodes`` and Keras' ``serialize_node``),
+    but also for a subclass whose own ``get_config()`` returns constructor arguments (KerasHub
+    backbones and task models). Such a subclass nested in the graph is written as a plain
+    ``"Functional"`` entry holding its own graph config, so ``keras.Model.from_config(config)`` rebuilds
+    the graph as plain functional models (same layer names; the subclasses' methods are lost).
+    ``nodes`` maps ``(operation name, node index as serialized tensors number it)`` to the live ``keras`` Node,
+    whose ``arguments`` and ``outputs`` are the symbolic tensors of the call.
+    """
+    if not is_functional_class(model):
+        raise TypeError(f"{model.name!r} is a {type(model).__name__}, not a functional model; its graph cannot be read.")
+    own = model._nodes
+    reindex, nodes = {}, {}
+    for operation in model.operations:
+        kept = 1 if is_functional_class(operation) else 0  # a functional model's first node is its own creation
+        position = 0  # the node's place in the serialized inbound_nodes, as serialized tensors number it
+        for index in range(len(operation._inbound_nodes)):
+            key = _node_key(operation, index)
+            if key in own:
+                reindex[key] = kept
+                nodes[(operation.name, position)] = operation._inbound_nodes[index]
+                kept += 1
+                position += 1
+    layer_configs = []
+    for operation in model.operations:
+        inbound = []
+        for index, node in enumerate(operation._inbound_nodes):
+            if _node_key(operation, index) in own:
+                data = _functional.serialize_node(node, own_nodes=own)
+                if data is not None:
+                    inbound.append(data)
+        layer_configs.append({**_serialize_operation(operation), "name": operation.name, "inbound_nodes": inbound})
+
+    def tensor_config(tensor):
+        operation, node_index, tensor_index = tensor._keras_history
+        return [operation.name, reindex[_node_key(operation, node_index)], tensor_index]
+
+    config = {"name": model.name, "trainable": model.trainable, "layers": layer_configs,
+              "input_layers": keras.tree.map_structure(tensor_config, model._inputs_struct),
+              "output_layers": keras.tree.map_structure(tensor_config, model._outputs_struct)}
+    return config, nodes
+
+
+def _serialize_operation(operation):
+    """A layer's serialized config; a functional subclass (KerasHub backbone) as a plain Functional graph."""
+    if is_functional_class(operation) and not is_graph_model(operation):
+        inner, _ = graph_config(operation)
+        return mark_plain_functional({"config": inner})
+    try:
+        return keras.saving.serialize_keras_object(operation)
+    except Exception as error:  # noqa: BLE001 - e.g. keras-hub 0.32's LlamaTransformerDecoder.get_config fails
+        # The graph is still read; only a rebuild from this config (keras.Model.from_config) needs the entry,
+        # and fails naming the layer and this error.
+        return {"module": type(operation).__module__, "class_name": type(operation).__name__,
+                "registered_name": None, "config": {"unserializable": f"{type(error).__name__}: {error}"}}
+
+
+def mark_plain_functional(layer_config):
+    """Make a serialized nested-model entry deserialize as Keras' plain ``Functional`` class (in place; returned)."""
+    layer_config.update(module="keras.src.models.functional", class_name="Functional", registered_name="Functional")
+    return layer_config

@@ -1,8 +1,10 @@
-"""The functional graph of a Keras model, read from ``model.get_config()``.
+"""The functional graph of a Keras model, read from its call nodes.
 
-Each layer's ``inbound_nodes`` name the producing layer, its node index and its tensor index
-(``keras_history``). Only the serialized config is read (its format is owned by
-:mod:`keras_lottery.compat`), so the same code reads any functional model Keras can serialize. A node is
+The graph is written in the format of a plain functional model's ``get_config()``
+(:func:`keras_lottery.compat.graph_config` builds it from the model's own nodes, so subclasses whose
+``get_config()`` returns constructor arguments, such as KerasHub backbones and task models, read the
+same way). Each layer's ``inbound_nodes`` name the producing layer, its node index and its tensor index
+(``keras_history``); :meth:`FunctionalGraph.tensor` returns the live symbolic tensor. A node is
 a layer call or, in Keras 3, an *operation* call: ``x + y``, ``0.1 * h`` or ``keras.ops.add(x, y)`` on
 symbolic tensors make operation nodes (``keras.Operation`` objects that are not layers), listed in the
 config like layers. :meth:`FunctionalGraph.operation` returns either kind. The
@@ -22,23 +24,17 @@ __all__ = ["FunctionalGraph", "is_functional", "output_histories"]
 
 
 def is_functional(model):
-    """True for a model whose ``get_config()`` describes a functional graph (layers with inbound nodes).
+    """True for a model built as a functional graph (``keras.Input`` and layer calls), whatever its class.
 
-    ``keras.Sequential`` models never do (their config lists layers, not call nodes), nor do
-    subclassed models.
+    Plain functional models and their subclasses (KerasHub backbones and task models, a user's
+    ``keras.Model`` subclass that calls ``super().__init__(inputs, outputs)``) are; ``keras.Sequential``
+    models (a list of layers) and subclassed models with their own ``call`` are not.
     """
-    if not isinstance(model, keras.Model):
-        return False
-    try:
-        config = model.get_config()
-    except (NotImplementedError, TypeError, ValueError):
-        return False
-    return (isinstance(config, dict) and "layers" in config and "input_layers" in config
-            and "output_layers" in config)
+    return compat.is_functional_class(model) and bool(getattr(model, "inputs", None))
 
 
 class FunctionalGraph:
-    """The node-level graph of a functional model, read from its ``get_config()``.
+    """The node-level graph of a functional model, read from its nodes (:func:`compat.graph_config`).
 
     Nodes are ``(layer_name, node_index)`` pairs; tensors are ``(layer_name, node_index,
     tensor_index)`` triples, as in ``keras_history``. ``order`` is a topological order of nodes.
@@ -51,7 +47,8 @@ class FunctionalGraph:
                 f"{type(model).__name__!r}; Sequential and subclassed models have no call graph that can be read or "
                 "rewritten.")
         self.model = model
-        self.config = copy.deepcopy(config if config is not None else model.get_config())
+        read, self.nodes = compat.graph_config(model)  # nodes: (name, index) -> the live keras Node
+        self.config = copy.deepcopy(config) if config is not None else read
         self.layer_configs = {lc["name"]: lc for lc in self.config["layers"]}
         self.class_names = {lc["name"]: lc["class_name"] for lc in self.config["layers"]}
         self.node_inputs = {}  # node -> list of input tensor keys (in call order)
@@ -103,6 +100,18 @@ class FunctionalGraph:
                     if not state.get(parent):
                         stack.append((parent, False))
         return order
+
+    def tensor(self, key):
+        """The live symbolic tensor ``key`` = ``(layer, node index, tensor index)`` of the model's graph."""
+        node = self.nodes.get(key[:2])
+        if node is None:
+            raise ValueError(f"{self.model.name!r} has no node {key[:2]} in its graph.")
+        return keras.tree.flatten(node.outputs)[key[2]]
+
+    def call_arguments(self, node):
+        """``(args, kwargs)`` of the call that made ``node``, with the live symbolic tensors."""
+        arguments = self.nodes[node].arguments
+        return arguments.args, arguments.kwargs
 
     def producer(self, tensor):
         """The node producing ``tensor``."""

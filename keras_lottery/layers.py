@@ -36,7 +36,7 @@ import keras
 
 from keras_lottery import compat
 
-__all__ = ["CONV_RNN", "SUPPORTED", "by_name", "is_prunable", "prunable_items", "prunable_variables", "prunable_weight_names",
+__all__ = ["CONV_RNN", "SUPPORTED", "by_name", "copy_by_layer_name", "is_prunable", "prunable_items", "prunable_variables", "prunable_weight_names",
            "unmasked_weights", "walk", "weight_path"]
 
 _CELL_KERNELS = ("kernel", "recurrent_kernel")
@@ -235,3 +235,22 @@ def unmasked_weights(model, masked):
     covered = {id(v) for v in masked}
     return [v.path for v in model.trainable_weights
             if len(v.shape) >= 2 and id(v) not in covered and "bias" not in v.name]
+
+
+def copy_by_layer_name(source, target):
+    """Copy each weighted layer of ``target`` (nested models entered) from its namesake in ``source``.
+
+    For a plain rebuild of a functional subclass (a KerasHub ``ResNetBackbone``), whose variables'
+    paths differ from the rebuild's while its layer names do not.
+    """
+    src = by_name(source)
+    for layer in walk(target):
+        if isinstance(layer, keras.Model) or not layer.weights:
+            continue
+        if layer.name not in src:
+            raise ValueError(f"Layer {layer.name!r} of the rebuilt {target.name!r} has no namesake in {source.name!r}.")
+        values = src[layer.name].get_weights()
+        if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
+            raise ValueError(f"Layer {layer.name!r}: weight shapes differ between {source.name!r} and the rebuild.")
+        layer.set_weights(values)
+    return target

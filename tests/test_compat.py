@@ -118,3 +118,29 @@ def test_clone_graph_keeps_input_names_nested_models_and_leaves_the_clone_uncomp
     assert "inner_dense" in seen and "outer_dense" in seen  # the nested model's layers went through the function
     assert not clone.compiled and model.compiled
     assert compat.clone_graph(model, lambda layer: layer, keep_compiled=True).compiled
+
+
+def test_graph_config_reads_the_nodes_of_plain_and_subclassed_functional_models():
+    import keras
+
+    from keras_lottery import compat
+
+    x = keras.Input((4,))
+    h = keras.layers.Dense(4, name="d")(x)
+    plain = keras.Model(x, keras.layers.Add(name="add")([x, h]))
+    config, nodes = compat.graph_config(plain)
+    assert config == plain.get_config()
+    assert nodes[("add", 0)].operation.name == "add"
+
+    class Sub(keras.Model):  # a functional subclass whose get_config() is its constructor's arguments
+        def __init__(self, width, **kwargs):
+            inputs = keras.Input((width,))
+            super().__init__(inputs, keras.layers.Dense(width, name="inner")(inputs), **kwargs)
+            self.width = width
+
+        def get_config(self):
+            return {"width": self.width}
+
+    config, _ = compat.graph_config(Sub(3))
+    rebuilt = keras.Model.from_config(config)
+    assert [layer.name for layer in rebuilt.layers][-1] == "inner" and compat.is_graph_model(rebuilt)

@@ -45,3 +45,32 @@ def test_readme_keras_hub_example_runs(tmp_path, monkeypatch):
     assert type(lm).__name__ == "GPT2CausalLM"
     assert abs(kl.Mask.from_model(lm).density - 0.5) < 0.01
     assert os.path.isdir(tmp_path / "gpt2_ticket" / "1")
+
+
+def test_readme_depth_pruning_example_runs(tmp_path, monkeypatch):
+    import keras
+    import keras_hub
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_lottery as kl
+
+    readme = open(os.path.join(REPO, "README.md")).read()
+    section = readme[readme.index("### Depth pruning"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace('"saved_models/', f'"{tmp_path}/')
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 64, (4, 16)).astype("int32")
+    x = {"token_ids": tokens, "padding_mask": np.ones_like(tokens)}
+    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=64, num_layers=4, num_heads=2, hidden_dim=16,
+                                             intermediate_dim=32, max_sequence_length=32)
+    namespace = {"kl": kl, "keras": keras, "tokens": x, "next_tokens": np.roll(tokens, -1, axis=1),
+                 "lm": keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None),
+                 "train_batches": tf.data.Dataset.from_tensor_slices((x, np.roll(tokens, -1, axis=1))).batch(2),
+                 "prompt": {"token_ids": tokens[:1], "padding_mask": np.ones_like(tokens[:1])}}
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), namespace)
+    slim = namespace["slim"]
+    assert type(slim).__name__ == "GPT2CausalLM" and slim.backbone.num_layers == 2
+    assert len(namespace["removed"]) == 2
+    assert os.path.isdir(tmp_path / "gpt2_slim" / "1")

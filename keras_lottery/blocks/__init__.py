@@ -5,12 +5,16 @@
     ticket = kl.blocks.remove(model, kl.blocks.lowest(scores, k=3))
 
 A block's name is the name of the ``Add`` layer (or ``x + y`` operation) that joins its shortcut and
-branch, after the path of the nested model holding it (``"encoder/block1_add"``). See docs/blocks.md.
+branch, or of the residual layer (a transformer layer), after the path of the nested model holding it
+(``"encoder/block1_add"``, ``"gpt2_backbone/transformer_layer_3"``). See docs/blocks.md; depth pruning
+of transformers (:mod:`.depth`: ShortGPT, Gromov et al., SLEB; :func:`heal`): docs/depth_pruning.md.
 """
 
-from keras_lottery.blocks import criteria
+from keras_lottery.blocks import criteria, depth
 from keras_lottery.blocks.criteria import lowest, score
 from keras_lottery.blocks.discovery import Block, BlockList, NoResidualBlocksWarning, find_blocks
+from keras_lottery.blocks.healing import heal
 from keras_lottery.blocks.rewrite import remove
 
-__all__ = ["Block", "BlockList", "NoResidualBlocksWarning", "criteria", "find_blocks", "lowest", "remove", "score"]
+__all__ = ["Block", "BlockList", "NoResidualBlocksWarning", "criteria", "depth", "find_blocks", "heal", "lowest",
+           "remove", "score"]

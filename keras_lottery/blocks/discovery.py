@@ -12,8 +12,19 @@ Everything between ``x`` and the ``Add`` on the branch side belongs to the branc
 included: a scaled residual ``x + gamma * f(x)`` (a ``0.1 * h`` node, ConvNeXt's ``LayerScale``,
 stochastic depth) is one block whose branch ends with the scale, and a hard-sigmoid's ``x + 3.0``
 inside a branch is an ordinary branch node (an ``Add`` with one tensor input is no join).
-Functional models nested in the model are searched too; their blocks are named with their path
-(``"encoder/block1_add"``) and carry it in :attr:`Block.path`.
+A *residual layer* is a block too (``kind="layer"``): one layer object whose call is ``x + f(x)``
+inside (a transformer layer: KerasHub's ``TransformerEncoder``/``TransformerDecoder``,
+``GemmaDecoderBlock``, Llama's decoder, the zoo ViT's block, a user's own), found by
+:func:`keras_lottery.blocks.residual_layers.is_residual_layer`. It is named after the layer; removing
+it leaves ``y = x``.
+
+An ``Add`` whose "branch" only reads the shape of its other input (GPT-2's and BERT's token +
+position embeddings: ``PositionEmbedding(tokens)`` depends on the sequence length, not on the token
+values) is not a residual and not a block.
+
+Functional models nested in the model are searched too (KerasHub backbones inside task models
+included: the graph is read from the nodes, not from ``get_config()``); their blocks are named with
+their path (``"gpt2_backbone/transformer_layer_1"``) and carry it in :attr:`Block.path`.
 """
 
 from __future__ import annotations
@@ -24,7 +35,13 @@ import warnings
 import keras
 
 from keras_lottery import metrics
+from keras_lottery.blocks.residual_layers import is_residual_layer
 from keras_lottery.graph import FunctionalGraph, is_functional
+
+# KerasHub layers whose output depends only on the shape of their input (position embeddings): an Add
+# of one of them to its input is an embedding sum, not a residual. (The zoo ViT's PositionEmbedding
+# adds its input to the embedding: not one of them.)
+SHAPE_ONLY_LAYERS = frozenset({"PositionEmbedding", "SinePositionEncoding"})
 
 
 class NoResidualBlocksWarning(UserWarning):
@@ -54,6 +71,11 @@ class Block:
         path: names of the nested models leading from the model given to :func:`find_blocks` to the
             one that holds the block (empty for a block of the model itself); every other name in the
             block (``add_layer``, ``branch_layers``, ...) is a node of that innermost model.
+        kind: ``"add"`` for an ``Add`` joining a shortcut and a branch, ``"layer"`` for a residual layer
+            (a transformer layer): then ``add_layer``, ``branch_layers`` and ``branch_output`` all name
+            that layer and ``add_node`` is its node.
+        input_tensor: ``(layer, node, tensor)`` of the block input ``x`` (the shortcut tensor), as
+            numbered in the graph (:class:`keras_lottery.graph.FunctionalGraph`).
 
     ``branch_layers``, ``add_layer`` and ``branch_output`` may name operation nodes (``x + y``,
     ``0.1 * h``) as well as layers: :func:`operations` returns the objects.
@@ -73,6 +95,8 @@ class Block:
     branch_nodes: tuple = ()
     add_node: int = 0
     path: tuple = ()
+    kind: str = "add"
+    input_tensor: tuple = ()
 
 
 def holder(model, block):
@@ -160,6 +184,8 @@ def _block_name(graph, add_node):
 def _analyse_add(graph, add_node, node_flops):
     """Turn one ``Add`` node into a :class:`Block`, or None when it joins unrelated tensors."""
     inputs = list(dict.fromkeys(graph.node_inputs[add_node]))
+    if any(_shape_only(graph, t[0]) for t in inputs):
+        return None  # token (+ segment) + position embeddings: a sum of embeddings, not a residual
     if len(inputs) != 2:
         if len(inputs) < 2:
             return None
@@ -207,6 +233,34 @@ def _analyse_add(graph, add_node, node_flops):
                        "; ".join(reasons), node_flops)
 
 
+def _shape_only(graph, name):
+    """Whether node ``name`` is a KerasHub position embedding (its output depends on its input's shape only)."""
+    op = graph.operations.get(name)
+    return (op is not None and type(op).__name__ in SHAPE_ONLY_LAYERS
+            and type(op).__module__.startswith("keras_hub."))
+
+
+def _layer_block(graph, node, node_flops):
+    """A residual layer's node as a :class:`Block` (``kind="layer"``), or None when it is not one."""
+    inputs = graph.node_inputs[node]
+    outputs = graph.output_tensors(node)
+    if not inputs or not outputs:
+        return None
+    args, kwargs = graph.call_arguments(node)
+    shape = graph.shapes.get(outputs[0])
+    if shape is None or not is_residual_layer(graph.operation(node[0]), args, kwargs, shape):
+        return None
+    x = inputs[0]
+    reasons = []
+    extra = sorted({t[2] for t in outputs if t[2] != 0})
+    if extra:
+        reasons.append(f"outputs {extra} of {node[0]} (besides the residual stream) are used")
+    if graph.shapes.get(x) != shape:
+        reasons.append(f"output shape {_fmt(shape)} differs from the input's {_fmt(graph.shapes.get(x))}")
+    block = _make_block(graph, node, x, x, outputs[0], (node,), (), not reasons, "; ".join(reasons), node_flops)
+    return dataclasses.replace(block, kind="layer", input_tensor=x, flops=int(node_flops(node)))
+
+
 def _tensor_of(graph, node, consumers):
     """The output tensor of ``node`` read by one of ``consumers`` (tensor 0 by default)."""
     consumer_set = set(consumers)
@@ -243,6 +297,7 @@ def _make_block(graph, add_node, x_tensor, shortcut_tensor, branch_out, branch, 
         shape=tuple(graph.shapes.get(branch_out, ())[1:]),
         branch_nodes=tuple(branch),
         add_node=add_node[1],
+        input_tensor=tuple(x_tensor) if x_tensor else (),
     )
 
 
@@ -267,14 +322,14 @@ def find_blocks(model, warn=True):
         return _empty(f"{model.name!r} is a Sequential model, a plain chain of layers: it has no residual block "
                       f"and nothing can be removed.", warn)
     if not is_functional(model):
-        message = (f"{model.name!r} is a {type(model).__name__} whose graph cannot be read through "
-                   f"get_config() (a subclassed or unbuilt model): no residual block can be found or removed. "
+        message = (f"{model.name!r} is a {type(model).__name__} with no functional graph (a subclassed model with "
+                   f"its own call(), or an unbuilt one): no residual block can be found or removed. "
                    f"Build it with the functional API (keras.Input + layer calls) to use keras_lottery.blocks.")
         return _empty(message, warn)
     blocks = _find(model, ())
     if not blocks:
         return _empty(f"{model.name!r} has no residual block: no Add (layer or x + y operation) joins a tensor "
-                      f"with a branch computed from it, in the model or any functional model nested in it (a "
+                      f"with a branch computed from it and no layer is residual inside, in the model or any functional model nested in it (a "
                       f"plain network such as VGG); nothing can be removed.", warn)
     n_removable = sum(b.removable for b in blocks)
     nested = sum(bool(b.path) for b in blocks)
@@ -294,9 +349,12 @@ def _find(model, path):
             visited.add(id(op))
             blocks += _find(op, path + (op.name,))
             continue
-        if graph.class_names[node[0]] != "Add" or not graph.node_inputs[node]:
+        if not graph.node_inputs[node]:
             continue
-        block = _analyse_add(graph, node, node_flops)
+        if graph.class_names[node[0]] == "Add":
+            block = _analyse_add(graph, node, node_flops)
+        else:
+            block = _layer_block(graph, node, node_flops)
         if block is not None:
             blocks.append(dataclasses.replace(block, path=path, name="/".join(path + (block.name,))))
     return blocks

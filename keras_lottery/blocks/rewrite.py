@@ -1,5 +1,6 @@
-"""Remove residual branches from a functional model: rewrite its config, rebuild, copy weights by name
-(with :func:`keras_lottery.masking.copy_weights`, the one by-name weight copy of the package)."""
+"""Remove residual blocks from a functional model: rewrite its graph config, rebuild, copy weights by name
+(with :func:`keras_lottery.masking.copy_weights`, the one by-name weight copy of the package); or, for
+the transformer layers of a KerasHub backbone, rebuild it with fewer layers (:mod:`.resize`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import dataclasses
 
 import keras
 
-from keras_lottery import compat
+from keras_lottery import compat, layers
 from keras_lottery.masking import copy_weights
+from keras_lottery.blocks import resize
 from keras_lottery.blocks.discovery import Block, find_blocks
 from keras_lottery.graph import FunctionalGraph, is_functional
 
@@ -67,7 +69,8 @@ def removed_config(model, blocks, graph=None):
     Every consumer of a removed ``Add`` reads the block's shortcut tensor instead (following chains of
     consecutive removed blocks); layers and operations left with no call are dropped; node indices are
     renumbered. Blocks of nested models (``block.path``) are removed from the nested model's config,
-    which replaces the nested model's entry, so the nesting is kept.
+    which replaces the nested model's entry, so the nesting is kept. A residual layer (``kind="layer"``)
+    is dropped, its consumers reading its input.
     """
     graph = graph or FunctionalGraph(model)
     nested = {}
@@ -80,6 +83,7 @@ def removed_config(model, blocks, graph=None):
         if layer_config["name"] in nested:
             inner = model.get_layer(layer_config["name"])
             layer_config["config"] = removed_config(inner, nested[layer_config["name"]])
+            compat.mark_plain_functional(layer_config)  # a rebuilt subclass is a plain graph
             layer_config.pop("build_config", None)  # built from its (new) inputs when called
     return config
 
@@ -89,6 +93,11 @@ def _removed_here(model, blocks, graph):
     dropped, replacement = set(), {}
     for block in blocks:
         add_node = (block.add_layer, block.add_node)
+        if block.kind == "layer":  # a residual layer: its consumers read its input instead
+            dropped.add(add_node)
+            for t in graph.output_tensors(add_node):
+                replacement[t] = tuple(block.input_tensor)
+            continue
         branch = set(block.branch_nodes)
         dropped |= branch | {add_node}
         inputs = graph.node_inputs[add_node]
@@ -139,31 +148,52 @@ def _removed_here(model, blocks, graph):
 
 
 def remove(model, blocks, name=None, custom_objects=None):
-    """A new functional model without the branches of ``blocks``: ``y = x`` where each block was.
+    """A new model without the branches of ``blocks``: ``y = x`` where each block was.
+
+    When every block is a transformer layer of a KerasHub backbone (the model's own, or the one inside
+    a task model), the result is of the model's class: the backbone rebuilt with ``num_layers - p``
+    layers carrying the kept layers' weights (:func:`keras_lottery.blocks.resize.remove_layers`), so a
+    slim ``GPT2CausalLM`` still generates. Otherwise the graph is rewritten and rebuilt as a plain
+    functional model (a subclass such as KerasHub's ``ResNetBackbone`` loses its class and methods;
+    nested models stay nested).
 
     Args:
-        model: a functional ``keras.Model``; it is not modified.
+        model: a functional ``keras.Model`` (subclasses included); it is not modified.
         blocks: :class:`Block` objects and/or block names (``Block.name``: the ``Add`` node's name, after
             the path of the nested model holding it, as in ``"encoder/block1_add"``), all removable. An empty list rebuilds the same graph, computing exactly the same function.
         name: name of the new model (default: the original's).
         custom_objects: passed to ``keras.Model.from_config`` for models with custom layers.
 
     Returns:
-        An uncompiled ``keras.Model`` with the same inputs and outputs; every remaining layer keeps its
-        name and carries the original weights (batch-norm statistics included). The removed ``Add``
-        layers disappear too; what followed them (e.g. the post-add ReLU) stays.
+        An uncompiled ``keras.Model`` with the same inputs and outputs; every remaining layer carries the
+        original weights (batch-norm statistics included) and keeps its name (except a resized
+        backbone's transformer layers, renumbered). The removed ``Add`` layers disappear too; what
+        followed them (e.g. the post-add ReLU) stays.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"remove expects a keras.Model, got {type(model).__name__!r}.")
     if not is_functional(model):
-        raise TypeError(f"remove needs a functional model whose graph get_config() describes; {model.name!r} is a "
-                        f"{type(model).__name__}. Sequential and subclassed models cannot be rewritten: build it with "
+        raise TypeError(f"remove needs a functional model; {model.name!r} is a {type(model).__name__} with no "
+                        f"functional graph. Sequential and subclassed models cannot be rewritten: build it with "
                         "keras.Input and layer calls.")
-    graph = FunctionalGraph(model)
     resolved = resolve_blocks(model, blocks)
+    if resize.covers(model, resolved):
+        new_model = resize.remove_layers(model, resolved)
+        if name is not None:
+            new_model.name = name
+        return new_model
+    graph = FunctionalGraph(model)
     config = removed_config(model, resolved, graph)
     if name is not None:
         config["name"] = name
-    new_model = keras.Model.from_config(config, custom_objects=custom_objects)
-    copy_weights(model, new_model)
+    try:
+        new_model = keras.Model.from_config(config, custom_objects=custom_objects)
+    except Exception as error:  # noqa: BLE001 - one line naming the model and Keras' reason
+        raise ValueError(f"{model.name!r} could not be rebuilt without {[b.name for b in resolved]} from its graph: "
+                         f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+    if compat.is_graph_model(model):
+        copy_weights(model, new_model)
+    else:
+        layers.copy_by_layer_name(model, new_model)
     return new_model
+

@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from keras_lottery import metrics
+from keras_lottery.inline import has_nested_models, inlined
 from keras_lottery.graph import FunctionalGraph, is_functional
 
 __all__ = ["ChannelGroup", "GroupList", "WeightSlice", "check_model", "find_groups"]
@@ -161,7 +162,7 @@ def check_model(model, what):
         raise TypeError(f"{what} expects a functional keras.Model, got {type(model).__name__!r}.")
     if isinstance(model, keras.Sequential) or not is_functional(model):
         kind = "Sequential" if isinstance(model, keras.Sequential) else f"subclassed {type(model).__name__}"
-        raise TypeError(f"{what} needs a functional model whose graph get_config() describes; {model.name!r} is a "
+        raise TypeError(f"{what} needs a functional model (keras.Input and layer calls); {model.name!r} is a "
                         f"{kind} model. Rebuild it with keras.Input and layer calls (for a Sequential model: "
                         f"keras.Model(model.inputs, model.outputs)).")
 
@@ -423,11 +424,16 @@ def _entries_freed(shape, removed_per_axis):
 def find_groups(model):
     """The channel-dependency groups of functional ``model`` (see the module docstring), in graph order.
 
+    A model with nested functional models (a KerasHub task model's backbone) is read as one graph,
+    :func:`keras_lottery.inline.inlined`: the groups name the nested models' layers.
+
     Returns a :class:`GroupList` whose ``message`` says how many groups and channels can be removed.
     Raises ``TypeError`` (one line, before any work) for a Sequential or subclassed model. The model is
     not modified.
     """
     check_model(model, "find_groups")
+    if has_nested_models(model):  # a task model's backbone: one graph, the same layer names
+        model = inlined(model)
     groups = _Walker(model).walk().groups()
     prunable = [g for g in groups if g.prunable]
     message = (f"{model.name!r}: {len(groups)} channel groups, {len(prunable)} prunable "

@@ -17,6 +17,8 @@ import copy
 import keras
 import numpy as np
 
+from keras_lottery import compat
+from keras_lottery.inline import has_nested_models, inlined
 from keras_lottery.filters.groups import check_model, find_groups
 
 __all__ = ["check_selection", "remove_filters", "zero_filters", "zeroed_weights"]
@@ -82,6 +84,10 @@ def _edit(layer_config, key, size):
 def remove_filters(model, selection, name=None, custom_objects=None):
     """A new functional model without the ``selection``'s channels (physically smaller; ``model`` untouched).
 
+    A functional subclass (KerasHub's ``ResNetBackbone``) gives a plain functional model of the same
+    layers; a model with nested functional models (an ``ImageClassifier``) one plain graph with the
+    nested layers inlined (:func:`keras_lottery.inline.inlined`).
+
     Args:
         model: a functional ``keras.Model`` (Sequential and subclassed models: ``TypeError``).
         selection: ``{group name: channel indices}`` (see :func:`check_selection` for what is refused,
@@ -94,10 +100,12 @@ def remove_filters(model, selection, name=None, custom_objects=None):
         (batch-norm statistics included) those of the original with the removed slices cut out.
     """
     check_model(model, "remove_filters")
+    if has_nested_models(model):  # a task model's backbone: the slim model is one plain graph
+        model = inlined(model)
     groups = find_groups(model)
     selection = check_selection(model, selection, groups)
     by_name = groups.by_name()
-    config = copy.deepcopy(model.get_config())
+    config = copy.deepcopy(compat.graph_config(model)[0])  # a functional subclass (ResNetBackbone) as a plain graph
     layer_configs = {lc["name"]: lc for lc in config["layers"]}
     for group_name, channels in selection.items():
         group = by_name[group_name]
@@ -129,6 +137,7 @@ def zeroed_weights(model, selection, groups=None):
     ``model`` into the masked twin of ``remove_filters(model, selection)``.
     """
     check_model(model, "zeroed_weights")
+    _refuse_nested(model, "zeroed_weights")
     groups = groups if groups is not None else find_groups(model)
     selection = check_selection(model, selection, groups)
     position = {id(w): i for i, w in enumerate(model.weights)}
@@ -152,7 +161,14 @@ def zero_filters(model, selection, custom_objects=None):
     filter ticket.
     """
     check_model(model, "zero_filters")
+    _refuse_nested(model, "zero_filters")
     values = zeroed_weights(model, selection)
-    twin = keras.Model.from_config(model.get_config(), custom_objects=custom_objects)
+    twin = keras.Model.from_config(compat.graph_config(model)[0], custom_objects=custom_objects)
     twin.set_weights(values)
     return twin
+
+
+def _refuse_nested(model, what):
+    if has_nested_models(model):
+        raise ValueError(f"{what} works on one graph; {model.name!r} nests functional models: pass "
+                         f"keras_lottery.inline.inlined({model.name!r}) (a plain copy with them inlined).")

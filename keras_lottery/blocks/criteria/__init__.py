@@ -43,6 +43,16 @@ After training (they accept the same call, data given):
   (the input of the output layer by default, ``layer=`` to choose one): similar representations
   mean an unimportant block, so it scores low.
 
+After training, from calibration batches (transformers; see docs/depth_pruning.md):
+
+* ``block_influence``: ShortGPT's ``1 - cos(x, y)`` between the block's input and output.
+* ``angular``: Gromov et al.'s ``arccos(cos(x, y)) / pi`` (one block; :func:`windows` for ``n``
+  consecutive ones).
+* ``last``: minus the position: the last blocks go first.
+
+SLEB's iterative removal by calibration loss is not a per-block score:
+:func:`keras_lottery.blocks.depth.select` runs it (and picks Gromov's window).
+
 Register your own with :func:`register`; a criterion is called as
 ``fn(model, blocks, data, *, loss, seed, **options)`` where ``blocks`` are the removable
 :class:`~keras_lottery.blocks.discovery.Block` objects, ``data`` a list of ``(x, y)`` batches (or
@@ -62,9 +72,10 @@ from keras_lottery.blocks.criteria.saliency import grasp, snip, synflow
 from keras_lottery.blocks.criteria.baselines import l1, random_scores
 from keras_lottery.blocks.criteria.activations import branch_outputs, expectabs, hrank, pls
 from keras_lottery.blocks.criteria.ablation import cka, kl_divergence, linear_cka
+from keras_lottery.blocks.criteria.similarity import angular, block_influence, last, windows
 
 __all__ = [
-    "ExactBatchNormalization", "branch_outputs", "gradient_and_hessian_product", "cka", "expectabs", "get", "gradients", "grasp",
+    "angular", "block_influence", "last", "windows", "ExactBatchNormalization", "branch_outputs", "gradient_and_hessian_product", "cka", "expectabs", "get", "gradients", "grasp",
     "hessian_vector_product", "hrank", "kl_divergence", "l1", "linear_cka", "lowest", "names", "pls",
     "random_scores", "register", "score", "snip", "synflow", "twin", "unregister",
 ]

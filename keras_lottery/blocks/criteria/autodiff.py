@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from keras_lottery import layers
+from keras_lottery import compat, layers
 from keras_lottery.masking import copy_weights
 
 
@@ -39,8 +39,8 @@ def gradients(model, batches, loss, training=True, offset=None):
 
 
 def _dense(grads, values):
-    """``grads`` with a zero tensor wherever a variable got no gradient (``None``)."""
-    return [tf.zeros_like(v) if g is None else g for v, g in zip(values, grads)]
+    """``grads`` as dense tensors (an embedding's ``IndexedSlices`` included), zero where a variable got none."""
+    return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for v, g in zip(values, grads)]
 
 
 def _batch_average(per_batch, values, batches):
@@ -109,13 +109,22 @@ def twin(model, dtype=None, exact_batch_norm=False):
     """A copy of functional ``model`` (same graph, layer names and weights), optionally in ``dtype``
     and with :class:`ExactBatchNormalization` in place of ``BatchNormalization``; functional models
     nested in it are converted too. Grouped convolutions become :class:`DepthwiseGroupedConv2D`
-    (same function, computed faster)."""
-    config = model.get_config()
+    (same function, computed faster). A functional subclass (a KerasHub backbone or task model) is
+    copied as a plain functional graph of the same layers (see :func:`keras_lottery.compat.graph_config`)."""
+    config = model.get_config() if compat.is_graph_model(model) else compat.graph_config(model)[0]
     _convert_layers(config, dtype, exact_batch_norm)
     copy = keras.Model.from_config(config, custom_objects={"ExactBatchNormalization": ExactBatchNormalization,
                                                            "DepthwiseGroupedConv2D": DepthwiseGroupedConv2D})
-    copy_weights(model, copy)
+    if compat.is_graph_model(model):
+        copy_weights(model, copy)
+    else:
+        layers.copy_by_layer_name(model, copy)
     return copy
+
+
+def has_batch_normalization(model):
+    """Whether ``model`` holds a ``BatchNormalization`` layer (at any depth)."""
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in layers.walk(model))
 
 
 def _convert_layers(config, dtype, exact_batch_norm):

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lottery.blocks.criteria.autodiff import (gradient_and_hessian_product, gradients,
-                                                  has_grouped_convolutions, twin)
+                                                  has_batch_normalization, has_grouped_convolutions, twin)
 from keras_lottery.blocks.criteria.registry import require_data, register
 from keras_lottery.blocks.discovery import branch_weights
 
@@ -52,9 +52,10 @@ def grasp_saliency(model, batches, loss, training=True):
     """GraSP's per-weight ``w * (H g)`` (minus GraSP's score), on the exact-batch-norm twin of ``model``.
 
     Returns ``(twin, arrays)``: the arrays are aligned with ``twin.trainable_variables``, whose layers
-    have ``model``'s names.
+    have ``model``'s names (the twin is ``model`` itself when it has no batch norm).
     """
-    exact = twin(model, exact_batch_norm=True)
+    # Only batch norm needs the twin; a transformer (KerasHub backbones included) is differentiated as is.
+    exact = twin(model, exact_batch_norm=True) if has_batch_normalization(model) else model
     _, hg = gradient_and_hessian_product(exact, batches, loss, training=training)
     return exact, [np.asarray(v.numpy(), np.float64) * h for v, h in zip(exact.trainable_variables, hg)]
 
