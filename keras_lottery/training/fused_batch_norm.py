@@ -16,6 +16,7 @@ Keras' own ``call``.
 """
 
 import keras
+import tensorflow as tf
 
 __all__ = ["fuse_batch_norm", "is_fused"]
 
@@ -63,8 +64,6 @@ def _fusable(layer, inputs, mask):
 
 
 def _fused_call(layer, keras_call):
-    import tensorflow as tf  # the TensorFlow backend only
-
     def call(inputs, training=None, mask=None):
         if not _fusable(layer, inputs, mask):
             return keras_call(inputs, training=training, mask=mask)
