@@ -55,7 +55,7 @@ def hparams_from_flags(standard=STANDARD, **groups):
     classes = {"dataset": data.DatasetHparams, "model": training.ModelHparams, "training": training.TrainingHparams}
     classes = {name: cls for name, cls in classes.items() if name in standard}
     classes.update(groups)
-    hparams = {name: runs.from_flags(cls) for name, cls in classes.items()}
+    hparams = {name: cli.from_flags(cls) for name, cls in classes.items()}
     for value in hparams.values():
         value.validate()
     return hparams
