@@ -14,7 +14,7 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_lottery import cli, data, distribute, files, runs, training  # noqa: E402
-from keras_lottery.callbacks import Emissions, emissions  # noqa: E402
+from keras_lottery.callbacks import DivergenceError, Emissions, emissions  # noqa: E402
 
 flags.DEFINE_string("run_root", "runs", "Directory under which run directories are created.")
 flags.DEFINE_string("run_name", "", "Overrides the run directory's name (derived from the flags by default).")
@@ -41,8 +41,9 @@ fail = cli.fail  # exits with "error: <message>" on one line, status 1
 
 # What a user can get wrong before the work starts (flags, data, run directories): one line, no traceback.
 USER_ERRORS = (ValueError, data.DatasetNotFoundError)
-# ... and during it: a damaged file, a record that disagrees with the command. Other errors are bugs.
-RUN_ERRORS = (files.DamagedFileError, runs.RunDirectoryMismatch, runs.RunDirectoryError)
+# ... and during it: a damaged file, a record that disagrees with the command, a training that diverged
+# (DivergenceError: the step, what is not finite, lower --lr). Other errors are bugs.
+RUN_ERRORS = (files.DamagedFileError, runs.RunDirectoryMismatch, runs.RunDirectoryError, DivergenceError)
 
 
 STANDARD = ("dataset", "model", "training")
