@@ -19,7 +19,8 @@ import textwrap
 
 from absl import app
 
-from keras_lottery import cli
+from keras_lottery import cli, files
+from keras_lottery.callbacks import DivergenceError
 
 __all__ = ["EXPERIMENTS", "describe", "launch", "main"]
 
@@ -56,7 +57,9 @@ def launch(name, args=None):
     """Runs experiment ``name`` with the command-line arguments ``args`` (``sys.argv[1:]`` by default).
 
     ``--help`` (``-h``, ``--helpshort``) prints the experiment's own flags and exits with status 0;
-    everything else goes to absl's ``app.run`` (``--helpfull`` included).
+    everything else goes to absl's ``app.run`` (``--helpfull`` included). A file that cannot be
+    written (a full disk) or a training that diverged ends with one line and exit status 1 in every
+    binary, as ``common.run_library`` does for those that use it.
     """
     args = sys.argv[1:] if args is None else list(args)
     module = importlib.import_module(f"{__name__}.{name}")
@@ -64,7 +67,10 @@ def launch(name, args=None):
         titles = {module.__name__: f"{name} flags", f"{__name__}.common": COMMON_TITLE}
         print(cli.help_text(f"{PROGRAM} {name} [flags]", module.__doc__, titles))
         sys.exit(0)
-    app.run(module.main, argv=[f"{PROGRAM} {name}", *args])
+    try:
+        app.run(module.main, argv=[f"{PROGRAM} {name}", *args])
+    except (files.WriteError, DivergenceError) as error:
+        cli.fail(error)
 
 
 def main(argv=None):

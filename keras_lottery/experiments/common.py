@@ -43,7 +43,9 @@ fail = cli.fail  # exits with "error: <message>" on one line, status 1
 USER_ERRORS = (ValueError, data.DatasetNotFoundError)
 # ... and during it: a damaged file, a record that disagrees with the command, a training that diverged
 # (DivergenceError: the step, what is not finite, lower --lr). Other errors are bugs.
-RUN_ERRORS = (files.DamagedFileError, runs.RunDirectoryMismatch, runs.RunDirectoryError, DivergenceError)
+# A file that cannot be written (full disk, permissions) is files.WriteError: one line, and the same command resumes.
+RUN_ERRORS = (files.DamagedFileError, runs.RunDirectoryMismatch, runs.RunDirectoryError, DivergenceError,
+              files.WriteError)
 
 
 STANDARD = ("dataset", "model", "training")
@@ -135,9 +137,12 @@ def start(experiment, groups=None, check=None, standard=STANDARD):
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     resumed = run.started
-    run.prepare()
-    if chief:
-        run.record_execution(FLAGS.mixed_precision, FLAGS.strategy, strategy.num_replicas_in_sync)
+    try:
+        run.prepare()
+        if chief:
+            run.record_execution(FLAGS.mixed_precision, FLAGS.strategy, strategy.num_replicas_in_sync)
+    except files.WriteError as error:
+        fail(error)
     print(f"Run directory: {run.path}\nData: {datasets.describe()}")
     if resumed:
         print(f"Resuming: {'finished, reporting its results' if run.finished else runs.progress(run.path)}.")
