@@ -14,7 +14,7 @@ directory holding a run with other flags is refused.
 from absl import app, flags
 
 from keras_lottery.experiments import common
-from keras_lottery import cli, data, lottery, training
+from keras_lottery import cli, data, lottery, report, training
 from keras_lottery.lottery import imp
 
 cli.define_flags(data.DatasetHparams, training.ModelHparams, training.TrainingHparams, lottery.PruningHparams)
@@ -22,9 +22,6 @@ flags.DEFINE_boolean("plot", True, "Write accuracy_vs_density.png.")
 flags.DEFINE_list("compare_with", [],
                   "Other IMP run directories drawn in the same plot, labelled by their rewind step.")
 FLAGS = common.FLAGS
-
-COLUMNS = ("level", "kind", "density", "test_accuracy", "val_accuracy", "best_val_accuracy", "best_val_iteration",
-           "train_time_s", "emissions_energy_kwh", "emissions_emissions_kg")
 
 
 def main(argv):
@@ -38,8 +35,8 @@ def main(argv):
                               eval_every=common.eval_every(datasets.steps_per_epoch, total),
                               emissions_factory=common.emissions_factory(), plot=FLAGS.plot,
                               compare_with=FLAGS.compare_with)
-    common.print_table(rows, [c for c in COLUMNS if any(c in r for r in rows)])
-    print(f"Wrote {imp.results_file(run.path)}")
+    print(report.imp_table(rows))
+    print(f"Wrote {imp.results_file(run.path)} (every column)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ is ``keras_lottery.lottery.layer_lottery``.
 from absl import app, flags
 
 from keras_lottery.experiments import common
-from keras_lottery import cli, data, lottery, training
+from keras_lottery import cli, data, lottery, report, training
 
 cli.define_flags(data.DatasetHparams, training.ModelHparams, training.TrainingHparams, lottery.LayerLotteryHparams)
 # The authors' recipe (SGD, momentum 0.9, Nesterov, batch 128), on a CIFAR-style ResNet.
@@ -36,10 +36,10 @@ def main(argv):
     rows = common.run_library(lottery.layer_lottery.run, run, datasets, hparams,
                               emissions_factory=common.emissions_factory())
     print(f"\n{' and '.join(hparams['lottery'].units).capitalize()} tickets ({hparams['lottery'].algorithm}), "
-          f"differences against the dense model:\n")
-    print(lottery.layer_lottery.markdown_table(rows))
+          f"against the dense model{' (mean ± SD over replicates)' if hparams['lottery'].replicates > 1 else ''}:\n")
+    print(report.layer_lottery_table(rows))
     table = lottery.layer_lottery.table_paths(run.path)["md"]
-    print(f"Table: {table} (also .csv, .json); tickets: {run.path}/ticket_*.keras")
+    print(f"\nEvery column: {table} (also .csv, .json); tickets: {run.path}/ticket_*.keras")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ experiment itself is ``keras_lottery.robustness.evaluate``.
 from absl import app, flags
 
 from keras_lottery.experiments import common
-from keras_lottery import cli, data, robustness, runs
+from keras_lottery import cli, data, report, robustness, runs
 from keras_lottery.robustness import RobustnessHparams
 
 cli.define_flags(data.DatasetHparams, RobustnessHparams)
@@ -43,8 +43,9 @@ def main(argv):
     cache = runs.corruption_cache(FLAGS.run_root, hparams["dataset"].dataset)
     rows, summary = common.run_library(robustness.evaluate.run, run, datasets, hparams, found, checked, cache)
     print(f"\nRobustness ({found.kind}, {len(rows)} models), mean ± std over replicates:\n")
-    print(robustness.evaluate.markdown_summary(summary))
-    print(f"Tables: {run.path}/table.md, summary.md (also .csv, .json); plots: {run.path}/*.png")
+    print(report.robustness_table(summary))
+    print(f"\nEvery column (each corruption, attacks): {run.path}/table.md, summary.md (also .csv, .json); "
+          f"plots: {run.path}/*.png")
 
 
 if __name__ == "__main__":
