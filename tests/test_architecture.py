@@ -192,3 +192,24 @@ def test_function_level_imports_are_only_the_documented_lazy_ones():
                     elif isinstance(inner, ast.ImportFrom):
                         lazy.add(((inner.module or "").split(".")[0], path.name))
     assert sorted(item for item in lazy if item[0] not in LAZY_ALLOWED) == []
+
+
+# Former names removed (docs/design.md, "One name for each thing"): none may come back.
+FORMER_MODULES = ["wrappers.py", "blocks/graph.py", "blocks/lottery.py"]
+FORMER_ATTRIBUTES = {"keras_lottery.runs": ["define_flags", "from_flags", "write_json_atomic", "read_json"],
+                     "keras_lottery.masks": ["apply_mask", "sparsity"], "keras_lottery": ["wrappers"]}
+
+
+def test_no_former_names_are_kept():
+    import importlib
+    import inspect
+
+    assert [name for name in FORMER_MODULES if (PACKAGE / name).exists()] == []
+    kept = [f"{module}.{name}" for module, names in FORMER_ATTRIBUTES.items()
+            for name in names if hasattr(importlib.import_module(module), name)]
+    assert kept == []
+    import keras_lottery as kl
+    assert not callable(kl.sparsity)  # the density report is kl.sparsity_report
+    assert "emissions" not in inspect.signature(kl.lottery.imp.run).parameters  # one name: emissions_factory
+    deprecated = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if "DeprecationWarning" in _code(p)]
+    assert deprecated == []

@@ -23,7 +23,7 @@ import time
 import keras
 
 from keras_lottery import compat, distribute, files, runs
-from keras_lottery.callbacks.divergence import StopOnDivergence
+from keras_lottery.training.divergence import StopOnDivergence
 from keras_lottery.training.optimizers import compile_for_classification, total_steps
 
 # The files of a training directory, named by keras_lottery.runs.
