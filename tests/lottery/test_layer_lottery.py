@@ -176,10 +176,8 @@ def test_the_binary_refuses_impossible_requests_before_training(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_the_former_location_and_the_check_of_the_rewind_epoch(tiny):
+def test_the_check_of_the_rewind_epoch(tiny):
     datasets, model_hp = tiny
-    assert former_location.LayerLotteryHparams is LayerLotteryHparams
-    assert former_location.markdown_table is layer_lottery.markdown_table
     hparams = {"model": model_hp, "training": training.TrainingHparams(steps="2ep"),
                "lottery": LayerLotteryHparams(criterion="l1", blocks="4", algorithm="trained", rewind_epoch=1)}
     assert len(layer_lottery.check(hparams, datasets).removable) == 4
