@@ -39,7 +39,7 @@ def main(argv):
           f"against the dense model{' (mean ± SD over replicates)' if hparams['lottery'].replicates > 1 else ''}:\n")
     print(report.layer_lottery_table(rows))
     table = lottery.layer_lottery.table_paths(run.path)["md"]
-    print(f"\nEvery column: {table} (also .csv, .json); tickets: {run.path}/ticket_*.keras")
+    print(f"\nEvery column: {table} (also .csv, .json)\nTickets: {run.path}/ticket_*.keras")
 
 
 if __name__ == "__main__":
