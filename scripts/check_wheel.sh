@@ -52,6 +52,7 @@ keras-lottery train --dataset=synthetic:28x28x1:10:256 --model=lenet_300_100 --s
 test -f "$work/runs/train/wheel/complete.json" || { echo "the training did not finish" >&2; exit 1; }
 # A diverging training: one line, exit status 1, not marked finished.
 if keras-lottery train --dataset=synthetic:28x28x1:10:256 --model=lenet_300_100 --steps=1ep --validation_size=64 \
+    --batch_size=32 \
     --lr=1e6 --optimizer=sgd --noemissions --run_root="$work/runs" --run_name=nan > nan.out 2> nan.err; then
   echo "keras-lottery train --lr=1e6 did not fail" >&2; exit 1
 fi
