@@ -1,46 +1,8 @@
-"""Layer tickets (Jordao et al.): remove the weakest residual blocks, train, compare with dense;
-with ``--unit=layers,filters``, also filter tickets matched to each layer ticket (``--match``).
+"""``python -m experiments.layer_lottery`` from a clone: the same as ``keras-lottery layer_lottery`` (keras_lottery/experiments/layer_lottery.py)."""
 
-    python -m experiments.layer_lottery --model=resnet20 --dataset=fashion_mnist \
-        --criterion=grasp,random --blocks=1,2,3,4 --replicates=2
-    python -m experiments.layer_lottery --model=resnet20 --dataset=fashion_mnist \
-        --criterion=snip,grasp --blocks=1,2,3 --unit=layers,filters --match=filters --replicates=3
+from keras_lottery.experiments import launch, layer_lottery
 
-Writes ``<run_root>/layer_lottery/<changed flags>/`` with the dense and ticket trainings, the block
-scores, the slim tickets as ``.keras`` files, and the table (``table.csv``, ``table.json``,
-``table.md``: accuracy difference, FLOPs, parameters, memory, time per epoch, speed-up, energy and
-CO2, winning yes/no), which it also prints. Rerun the same command to resume. The experiment itself
-is ``keras_lottery.lottery.layer_lottery``.
-"""
-
-from absl import app, flags
-
-from experiments import common
-from keras_lottery import data, lottery, runs, training
-
-runs.define_flags(data.DatasetHparams, training.ModelHparams, training.TrainingHparams, lottery.LayerLotteryHparams)
-# The authors' recipe (SGD, momentum 0.9, Nesterov, batch 128), on a CIFAR-style ResNet.
-flags.FLAGS.set_default("model", "resnet20")
-flags.FLAGS.set_default("nesterov", True)
-flags.FLAGS.set_default("lr", 0.01)
-FLAGS = common.FLAGS
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    # The check builds the model once: enough removable blocks for --blocks, --rewind_epoch before the end.
-    run, hparams, datasets, found = common.start("layer_lottery", groups={"lottery": lottery.LayerLotteryHparams},
-                                                 check=lottery.layer_lottery.check)
-    print(found.summary())
-    rows = common.run_library(lottery.layer_lottery.run, run, datasets, hparams,
-                              emissions_factory=common.emissions_factory())
-    print(f"\n{' and '.join(hparams['lottery'].units).capitalize()} tickets ({hparams['lottery'].algorithm}), "
-          f"differences against the dense model:\n")
-    print(lottery.layer_lottery.markdown_table(rows))
-    table = lottery.layer_lottery.table_paths(run.path)["md"]
-    print(f"Table: {table} (also .csv, .json); tickets: {run.path}/ticket_*.keras")
-
+main = layer_lottery.main  # what tests/experiments/bad_input_driver.py calls
 
 if __name__ == "__main__":
-    app.run(main)
+    launch("layer_lottery")

@@ -9,6 +9,7 @@ some writers (``np.savez``, ``keras.Model.save``) insist on it.
 
 import contextlib
 import csv
+import errno
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["DamagedFileError", "atomic", "copy_file", "guard", "json_default", "markdown_table", "read_json", "table_columns", "temporary_name", "write_csv",
+__all__ = ["DamagedFileError", "WriteError", "atomic", "copy_file", "guard", "json_default", "markdown_table", "read_json", "table_columns", "temporary_name", "write_csv",
            "write_json", "write_markdown", "write_text"]
 
 
@@ -30,6 +31,41 @@ class DamagedFileError(ValueError):
     def __init__(self, path, reason, advice=REDO):
         self.path = os.fspath(path)
         super().__init__(f"{self.path} is damaged ({reason}). {advice}")
+
+
+# What to do when a write fails, by errno; anything else gets the generic advice.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "Free space on that file system (or give another --run_root / --base_dir)",
+    errno.EDQUOT: "Free space within your disk quota (or give another --run_root / --base_dir)",
+    errno.EACCES: "Make its directory writable (or give another --run_root / --base_dir)",
+    errno.EPERM: "Make its directory writable (or give another --run_root / --base_dir)",
+    errno.EROFS: "The file system is read-only: give another --run_root / --base_dir",
+}
+
+
+_WRITE_ERRNOS = set(_WRITE_ADVICE) | {errno.EIO, errno.EFBIG}
+
+
+class WriteError(OSError):
+    """A file could not be written (a full disk, a quota, permissions): the message is one line naming
+    the file, the reason and what to do. The file's previous version, if any, is intact (the write
+    was atomic), so the same command run again resumes from the last complete checkpoint.
+
+    Attributes:
+      path: the file that could not be written.
+      cause: the ``OSError`` the system raised.
+    """
+
+    def __init__(self, path, cause):
+        self.path, self.cause = os.fspath(path), cause
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        advice = _WRITE_ADVICE.get(cause.errno, "Fix the cause")
+        self.message = (f"Cannot write {self.path}: {reason}. {advice}, then run the same command again: it resumes "
+                        "from the last complete checkpoint (nothing already written is lost).")
+        super().__init__(cause.errno, self.message, self.path)
+
+    def __str__(self):
+        return self.message
 
 
 @contextlib.contextmanager
@@ -60,15 +96,21 @@ def temporary_name(path):
 def atomic(path):
     """Yields a temporary path to write; on success it replaces ``path`` in one rename.
 
-    If the body raises, the temporary file is removed and ``path`` is left as it was.
+    If the body raises, the temporary file is removed and ``path`` is left as it was. An ``OSError``
+    of the write itself (a full disk, a quota, permissions, a read-only file system) becomes a
+    :class:`WriteError` naming ``path`` and what to do; a missing file read inside the body stays a
+    ``FileNotFoundError``.
     """
     tmp = temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as error:
+        with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(error, OSError) and not isinstance(error, (WriteError, FileNotFoundError)) \
+                and error.errno in _WRITE_ERRNOS:
+            raise WriteError(path, error) from error
         raise
 
 

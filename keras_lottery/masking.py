@@ -54,7 +54,6 @@ import numpy as np
 import tensorflow as tf  # the custom-gradient identity; TensorFlow is the backend this library runs on
 
 from keras_lottery import attached, compat, compiled, layers
-from keras_lottery import masks as masks_module
 from keras_lottery.layers import SUPPORTED, prunable_weight_names
 from keras_lottery.masks import Mask, format_report
 
@@ -706,7 +705,3 @@ def _apply_to(self, model):
 Mask.from_model = classmethod(_from_model)
 Mask.ones_like = classmethod(_ones_like)
 Mask.apply_to = _apply_to
-# ``keras_lottery.masks.apply_mask`` and ``keras_lottery.masks.sparsity`` were public before the model side
-# moved here; they keep working as these functions.
-masks_module.apply_mask = apply_mask
-masks_module.sparsity = sparsity

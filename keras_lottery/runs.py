@@ -23,7 +23,6 @@ import sys
 import time
 
 from keras_lottery import files
-from keras_lottery.cli import define_flags, from_flags  # noqa: F401  (their former home; kept for existing code)
 
 _MAX_NAME = 120
 
@@ -298,15 +297,6 @@ def run_name(hparams):
 
 def _clean(value):
     return re.sub(r"[^A-Za-z0-9_.:+\-]", "-", str(value))
-
-
-# Former names of the JSON helpers (now in keras_lottery.files).
-def write_json_atomic(path, obj):
-    """Writes JSON to ``path`` atomically (``keras_lottery.files.write_json``)."""
-    files.write_json(path, obj)
-
-
-read_json = files.read_json
 
 
 # -- the directory ----------------------------------------------------------------------------------

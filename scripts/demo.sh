@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec .venv/bin/python -m experiments.layer_lottery --dataset=fashion_mnist --model=resnet20 \
+exec .venv/bin/keras-lottery layer_lottery --dataset=fashion_mnist --model=resnet20 \
   --criterion=grasp --blocks=1,2,3 --train_subset=6000 --steps=4ep --milestones=3ep --lr=0.05 "$@"

@@ -10,7 +10,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "keras_lottery"
-EXPERIMENTS = ROOT / "experiments"
+EXPERIMENTS = PACKAGE / "experiments"  # the binaries, installed with the package
+SHIMS = ROOT / "experiments"  # python -m experiments.<name> from a clone
 
 
 def _module_name(path):
@@ -133,6 +134,7 @@ def _code_lines(path):
 
 
 BINARIES = sorted(p for p in EXPERIMENTS.glob("*.py") if p.name != "__init__.py")
+SHIM_FILES = sorted(p for p in SHIMS.glob("*.py") if p.name != "__init__.py")
 
 
 @pytest.mark.parametrize("path", BINARIES, ids=lambda p: p.name)
@@ -143,6 +145,30 @@ def test_experiment_binaries_are_thin(path):
     code = _code(path)
     # No training loop and no run-directory path arithmetic: the library's run() functions own both.
     assert not re.search(r"\.fit\(|RewindCheckpoint|RewindPoint|os\.path\.join|\.file\(", code)
+
+
+def test_every_binary_is_listed_by_the_command_and_has_a_clone_shim():
+    names = {p.stem for p in BINARIES} - {"common"}
+    listed = re.search(r"EXPERIMENTS = \(([^)]*)\)", (EXPERIMENTS / "__init__.py").read_text()).group(1)
+    assert sorted(re.findall(r'"(\w+)"', listed)) == sorted(names)
+    assert sorted(p.stem for p in SHIM_FILES) == sorted(names)
+
+
+@pytest.mark.parametrize("path", SHIM_FILES, ids=lambda p: p.name)
+def test_clone_shims_only_hand_over(path):
+    code = _code(path)
+    assert _code_lines(path) <= 5, code
+    assert f"from keras_lottery.experiments import {path.stem}, launch" in code or \
+        f"from keras_lottery.experiments import launch, {path.stem}" in code
+    assert f'launch("{path.stem}")' in code
+
+
+def test_only_the_library_is_packaged():
+    """No top-level ``experiments`` (or ``tests``) package lands in site-packages: discovery takes keras_lottery only."""
+    text = (ROOT / "pyproject.toml").read_text()
+    include = re.search(r"\[tool\.setuptools\.packages\.find\]\s*(?:#[^\n]*\n)*include = \[([^\]]*)\]", text).group(1)
+    assert sorted(re.findall(r'"([^"]+)"', include)) == ["keras_lottery", "keras_lottery.*"]
+    assert re.search(r'^keras-lottery = "keras_lottery\.experiments:main"$', text, re.M)
 
 
 def test_code_line_counter_skips_docstrings_and_comments(tmp_path):
@@ -166,3 +192,24 @@ def test_function_level_imports_are_only_the_documented_lazy_ones():
                     elif isinstance(inner, ast.ImportFrom):
                         lazy.add(((inner.module or "").split(".")[0], path.name))
     assert sorted(item for item in lazy if item[0] not in LAZY_ALLOWED) == []
+
+
+# Former names removed (docs/design.md, "One name for each thing"): none may come back.
+FORMER_MODULES = ["wrappers.py", "blocks/graph.py", "blocks/lottery.py"]
+FORMER_ATTRIBUTES = {"keras_lottery.runs": ["define_flags", "from_flags", "write_json_atomic", "read_json"],
+                     "keras_lottery.masks": ["apply_mask", "sparsity"], "keras_lottery": ["wrappers"]}
+
+
+def test_no_former_names_are_kept():
+    import importlib
+    import inspect
+
+    assert [name for name in FORMER_MODULES if (PACKAGE / name).exists()] == []
+    kept = [f"{module}.{name}" for module, names in FORMER_ATTRIBUTES.items()
+            for name in names if hasattr(importlib.import_module(module), name)]
+    assert kept == []
+    import keras_lottery as kl
+    assert not callable(kl.sparsity)  # the density report is kl.sparsity_report
+    assert "emissions" not in inspect.signature(kl.lottery.imp.run).parameters  # one name: emissions_factory
+    deprecated = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if "DeprecationWarning" in _code(p)]
+    assert deprecated == []

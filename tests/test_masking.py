@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery.wrappers import MaskedLayer
+from keras_lottery.masking import MaskedLayer
 from tests.helpers import dead_entries
 
 
@@ -163,7 +163,7 @@ def test_gradient_of_dead_entries_is_exactly_zero(mlp, mlp_data, mask_forward):
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     with tf.GradientTape() as tape:
         loss = loss_fn(y, masked(x, training=True))
-    variables = {p: v for layer in kl.wrappers.masked_layers(masked) for p, v in layer.prunable_variables().items()}
+    variables = {p: v for layer in kl.masking.masked_layers(masked) for p, v in layer.prunable_variables().items()}
     grads = tape.gradient(loss, list(variables.values()))
     for (path, _), grad in zip(variables.items(), grads):
         grad = keras.ops.convert_to_numpy(grad)

@@ -29,7 +29,7 @@ def _train_prune_train(model, data, optimizer, jit_compile=False):
 def _slots_at_dead(masked, optimizer, mask, path="fc1/kernel"):
     """Non-zero optimizer-state entries at the dead positions of ``path``."""
     variable = masked.get_layer(path.split("/")[0]).layer.kernel
-    slots = kl.wrappers.optimizer_slots(optimizer, variable)
+    slots = kl.masking.optimizer_slots(optimizer, variable)
     return sum(int(np.count_nonzero(keras.ops.convert_to_numpy(s.value)[~mask[path]])) for s in slots)
 
 
@@ -47,7 +47,7 @@ def test_optimizers_never_revive_dead_weights(name, mlp, mlp_data):
     masked, mask = _train_prune_train(mlp, mlp_data, optimizer)
     _assert_exact_zeros(masked, mask, mlp_data[0])
     # Pruning zeroed the optimizer state of the dead entries, and it stayed zero.
-    assert kl.wrappers.optimizer_slots(optimizer, masked.get_layer("fc1").layer.kernel)
+    assert kl.masking.optimizer_slots(optimizer, masked.get_layer("fc1").layer.kernel)
     assert _slots_at_dead(masked, optimizer, mask) == 0
 
 
@@ -68,7 +68,7 @@ def test_without_state_zeroing_momentum_would_leak(mlp, mlp_data):
     assert not np.allclose(masked(mlp_data[0]), kl.strip(masked)(mlp_data[0]), rtol=1e-5, atol=1e-5)
     # the documented fixes: zero_optimizer_state after a restore, or the per-step constraint
     kl.apply_mask(masked, mask)
-    assert kl.wrappers.zero_optimizer_state(masked) > 0 and _slots_at_dead(masked, optimizer, mask) == 0
+    assert kl.masking.zero_optimizer_state(masked) > 0 and _slots_at_dead(masked, optimizer, mask) == 0
     masked.fit(*mlp_data, batch_size=8, epochs=1, verbose=0)
     assert all(np.all(v == 0) for v in dead_entries(masked).values())
     strict = kl.mask(mlp, reapply_after_step=True)
@@ -147,7 +147,7 @@ masked.fit(x, y, batch_size=16, epochs=1, verbose=0)
 mask = kl.prune(masked, kl.GlobalMagnitude(0.7))
 masked.fit(x, y, batch_size=16, epochs=2, verbose=0)
 bad, replicas_equal = 0, True
-for layer in kl.wrappers.masked_layers(masked):
+for layer in kl.masking.masked_layers(masked):
     for path, v in layer.prunable_variables().items():
         values = [t.numpy() for t in strategy.experimental_local_results(v.value)]
         replicas_equal &= all(np.array_equal(values[0], t) for t in values)

@@ -107,7 +107,7 @@ def test_pruned_weights_stay_pruned_and_iterative_rounds(mlp):
     previous = kl.Mask.from_model(masked)
     for _ in range(4):
         # make dead weights the largest ones: the rule must still never revive them
-        for layer in kl.wrappers.masked_layers(masked):
+        for layer in kl.masking.masked_layers(masked):
             for path, v in layer.prunable_variables().items():
                 v.assign(np.where(previous[path], v.numpy(), 100.0))
         new = kl.prune(masked, kl.GlobalMagnitude(0.2))

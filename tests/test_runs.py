@@ -8,7 +8,7 @@ import socket
 import pytest
 from absl import flags
 
-from keras_lottery import data, runs, training
+from keras_lottery import cli, data, runs, training
 
 
 def _hparams(**training_changes):
@@ -59,14 +59,14 @@ def test_a_field_added_after_the_run_was_made_matches_at_its_default(tmp_path):
 
 def test_flags_are_generated_from_the_dataclasses_with_help():
     fv = flags.FlagValues()
-    runs.define_flags(data.DatasetHparams, training.TrainingHparams, flag_values=fv)
+    cli.define_flags(data.DatasetHparams, training.TrainingHparams, flag_values=fv)
     fv(["prog", "--lr=0.3", "--nesterov", "--dataset=cifar10", "--batch_size=64"])
-    hp = runs.from_flags(training.TrainingHparams, flag_values=fv)
+    hp = cli.from_flags(training.TrainingHparams, flag_values=fv)
     assert hp.lr == 0.3 and hp.nesterov and hp.optimizer == "sgd"
-    assert runs.from_flags(data.DatasetHparams, flag_values=fv).batch_size == 64
+    assert cli.from_flags(data.DatasetHparams, flag_values=fv).batch_size == 64
     assert "learning rate" in fv["lr"].help.lower()
     with pytest.raises(ValueError, match="already defined"):
-        runs.define_flags(training.TrainingHparams, flag_values=fv)
+        cli.define_flags(training.TrainingHparams, flag_values=fv)
 
 
 @pytest.mark.parametrize("text,steps", [("500it", 500), ("2ep", 200), ("0.5ep", 50), ("0.05", 30), ("0", 0), ("7", 7)])

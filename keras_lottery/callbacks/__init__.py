@@ -5,5 +5,6 @@ Each callback lives in a module of its own in this package and is re-exported he
 from keras_lottery.callbacks.pruning import GradualPruning  # noqa: E402,F401
 from keras_lottery.callbacks.sparsity_logger import SparsityLogger  # noqa: E402,F401
 
+from keras_lottery.training.divergence import DivergenceError, StopOnDivergence  # noqa: E402,F401  (lives with fit)
 from keras_lottery.callbacks.emissions import Emissions  # noqa: E402
 from keras_lottery.callbacks.rewind import RewindCheckpoint, RewindPoint  # noqa: E402,F401

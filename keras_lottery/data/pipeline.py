@@ -83,7 +83,8 @@ class Datasets:
         x, y = arrays.x_train, arrays.y_train
         if hparams.validation_size >= len(x):
             raise ValueError(f"validation_size={hparams.validation_size} leaves no training data "
-                             f"(the training split has {len(x)} examples).")
+                             f"(the training split has {len(x)} examples): pass --validation_size below {len(x)}, "
+                             f"e.g. --validation_size={max(len(x) // 4, 1) if len(x) > 1 else 0}.")
         order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
         val_idx, train_idx = order[: hparams.validation_size], np.sort(order[hparams.validation_size:])
         if hparams.train_subset > len(train_idx):

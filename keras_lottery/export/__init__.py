@@ -5,7 +5,7 @@
 ``logits`` and ``probabilities`` for the zoo models. The SavedModel holds only standard
 TensorFlow ops and variables: TF Serving, or ``tf.saved_model.load`` in a process without Keras,
 runs it. ``export_run(run_dir, level=N)`` (or ``ticket=...``) exports a ticket straight from a run
-directory (``experiments/export.py``; :mod:`keras_lottery.export.from_run`). See ``docs/serving.md``
+directory (``keras-lottery export``; :mod:`keras_lottery.export.from_run`). See ``docs/serving.md``
 for the serving commands.
 """
 

@@ -37,7 +37,6 @@ latter optionally with other IMP runs (``compare_with``) drawn beside it.
 
 import dataclasses
 import os
-import warnings
 
 import numpy as np
 
@@ -211,7 +210,7 @@ def _train_control(ctx, level, kind):
 
 
 def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, model_seed=0, eval_every=None,
-        emissions_factory=None, verbose=0, log=print, emissions=None):
+        emissions_factory=None, verbose=0, log=print):
     """Runs (or resumes, or reports) IMP with rewinding and its controls in ``directory``.
 
     Args:
@@ -228,7 +227,6 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
         training run), or None for no energy tracking.
       verbose: Keras verbosity for each training run.
       log: a function receiving one line per finished run, or None.
-      emissions: the former name of ``emissions_factory`` (deprecated).
 
     Returns:
       The list of per-run records of ``results(directory)``.
@@ -237,12 +235,6 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
       ValueError: bad hyper-parameters (checked before anything is trained).
       keras_lottery.runs.RunDirectoryMismatch: ``directory`` holds a run with other settings.
     """
-    if emissions is not None:
-        warnings.warn("imp.run(emissions=...) is deprecated: the argument is a factory; pass emissions_factory=.",
-                      DeprecationWarning, stacklevel=2)
-        if emissions_factory is not None:
-            raise TypeError("imp.run() got both emissions_factory= and its former name emissions=.")
-        emissions_factory = emissions
     pruning_hparams.validate()
     training_hparams.validate()
     spe = datasets.steps_per_epoch

@@ -81,7 +81,7 @@ def check(hparams, datasets):
 
     Checks the schedule (``training.check``), builds the model (:func:`check_model`: enough removable
     blocks for ``--blocks``) and checks the rewind epoch against the training schedule (:func:`rewind_step`). Raises ValueError; returns
-    the model's ``BlockList``. Fits ``experiments.common.start(..., check=check)``.
+    the model's ``BlockList``. Fits ``keras_lottery.experiments.common.start(..., check=check)``.
     """
     training.check(hparams, datasets)  # the schedule, and the model builds for this input
     found = check_model(hparams["model"], datasets.input_shape, datasets.classes, hparams["lottery"])

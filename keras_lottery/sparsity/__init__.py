@@ -9,17 +9,9 @@ docs/migrating_from_tfmot.md shows both side by side.
 Modules: ``schedules`` (schedules), ``structured`` (magnitude / block / M:N mask arithmetic, NumPy),
 ``wrapper`` (``PruneLowMagnitude``, ``PrunableLayer``), ``prune`` (the entry points), ``callbacks``,
 ``policy``.
-
-Calling the module itself, ``keras_lottery.sparsity(model)``, is the former name of the density
-report ``keras_lottery.sparsity_report(model)``: it still works, with a ``DeprecationWarning``, for
-one release.
+The density report is ``keras_lottery.sparsity_report(model)`` (``keras_lottery.masking.sparsity``).
 """
 
-import sys
-import types
-import warnings
-
-from keras_lottery import masking
 from keras_lottery.sparsity import callbacks, policy, prune, schedules, structured, wrapper
 from keras_lottery.sparsity.callbacks import PruningSummaries, UpdatePruningStep
 from keras_lottery.sparsity.policy import PruneForLatencyOnXNNPack, PruningPolicy
@@ -31,16 +23,3 @@ __all__ = ["ConstantSparsity", "PolynomialDecay", "PrunableLayer", "PruneForLate
            "PruningPolicy", "PruningSchedule", "PruningSummaries", "UpdatePruningStep", "callbacks", "check_m_by_n",
            "policy", "prune", "prune_low_magnitude", "prune_scope", "schedules", "strip_pruning", "strip_scope",
            "structured", "wrapper"]
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as the density report it replaced (deprecated)."""
-
-    def __call__(self, model_or_mask, print_fn=print):
-        warnings.warn("keras_lottery.sparsity(model) is deprecated: keras_lottery.sparsity is now the pruning API; "
-                      "call keras_lottery.sparsity_report(model) for the density report.", DeprecationWarning,
-                      stacklevel=2)
-        return masking.sparsity(model_or_mask, print_fn=print_fn)
-
-
-sys.modules[__name__].__class__ = _CallableModule

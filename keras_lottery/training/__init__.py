@@ -1,5 +1,6 @@
 """Training: hyper-parameters, optimizers and learning-rate schedules, and a resumable ``fit``."""
 
+from keras_lottery.training.divergence import DivergenceError, StopOnDivergence
 from keras_lottery.training.durations import to_step_list, to_steps
 from keras_lottery.training.experiment import check, check_model, run
 from keras_lottery.training.fused_batch_norm import fuse_batch_norm
@@ -9,7 +10,7 @@ from keras_lottery.training.lr_schedule import StepSchedule
 from keras_lottery.training.optimizers import (compile_for_classification, learning_rate, make_optimizer,
                                                total_steps)
 
-__all__ = ["OPTIMIZERS", "ModelHparams", "StepSchedule", "TrainingHparams", "check", "check_model",
-           "compile_for_classification", "fit", "fuse_batch_norm",
+__all__ = ["DivergenceError", "OPTIMIZERS", "ModelHparams", "StepSchedule", "StopOnDivergence", "TrainingHparams",
+           "check", "check_model", "compile_for_classification", "fit", "fuse_batch_norm",
            "learning_rate", "load_checkpoint", "load_final_model", "make_optimizer", "read_state", "run", "save_checkpoint", "summarize",
            "to_step_list", "to_steps", "total_steps"]

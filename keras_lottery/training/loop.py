@@ -23,6 +23,7 @@ import time
 import keras
 
 from keras_lottery import compat, distribute, files, runs
+from keras_lottery.training.divergence import StopOnDivergence
 from keras_lottery.training.optimizers import compile_for_classification, total_steps
 
 # The files of a training directory, named by keras_lottery.runs.
@@ -136,7 +137,8 @@ def _write_history(directory, history):
 
 
 def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eval_every=None,
-        callbacks=(), compile_model=True, emissions=None, verbose="auto", final_metrics=None, log=print):
+        callbacks=(), compile_model=True, emissions=None, verbose="auto", final_metrics=None, log=print,
+        stop_on_divergence=True):
     """Trains ``model`` on ``datasets`` with ``hparams`` (a ``TrainingHparams``), resumably.
 
     Args:
@@ -157,6 +159,9 @@ def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eva
       final_metrics: a function ``model -> dict`` adding entries to ``metrics.json``.
       log: receives one line when training resumes from a checkpoint (where, and how much is left);
         None for silence.
+      stop_on_divergence: raise ``keras_lottery.callbacks.DivergenceError`` at the first non-finite
+        loss (any batch) or weight (each chunk's end, before its checkpoint is saved): nothing after
+        is written (no ``metrics.json``), and the directory keeps its last finite checkpoint.
 
     Returns:
       ``(model, metrics)``: the trained model and the dict written to ``metrics.json``, which holds
@@ -193,7 +198,8 @@ def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eva
     if step < end_step:
         extra["end_step"] = end_step  # recorded in state.json, so a progress report can say what is left
         progress = _Progress(directory, step, end_step, history, extra)
-        fit_callbacks = [progress, *callbacks] + ([emissions] if emissions is not None else [])
+        guard = [StopOnDivergence(directory=directory)] if stop_on_divergence else []  # before the checkpoint
+        fit_callbacks = [*guard, progress, *callbacks] + ([emissions] if emissions is not None else [])
         has_validation = len(datasets.x_val) > 0
         model.fit(
             datasets.train(start_step=step),

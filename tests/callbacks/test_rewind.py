@@ -37,7 +37,7 @@ def test_restore_rewinds_survivors_keeps_masks_and_optimizer_state(datasets, ada
     rewind.restore(model)
     assert kl.Mask.from_model(model) == mask
     theta_k = {id(v): w for v, w in zip(model.weights, rewind.point.weights)}
-    for layer in kl.wrappers.masked_layers(model):
+    for layer in kl.masking.masked_layers(model):
         for path, variable in layer.prunable_variables().items():
             value, k_value = keras.ops.convert_to_numpy(variable.value), theta_k[id(variable)]
             np.testing.assert_array_equal(value[mask[path]], k_value[mask[path]])
@@ -45,7 +45,7 @@ def test_restore_rewinds_survivors_keeps_masks_and_optimizer_state(datasets, ada
     assert int(model.optimizer.iterations) == 4
     # Keras names a slot "<variable path with / as _>_<slot>": the slots of masked weights are the
     # captured values times the mask; every other optimizer variable (iteration, bias slots) as captured.
-    masked = {variable.path.replace("/", "_"): path for layer in kl.wrappers.masked_layers(model)
+    masked = {variable.path.replace("/", "_"): path for layer in kl.masking.masked_layers(model)
               for path, variable in layer.prunable_variables().items()}
     masked_slots, alive_entries = 0, 0
     assert len(model.optimizer.variables) == len(rewind.point.optimizer)

@@ -18,7 +18,7 @@ distribute.split_cpu(2)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_lottery import blocks, lottery, models, training, wrappers  # noqa: E402
+from keras_lottery import blocks, lottery, masking, models, training  # noqa: E402
 from keras_lottery.callbacks.rewind import RewindPoint  # noqa: E402
 from keras_lottery.masking import apply_mask  # noqa: E402
 from keras_lottery.masks import Mask  # noqa: E402
@@ -66,7 +66,7 @@ def main():
     for name, strategy, mixed, jit in (("float32", default, False, None), ("mirrored", mirrored, True, None),
                                        ("default_xla", default, True, True)):
         with distribute.execution(strategy, mixed_precision=mixed, jit_compile=jit):
-            model = wrappers.mask(build(0))
+            model = masking.mask(build(0))
             apply_mask(model, level_mask)
             trained, metrics = training.fit(model, datasets, th, os.path.join(root, "mixed_" + name), end_step=4,
                                             eval_every=4, verbose=0)
@@ -85,7 +85,7 @@ def main():
 
     # The stability analysis from a rewind point, inside the strategy's scope.
     with distribute.execution(mirrored):
-        start = wrappers.mask(build(0))
+        start = masking.mask(build(0))
         apply_mask(start, level_mask)
         RewindPoint.load(os.path.join(root, "mirrored", "rewind.npz")).restore_weights(start)
         apply_mask(start, level_mask)

@@ -32,6 +32,11 @@ def _error(name, argv, message, before=()):
     return {"name": name, "argv": argv, "message": message, "before": list(before)}
 
 
+def _diverges(name, argv):
+    """A run that diverges: one line naming the step and the learning rate, exit status 1, not finished."""
+    return {"name": name, "argv": argv, "message": "Training diverged at step ", "diverges": True, "before": []}
+
+
 def _ok(name, argv, stdout="", before=()):
     return {"name": name, "argv": argv, "stdout": stdout, "before": list(before)}
 
@@ -83,6 +88,7 @@ def train_cases(root):
             [["copy", f"{backup}_ckpt.keras", f"{part}/ckpt-000000004.keras"]]),
         _ok("stale_lock_taken_over", ["--run_name=stale"], "Took over a stale lock (process 4194305",
             [["stale_lock", f"{root}/train/stale/run.lock"]]),
+        _diverges("diverges", ["--run_name=nan", "--lr=1e6", "--optimizer=sgd"]),
     ]
 
 
@@ -108,6 +114,7 @@ def imp_cases(root):
                [["copy", "{run}/level_1/mask.npz", f"{root}/backup_mask.npz"],
                 ["truncate", "{run}/level_1/mask.npz", 50]]),
         _ok("finished_is_reported", [name], "Resuming: finished", [["copy", f"{root}/backup_mask.npz", "{run}/level_1/mask.npz"]]),
+        _diverges("diverges", ["--run_name=nan", "--lr=1e6", "--optimizer=sgd"]),
     ]
 
 
@@ -262,7 +269,13 @@ def test_case(matrix, module, name):
         assert isinstance(message, str) and message.startswith("error: "), result
         assert "\n" not in message, message
         assert case["message"] in message, message
-        assert written == [], f"written before the error: {written}"
+        if case.get("diverges"):  # the run directory was made; nothing in it says finished
+            assert "The learning rate (1e+06 at this step) is the likely cause" in message, message
+            # (IMP writes level 0's all-ones mask and the rewind point before training: not results)
+            assert not [p for p in written if os.path.basename(p) in ("complete.json", "metrics.json", "model.keras")
+                        or "level_1" in p or "results" in p], written
+        else:
+            assert written == [], f"written before the error: {written}"
     else:
         assert result["exit"] in (None, 0), result
         assert case["stdout"] in result["stdout"], result["stdout"]

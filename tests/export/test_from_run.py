@@ -60,7 +60,7 @@ def test_export_a_layer_lottery_ticket(tmp_path):
 
     dense = kl.models.resnet_cifar(8, input_shape=(8, 8, 3), classes=3, width=4, seed=2)
     ticket = blocks.remove(dense, [blocks.find_blocks(dense, warn=False).removable[0].name])
-    # The layout of keras_lottery.blocks.lottery: slim tickets at the top, trainings per replicate.
+    # The layout of keras_lottery.lottery.layer_lottery: slim tickets at the top, trainings per replicate.
     run = tmp_path / "runs" / "layer_lottery" / "resnet8"
     (run / "replicate_0" / "dense").mkdir(parents=True)
     (run / "replicate_0" / "grasp_p1").mkdir()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery import lottery, runs, training
+from keras_lottery import files, lottery, runs, training
 from keras_lottery.callbacks import RewindPoint
 from keras_lottery.lottery import imp
 
@@ -66,7 +66,7 @@ def run_imp(build, datasets, adam, pruning_hparams):
 
 
 def _prunable(model):
-    return {p: v for layer in kl.wrappers.masked_layers(model) for p, v in layer.prunable_variables().items()}
+    return {p: v for layer in kl.masking.masked_layers(model) for p, v in layer.prunable_variables().items()}
 
 
 def _start_weights(record):
@@ -242,7 +242,7 @@ def test_a_finished_run_is_reported_not_redone_and_other_settings_are_refused(st
     assert os.path.getmtime(tmp_path / "level_1" / "metrics.json") == stamp
     with pytest.raises(runs.RunDirectoryMismatch, match=r"pruning.rate: directory has 0.5, command has 0.3"):
         run_imp(tmp_path, rate=0.3)
-    assert runs.read_json(str(tmp_path / "imp.json"))["pruning"]["rate"] == 0.5
+    assert files.read_json(str(tmp_path / "imp.json"))["pruning"]["rate"] == 0.5
 
 
 def test_bad_settings_fail_before_training(run_imp, tmp_path):
@@ -278,13 +278,13 @@ def test_energy_and_co2_are_recorded_per_level_when_tracking_is_on(build, datase
         _carbon_intensity_kg_per_kwh("FRA"), rel=0.02)
 
 
-def test_the_former_emissions_keyword_still_works_with_a_deprecation_warning(run_imp, build, datasets, adam,
+def test_the_former_emissions_keyword_is_gone_and_bad_settings_write_nothing(run_imp, build, datasets, adam,
                                                                              pruning_hparams, tmp_path):
     # A bad setting stops the run right after the arguments are read: nothing is trained or written.
-    with pytest.warns(DeprecationWarning, match="emissions_factory"), pytest.raises(ValueError, match="--mode"):
-        imp.run(str(tmp_path), build, datasets, adam, pruning_hparams(mode="rewind"), log=None, emissions=lambda: None)
-    with pytest.raises(TypeError, match="both"), pytest.warns(DeprecationWarning):
-        imp.run(str(tmp_path), build, datasets, adam, pruning_hparams(), emissions=dict, emissions_factory=dict)
+    with pytest.raises(ValueError, match="--mode"):
+        imp.run(str(tmp_path), build, datasets, adam, pruning_hparams(mode="rewind"), log=None)
+    with pytest.raises(TypeError, match="emissions"):  # one name: emissions_factory
+        imp.run(str(tmp_path), build, datasets, adam, pruning_hparams(), emissions=dict)
     assert not any(tmp_path.iterdir())
 
 

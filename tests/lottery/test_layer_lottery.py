@@ -11,7 +11,6 @@ import pytest
 
 from keras_lottery import data, metrics, models, runs, training
 from keras_lottery.blocks import find_blocks
-from keras_lottery.blocks import lottery as former_location
 from keras_lottery.lottery import LayerLotteryHparams, layer_lottery, plots
 from tests.helpers import REPO
 
@@ -73,9 +72,10 @@ def test_algorithm_2_trains_dense_and_tickets_and_writes_the_table(tiny, tmp_pat
     ticket = keras.saving.load_model(os.path.join(directory, "ticket_random_p3_r0.keras"))
     dense = keras.saving.load_model(os.path.join(directory, "replicate_0", "dense", "model.keras"))
     assert len(ticket.layers) < len(dense.layers) and metrics.flops(ticket) < metrics.flops(dense)
-    # The same run again reads everything back instead of training; the former location's run (path and
-    # separate hyper-parameter groups) is the same experiment.
-    again = former_location.run(directory, datasets, model_hp, hp, config, log=lambda *_: None)
+    # The same run again reads everything back instead of training.
+    again = layer_lottery.run(runs.RunDirectory(str(tmp_path), "layer_lottery", {"model": model_hp, "training": hp,
+                                                                                  "lottery": config}, name="tiny"),
+                              datasets, {"model": model_hp, "training": hp, "lottery": config}, log=lambda *_: None)
     assert again == rows
 
 
@@ -176,10 +176,8 @@ def test_the_binary_refuses_impossible_requests_before_training(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_the_former_location_and_the_check_of_the_rewind_epoch(tiny):
+def test_the_check_of_the_rewind_epoch(tiny):
     datasets, model_hp = tiny
-    assert former_location.LayerLotteryHparams is LayerLotteryHparams
-    assert former_location.markdown_table is layer_lottery.markdown_table
     hparams = {"model": model_hp, "training": training.TrainingHparams(steps="2ep"),
                "lottery": LayerLotteryHparams(criterion="l1", blocks="4", algorithm="trained", rewind_epoch=1)}
     assert len(layer_lottery.check(hparams, datasets).removable) == 4

@@ -27,11 +27,9 @@ def _kernel_density(layer):
     return float(np.mean(keras.ops.convert_to_numpy(layer.layer.kernel.value) != 0))
 
 
-def test_module_is_the_api_and_the_old_report_call_warns(mlp):
-    assert kl.sparsity is sparsity and callable(sparsity)
-    with pytest.warns(DeprecationWarning, match="sparsity_report"):
-        report = kl.sparsity(mlp, print_fn=None)
-    assert report == kl.sparsity_report(mlp, print_fn=None)
+def test_module_is_the_api_and_the_density_report_has_one_name(mlp):
+    assert kl.sparsity is sparsity and not callable(sparsity)  # no former name: the report is sparsity_report
+    report = kl.sparsity_report(mlp, print_fn=None)
     assert report["global"]["density"] == 1.0
 
 

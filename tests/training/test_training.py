@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lottery import runs, training
+from keras_lottery import files, runs, training
 from tests.helpers import REPO, CrashAfter, child_env, tiny_dataset, tiny_lenet
 
 
@@ -128,8 +128,8 @@ def test_kill_9_at_any_point_then_the_same_command_finishes_the_same_run(tmp_pat
     assert "Took over a stale lock (process" in finished.stdout
     assert f"Resuming {killed_dir} at step" in finished.stdout and "steps left" in finished.stdout
     assert not (killed_dir / "run.lock").exists() and (killed_dir / "complete.json").exists()
-    straight = runs.read_json(str(tmp_path / "straight" / "train" / "r" / "metrics.json"))
-    resumed = runs.read_json(str(killed_dir / "metrics.json"))
+    straight = files.read_json(str(tmp_path / "straight" / "train" / "r" / "metrics.json"))
+    resumed = files.read_json(str(killed_dir / "metrics.json"))
     assert resumed["end_step"] == straight["end_step"]
     assert resumed["test_accuracy"] == pytest.approx(straight["test_accuracy"], abs=1e-6)
     a = keras.saving.load_model(str(tmp_path / "straight" / "train" / "r" / "model.keras"))

@@ -14,7 +14,7 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_lottery import cli, data, distribute, files, runs, training  # noqa: E402
-from keras_lottery.callbacks import Emissions, emissions  # noqa: E402
+from keras_lottery.callbacks import DivergenceError, Emissions, emissions  # noqa: E402
 
 flags.DEFINE_string("run_root", "runs", "Directory under which run directories are created.")
 flags.DEFINE_string("run_name", "", "Overrides the run directory's name (derived from the flags by default).")
@@ -41,8 +41,11 @@ fail = cli.fail  # exits with "error: <message>" on one line, status 1
 
 # What a user can get wrong before the work starts (flags, data, run directories): one line, no traceback.
 USER_ERRORS = (ValueError, data.DatasetNotFoundError)
-# ... and during it: a damaged file, a record that disagrees with the command. Other errors are bugs.
-RUN_ERRORS = (files.DamagedFileError, runs.RunDirectoryMismatch, runs.RunDirectoryError)
+# ... and during it: a damaged file, a record that disagrees with the command, a training that diverged
+# (DivergenceError: the step, what is not finite, lower --lr). Other errors are bugs.
+# A file that cannot be written (full disk, permissions) is files.WriteError: one line, and the same command resumes.
+RUN_ERRORS = (files.DamagedFileError, runs.RunDirectoryMismatch, runs.RunDirectoryError, DivergenceError,
+              files.WriteError)
 
 
 STANDARD = ("dataset", "model", "training")
@@ -55,7 +58,7 @@ def hparams_from_flags(standard=STANDARD, **groups):
     classes = {"dataset": data.DatasetHparams, "model": training.ModelHparams, "training": training.TrainingHparams}
     classes = {name: cls for name, cls in classes.items() if name in standard}
     classes.update(groups)
-    hparams = {name: runs.from_flags(cls) for name, cls in classes.items()}
+    hparams = {name: cli.from_flags(cls) for name, cls in classes.items()}
     for value in hparams.values():
         value.validate()
     return hparams
@@ -134,9 +137,12 @@ def start(experiment, groups=None, check=None, standard=STANDARD):
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     resumed = run.started
-    run.prepare()
-    if chief:
-        run.record_execution(FLAGS.mixed_precision, FLAGS.strategy, strategy.num_replicas_in_sync)
+    try:
+        run.prepare()
+        if chief:
+            run.record_execution(FLAGS.mixed_precision, FLAGS.strategy, strategy.num_replicas_in_sync)
+    except files.WriteError as error:
+        fail(error)
     print(f"Run directory: {run.path}\nData: {datasets.describe()}")
     if resumed:
         print(f"Resuming: {'finished, reporting its results' if run.finished else runs.progress(run.path)}.")
