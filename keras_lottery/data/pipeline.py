@@ -20,6 +20,9 @@ from keras_lottery.data import sources
 _SPLIT_SEED = 20260101
 
 
+_DEFAULT_VALIDATION = 5000
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetHparams:
     """What data a run trains on and how it is fed.
@@ -29,7 +32,8 @@ class DatasetHparams:
         ``synthetic[:HxWxC[:classes[:train_size]]]``.
       data_dir: a directory holding IDX or ``.npz`` files, or a prepared TFDS directory.
       batch_size: examples per training step (the global batch under a distribution strategy).
-      validation_size: examples carved from the training split, deterministically, for validation.
+      validation_size: examples carved from the training split, deterministically, for validation
+        (the default 5000 becomes a tenth of a training split of at most 10,000 examples).
       train_subset: when set, train on only this many of the remaining training examples.
       test_subset: when set, evaluate the test split's first this many examples only (a smaller
         compute budget; the accuracy's standard error grows as 1 / sqrt(test_subset)).
@@ -41,7 +45,7 @@ class DatasetHparams:
     dataset: str = "fashion_mnist"
     data_dir: str = ""
     batch_size: int = 128
-    validation_size: int = 5000
+    validation_size: int = _DEFAULT_VALIDATION
     train_subset: int = 0
     test_subset: int = 0
     augment: bool = False
@@ -65,6 +69,16 @@ class DatasetHparams:
             raise ValueError(f"--data_dir={self.data_dir!r} is not a directory.")
 
 
+
+def validation_size_for(hparams, train_split_size):
+    """The validation examples carved from a training split of ``train_split_size``: ``hparams.validation_size``,
+    except that the default (5000) becomes a tenth of a split of at most 10,000 examples (a small or
+    synthetic dataset), so the default flags work on it."""
+    if hparams.validation_size == _DEFAULT_VALIDATION and train_split_size <= 2 * _DEFAULT_VALIDATION:
+        return train_split_size // 10
+    return hparams.validation_size
+
+
 class Datasets:
     """Train / validation / test pipelines over one dataset held in memory.
 
@@ -81,15 +95,16 @@ class Datasets:
         self.input_shape = arrays.input_shape
 
         x, y = arrays.x_train, arrays.y_train
-        if hparams.validation_size >= len(x):
-            raise ValueError(f"validation_size={hparams.validation_size} leaves no training data "
+        validation_size = validation_size_for(hparams, len(x))
+        if validation_size >= len(x):
+            raise ValueError(f"validation_size={validation_size} leaves no training data "
                              f"(the training split has {len(x)} examples): pass --validation_size below {len(x)}, "
                              f"e.g. --validation_size={max(len(x) // 4, 1) if len(x) > 1 else 0}.")
         order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
-        val_idx, train_idx = order[: hparams.validation_size], np.sort(order[hparams.validation_size:])
+        val_idx, train_idx = order[:validation_size], np.sort(order[validation_size:])
         if hparams.train_subset > len(train_idx):
             raise ValueError(f"train_subset={hparams.train_subset} exceeds the {len(train_idx)} training examples "
-                             f"left after carving validation_size={hparams.validation_size} from {len(x)}.")
+                             f"left after carving validation_size={validation_size} from {len(x)}.")
         if hparams.train_subset:
             train_idx = train_idx[: hparams.train_subset]
         self.x_train, self.y_train = x[train_idx], y[train_idx]

@@ -160,3 +160,12 @@ def test_bad_data_settings_are_refused(tiny_arrays, field, value, match):
     hp = data.DatasetHparams(**{"batch_size": 32, "validation_size": 64, field: value})
     with pytest.raises(ValueError, match=match):
         data.Datasets(tiny_arrays, hp)
+
+
+def test_the_default_validation_size_fits_a_small_training_split():
+    arrays = data.find("synthetic:8x8x1:4:256")
+    datasets = data.Datasets(arrays, data.DatasetHparams(dataset="synthetic:8x8x1:4:256"))
+    assert len(datasets.x_val) == 25 and datasets.train_size == 231  # a tenth, not the default 5000
+    explicit = data.Datasets(arrays, data.DatasetHparams(dataset="synthetic:8x8x1:4:256", validation_size=64))
+    assert len(explicit.x_val) == 64
+    assert data.pipeline.validation_size_for(data.DatasetHparams(), 55000) == 5000  # real datasets: unchanged
