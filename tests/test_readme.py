@@ -24,23 +24,30 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert os.path.isdir(tmp_path / "resnet20_ticket" / "1")
 
 
+def _run_readme_section(heading, namespace, tmp_path, monkeypatch):
+    """Runs the first Python block after ``heading`` in the README, in ``tmp_path``, with ``namespace``'s
+    names defined (the data the snippet leaves to the reader); returns the namespace."""
+    readme = open(os.path.join(REPO, "README.md")).read()
+    section = readme[readme.index(heading):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace('"saved_models/', f'"{tmp_path}/')
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), namespace)
+    return namespace
+
+
 def test_readme_keras_hub_example_runs(tmp_path, monkeypatch):
     import keras
     import numpy as np
 
     import keras_lottery as kl
 
-    readme = open(os.path.join(REPO, "README.md")).read()
-    section = readme[readme.index("### Any Keras model"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    code = code.replace('"saved_models/', f'"{tmp_path}/')
     rng = np.random.default_rng(0)
     tokens = rng.integers(1, 512, (8, 16)).astype("int32")
-    namespace = {"kl": kl, "keras": keras, "next_tokens": np.roll(tokens, -1, axis=1),
-                 "tokens": {"token_ids": tokens, "padding_mask": np.ones_like(tokens)},
-                 "prompt": {"token_ids": tokens[:1], "padding_mask": np.ones_like(tokens[:1])}}
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), namespace)
+    namespace = _run_readme_section("### Any Keras model", {
+        "kl": kl, "keras": keras, "next_tokens": np.roll(tokens, -1, axis=1),
+        "tokens": {"token_ids": tokens, "padding_mask": np.ones_like(tokens)},
+        "prompt": {"token_ids": tokens[:1], "padding_mask": np.ones_like(tokens[:1])}}, tmp_path, monkeypatch)
     lm = namespace["lm"]
     assert type(lm).__name__ == "GPT2CausalLM"
     assert abs(kl.Mask.from_model(lm).density - 0.5) < 0.01
@@ -55,10 +62,6 @@ def test_readme_depth_pruning_example_runs(tmp_path, monkeypatch):
 
     import keras_lottery as kl
 
-    readme = open(os.path.join(REPO, "README.md")).read()
-    section = readme[readme.index("### Depth pruning"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    code = code.replace('"saved_models/', f'"{tmp_path}/')
     rng = np.random.default_rng(0)
     tokens = rng.integers(1, 64, (4, 16)).astype("int32")
     x = {"token_ids": tokens, "padding_mask": np.ones_like(tokens)}
@@ -68,8 +71,7 @@ def test_readme_depth_pruning_example_runs(tmp_path, monkeypatch):
                  "lm": keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None),
                  "train_batches": tf.data.Dataset.from_tensor_slices((x, np.roll(tokens, -1, axis=1))).batch(2),
                  "prompt": {"token_ids": tokens[:1], "padding_mask": np.ones_like(tokens[:1])}}
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), namespace)
+    _run_readme_section("### Depth pruning", namespace, tmp_path, monkeypatch)
     slim = namespace["slim"]
     assert type(slim).__name__ == "GPT2CausalLM" and slim.backbone.num_layers == 2
     assert len(namespace["removed"]) == 2
