@@ -5,10 +5,12 @@
 Trains ``GPT2CausalLM`` (built from arguments, byte vocabulary) per seed, removes 1..4 of its layers by
 each criterion (block_influence, angular_window, sleb, last, random), measures held-out perplexity and
 next-token accuracy before and after healing, generate() speed and parameters, and SNIP/GraSP/random at
-initialization. Writes ``<run_root>/depth_pruning/<changed flags>/`` (one JSON per finished cell in
+initialization. Writes ``<run_root>/depth_pruning/<changed recipe flags>/`` (one JSON per finished cell in
 ``cells/``, the dense models in ``seed_<s>/``) and the results (``results.md``, ``results.json``,
 ``perplexity_vs_removed.png``) there and in ``--results_dir``. Rerun the same command to resume: finished
-cells are kept. The study itself is ``keras_lottery.blocks.depth_study``; docs/depth_pruning.md reads
+cells are kept; the cell flags (--seeds, --parts, --removed, --criteria, --init_criteria,
+--init_removed) are not part of the run's record, so a rerun with more of them adds cells to the same
+run and reuses its dense models. The study itself is ``keras_lottery.blocks.depth_study``; docs/depth_pruning.md reads
 its results.
 """
 
@@ -24,7 +26,7 @@ from absl import app, flags  # noqa: E402
 from keras_lottery import cli, files, runs  # noqa: E402
 from keras_lottery.blocks import depth_study  # noqa: E402
 
-cli.define_flags(depth_study.DepthStudyHparams)
+cli.define_flags(depth_study.DepthStudyHparams, depth_study.DepthStudyCells)
 flags.DEFINE_string("run_root", "runs", "Directory under which run directories are created.")
 flags.DEFINE_string("run_name", "", "Overrides the run directory's name (derived from the flags by default).")
 flags.DEFINE_string("results_dir", "", "Also write results.md, results.json and the plot here (e.g. "
@@ -42,6 +44,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         hparams = cli.from_flags(depth_study.DepthStudyHparams)
+        cells = cli.from_flags(depth_study.DepthStudyCells).validate(hparams.validate().layers)
         data = depth_study.load_data(hparams)  # every flag and the corpus checked before anything is written
         run = runs.RunDirectory(FLAGS.run_root, "depth_pruning", {"study": hparams}, name=FLAGS.run_name or None)
         run.check()
@@ -51,7 +54,7 @@ def main(argv):
         else:
             run.lock().prepare()
             print(f"Run directory: {run.path}")
-            depth_study.run(hparams, run.path, data=data, log=_log)
+            depth_study.run(hparams, cells, run.path, data=data, log=_log)
     except (ValueError, files.DamagedFileError, runs.RunDirectoryMismatch, runs.RunDirectoryError) as error:
         cli.fail(error)
     summary = depth_study.write_results(run.path)

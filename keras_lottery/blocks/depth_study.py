@@ -1,7 +1,7 @@
 """The depth-pruning study: a small GPT-2 trained here, its layers removed by each criterion, measured.
 
-    h = DepthStudyHparams(seeds="0,1,2", train_steps=300)
-    run(h, "runs/depth_pruning/default")                   # resumable: one JSON per finished cell
+    h = DepthStudyHparams(train_steps=400)                  # the recipe (recorded in the directory)
+    run(h, DepthStudyCells(seeds="0,1,2"), "runs/depth_pruning/default")   # resumable: one JSON per cell
     write_results("runs/depth_pruning/default", "docs/results/depth_pruning")
 
 The study (issue 28's "result users can trust"), all offline and built from constructor arguments:
@@ -55,7 +55,7 @@ import numpy as np
 
 from keras_lottery import files
 
-__all__ = ["AFTER_CRITERIA", "DepthStudyHparams", "INIT_CRITERIA", "PARTS", "build_model", "corpus", "evaluate",
+__all__ = ["AFTER_CRITERIA", "DepthStudyCells", "DepthStudyHparams", "INIT_CRITERIA", "PARTS", "build_model", "corpus", "evaluate",
            "generation_speed", "load_cells", "load_data", "run", "source_files", "summarize", "write_results"]
 
 AFTER_CRITERIA = ("block_influence", "angular_window", "sleb", "last", "random")
@@ -88,13 +88,10 @@ def _names(text, name, allowed):
 
 @dataclasses.dataclass(frozen=True)
 class DepthStudyHparams:
-    """Settings of the depth-pruning study (see the module docstring).
+    """The recipe of the depth-pruning study: model, training, healing and measures (see the module
+    docstring). A run directory holds one recipe; which cells to compute is :class:`DepthStudyCells`.
 
     Attributes:
-      seeds: Training seeds, comma-separated (initialization and order of the training windows).
-      parts: What to measure, comma-separated: after (criteria after training, before and after
-        healing), speed (generate() tokens/s and parameters against removed layers), init (SNIP, GraSP
-        or random at initialization, then training).
       layers: Transformer layers of the full model.
       hidden_dim: Width of the model.
       num_heads: Attention heads.
@@ -105,11 +102,6 @@ class DepthStudyHparams:
       train_steps: Training steps of the dense model (and of each slim model at initialization).
       learning_rate: Peak AdamW learning rate of training (linear warm-up over a tenth of the steps,
         cosine decay to a tenth).
-      removed: Numbers of removed layers to measure, comma-separated (each from 1 to layers - 1).
-      criteria: After-training criteria, comma-separated: block_influence, angular_window, sleb, last,
-        random.
-      init_criteria: At-initialization criteria, comma-separated: snip, grasp, random.
-      init_removed: Numbers of removed layers at initialization, comma-separated.
       calibration_batches: Calibration batches (of batch_size training windows) for the criteria.
       heal_steps: Healing steps (AdamW, constant heal_learning_rate) of each slim model; 0: no healing.
       heal_learning_rate: Learning rate of healing.
@@ -121,8 +113,6 @@ class DepthStudyHparams:
       corpus_root: A folder of *.py files to use instead of the Python standard library ('' = stdlib).
     """
 
-    seeds: str = "0,1,2"
-    parts: str = "after,speed,init"
     layers: int = 8
     hidden_dim: int = 128
     num_heads: int = 4
@@ -130,14 +120,10 @@ class DepthStudyHparams:
     sequence_length: int = 64
     dropout: float = 0.0
     batch_size: int = 32
-    train_steps: int = 300
+    train_steps: int = 400
     learning_rate: float = 0.002
-    removed: str = "1,2,3,4"
-    criteria: str = ",".join(AFTER_CRITERIA)
-    init_criteria: str = ",".join(INIT_CRITERIA)
-    init_removed: str = "4"
     calibration_batches: int = 2
-    heal_steps: int = 30
+    heal_steps: int = 40
     heal_learning_rate: float = 0.0005
     lora_rank: int = 0
     eval_windows: int = 256
@@ -146,7 +132,56 @@ class DepthStudyHparams:
     speed_repeats: int = 3
     corpus_root: str = ""
 
-    # -- parsed lists ------------------------------------------------------------------------------
+    def validate(self):
+        """Raises ``ValueError`` (one line, naming the flag) for settings the study cannot run."""
+        for name in ("layers", "hidden_dim", "num_heads", "intermediate_dim", "sequence_length", "batch_size",
+                     "train_steps", "calibration_batches", "eval_windows", "speed_batch", "speed_prompt",
+                     "speed_repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.layers < 2:
+            raise ValueError(f"--layers must be at least 2 (one to remove, one to keep), got {self.layers}.")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"--hidden_dim ({self.hidden_dim}) must be a multiple of --num_heads ({self.num_heads}).")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}.")
+        if self.learning_rate <= 0 or self.heal_learning_rate <= 0:
+            raise ValueError("--learning_rate and --heal_learning_rate must be positive.")
+        if self.heal_steps < 0 or self.lora_rank < 0:
+            raise ValueError("--heal_steps and --lora_rank must be 0 or more.")
+        if self.speed_prompt >= self.sequence_length:
+            raise ValueError(f"--speed_prompt ({self.speed_prompt}) must be shorter than --sequence_length "
+                             f"({self.sequence_length}): generate() fills the rest.")
+        if self.corpus_root and not os.path.isdir(self.corpus_root):
+            raise ValueError(f"--corpus_root {self.corpus_root!r} is not a folder.")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthStudyCells:
+    """Which cells of the study to compute. Not part of the run directory's record: a rerun with more
+    seeds, criteria or numbers of removed layers adds cells to the same study (its dense models reused).
+
+    Attributes:
+      seeds: Training seeds, comma-separated (initialization and order of the training windows).
+      parts: What to measure, comma-separated: after (criteria after training, before and after
+        healing), speed (generate() tokens/s and parameters against removed layers), init (SNIP, GraSP
+        or random at initialization, then training).
+      removed: Numbers of removed layers to measure after training and for speed, comma-separated (each
+        from 1 to layers - 1).
+      criteria: After-training criteria, comma-separated: block_influence, angular_window, sleb, last,
+        random.
+      init_criteria: At-initialization criteria, comma-separated: snip, grasp, random.
+      init_removed: Numbers of removed layers at initialization, comma-separated.
+    """
+
+    seeds: str = "0,1,2"
+    parts: str = "after,speed,init"
+    removed: str = "2,4"
+    criteria: str = ",".join(AFTER_CRITERIA)
+    init_criteria: str = ",".join(INIT_CRITERIA)
+    init_removed: str = "4"
+
     @property
     def seed_list(self):
         return _ints(self.seeds, "seeds")
@@ -171,44 +206,24 @@ class DepthStudyHparams:
     def init_removed_list(self):
         return sorted(_ints(self.init_removed, "init_removed"))
 
-    def validate(self):
-        """Raises ``ValueError`` (one line, naming the flag) for settings the study cannot run."""
+    def validate(self, layers):
+        """Raises ``ValueError`` (one line, naming the flag) for cells a model of ``layers`` layers cannot have."""
         if not self.seed_list:
             raise ValueError("--seeds must name at least one seed.")
         if any(s < 0 for s in self.seed_list):
             raise ValueError(f"--seeds must be non-negative, got {self.seeds!r}.")
         if not self.part_list:
             raise ValueError(f"--parts must name at least one of {', '.join(PARTS)}.")
-        for name in ("layers", "hidden_dim", "num_heads", "intermediate_dim", "sequence_length", "batch_size",
-                     "train_steps", "calibration_batches", "eval_windows", "speed_batch", "speed_prompt",
-                     "speed_repeats"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
-        if self.layers < 2:
-            raise ValueError(f"--layers must be at least 2 (one to remove, one to keep), got {self.layers}.")
-        if self.hidden_dim % self.num_heads:
-            raise ValueError(f"--hidden_dim ({self.hidden_dim}) must be a multiple of --num_heads ({self.num_heads}).")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}.")
-        if self.learning_rate <= 0 or self.heal_learning_rate <= 0:
-            raise ValueError("--learning_rate and --heal_learning_rate must be positive.")
-        if self.heal_steps < 0 or self.lora_rank < 0:
-            raise ValueError("--heal_steps and --lora_rank must be 0 or more.")
-        if self.speed_prompt >= self.sequence_length:
-            raise ValueError(f"--speed_prompt ({self.speed_prompt}) must be shorter than --sequence_length "
-                             f"({self.sequence_length}): generate() fills the rest.")
         checked = [("removed", self.removed_list)] if {"after", "speed"} & set(self.part_list) else []
         checked += [("init_removed", self.init_removed_list)] if "init" in self.part_list else []
         for name, values in checked:
-            bad = [p for p in values if not 1 <= p <= self.layers - 1]
+            bad = [p for p in values if not 1 <= p <= layers - 1]
             if bad:
-                raise ValueError(f"--{name} values must be from 1 to layers - 1 = {self.layers - 1}, got {bad}.")
+                raise ValueError(f"--{name} values must be from 1 to layers - 1 = {layers - 1}, got {bad}.")
         if "after" in self.part_list and not (self.removed_list and self.criteria_list):
             raise ValueError("--parts=after needs --removed and --criteria.")
         if "init" in self.part_list and not (self.init_removed_list and self.init_criteria_list):
             raise ValueError("--parts=init needs --init_removed and --init_criteria.")
-        if self.corpus_root and not os.path.isdir(self.corpus_root):
-            raise ValueError(f"--corpus_root {self.corpus_root!r} is not a folder.")
         return self
 
 
@@ -371,8 +386,8 @@ def cell_name(part, seed, criterion=None, p=0, stage=None):
 
 
 class _Study:
-    def __init__(self, h, directory, log):
-        self.h, self.dir, self.log = h, directory, log
+    def __init__(self, h, cells, directory, log):
+        self.h, self.c, self.dir, self.log = h, cells, directory, log
         self.cells = os.path.join(directory, CELLS)
         os.makedirs(self.cells, exist_ok=True)
 
@@ -423,7 +438,7 @@ class _Study:
         if h.heal_steps:
             heal_data = tf.data.Dataset.from_tensor_slices(data.heal(seed)).batch(h.batch_size)
         sleb_order = None
-        jobs = [(0, "none")] + [(p, c) for p in h.removed_list for c in h.criteria_list]
+        jobs = [(0, "none")] + [(p, c) for p in self.c.removed_list for c in self.c.criteria_list]
         for p, criterion in jobs:
             stages = ["pruned"] + (["healed"] if h.heal_steps else [])
             names = {s: cell_name("after", seed, criterion, p, s) for s in stages}
@@ -437,7 +452,7 @@ class _Study:
                 removed, select_seconds = [], 0.0
             elif criterion == "sleb":
                 if sleb_order is None:
-                    sleb_order = depth.select(model, data.calibration, max(h.removed_list), criterion="sleb")
+                    sleb_order = depth.select(model, data.calibration, max(self.c.removed_list), criterion="sleb")
                 removed, select_seconds = sleb_order[:p], time.perf_counter() - start
             else:
                 removed = depth.select(model, data.calibration, p, criterion=criterion, seed=seed)
@@ -464,7 +479,7 @@ class _Study:
         """The speed cells of ``seed``: the model without its last ``p`` layers, ``p`` = 0 and each removed."""
         from keras_lottery.blocks import depth, remove
 
-        for p in [0] + self.h.removed_list:
+        for p in [0] + self.c.removed_list:
             name = cell_name("speed", seed, p=p)
             if self.done(name):
                 continue
@@ -482,8 +497,8 @@ class _Study:
         from keras_lottery.blocks import depth, remove
 
         h = self.h
-        for p in h.init_removed_list:
-            for criterion in h.init_criteria_list:
+        for p in self.c.init_removed_list:
+            for criterion in self.c.init_criteria_list:
                 name = cell_name("init", seed, criterion, p)
                 if self.done(name):
                     continue
@@ -513,8 +528,9 @@ def load_data(h):
     return _Data(h, corpus(h.corpus_root))
 
 
-def run(h, directory, log=print, data=None):
-    """Runs (or resumes) the study ``h`` in ``directory``; returns :func:`summarize` of its cells.
+def run(h, cells, directory, log=print, data=None):
+    """Runs (or resumes) the ``cells`` (:class:`DepthStudyCells`) of the study ``h`` in ``directory``;
+    returns :func:`summarize` of every cell there.
 
     ``data``: :func:`load_data` of ``h`` (loaded here when None). Raises ``ValueError`` before any
     training when the settings are invalid, or the directory holds a study with other settings
@@ -524,6 +540,7 @@ def run(h, directory, log=print, data=None):
     from keras_lottery import runs
 
     data = data or load_data(h)
+    cells.validate(h.layers)
     record = data.text["record"]
     settings = {"study": h}
     runs.check_record(os.path.join(directory, runs.HPARAMS), runs.as_dict(settings), what="depth study",
@@ -538,13 +555,13 @@ def run(h, directory, log=print, data=None):
         files.write_json(os.path.join(directory, runs.HPARAMS), runs.as_dict(settings))
     if recorded is None:
         files.write_json(os.path.join(directory, CORPUS_RECORD), record)
-    study = _Study(h, directory, log)
+    study = _Study(h, cells, directory, log)
     log(f"corpus: {record['train_files']} training files ({record['train_bytes']} bytes), "
         f"{record['heldout_files']} held out ({record['heldout_bytes']} bytes), sha256 {record['sha256_16']}")
     import keras
 
-    for part in [p for p in PARTS if p in h.part_list]:  # every seed of a part before the next part
-        for seed in h.seed_list:
+    for part in [p for p in PARTS if p in cells.part_list]:  # every seed of a part before the next part
+        for seed in cells.seed_list:
             keras.backend.clear_session()
             model, dense = study.dense(seed, data)
             if part == "after":

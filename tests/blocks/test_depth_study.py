@@ -1,5 +1,6 @@
 """The depth-pruning study (keras_lottery.blocks.depth_study, experiments/depth_pruning.py) on a tiny corpus."""
 
+import dataclasses
 import json
 import math
 import os
@@ -30,12 +31,16 @@ def tiny_corpus(tmp_path):
 
 
 def _tiny(root, **changes):
-    settings = dict(seeds="0", layers=3, hidden_dim=16, num_heads=2, intermediate_dim=32, sequence_length=16,
-                    batch_size=4, train_steps=4, removed="1,2", criteria="sleb,last,random", init_criteria="snip,random",
-                    init_removed="1", calibration_batches=1, heal_steps=2, eval_windows=8, speed_batch=2,
+    settings = dict(layers=3, hidden_dim=16, num_heads=2, intermediate_dim=32, sequence_length=16,
+                    batch_size=4, train_steps=4, calibration_batches=1, heal_steps=2, eval_windows=8, speed_batch=2,
                     speed_prompt=4, speed_repeats=1, corpus_root=str(root))
-    settings.update(changes)
+    settings.update({k: v for k, v in changes.items() if k in settings or k == "lora_rank"})
     return depth_study.DepthStudyHparams(**settings)
+
+
+def _tiny_cells(**changes):
+    return depth_study.DepthStudyCells(**{**dict(seeds="0", removed="1,2", criteria="sleb,last,random",
+                                                 init_criteria="snip,random", init_removed="1"), **changes})
 
 
 def test_split_by_sorted_file_index(tiny_corpus):
@@ -88,7 +93,9 @@ def test_evaluate_is_cross_entropy_and_accuracy():
 ])
 def test_bad_settings_are_one_line_errors(tiny_corpus, change, message):
     with pytest.raises(ValueError, match=message):
-        _tiny(tiny_corpus, **change).validate()
+        h = _tiny(tiny_corpus, **change).validate()
+        cell_fields = {f.name for f in dataclasses.fields(depth_study.DepthStudyCells)}
+        _tiny_cells(**{k: v for k, v in change.items() if k in cell_fields}).validate(h.layers)
 
 
 def _cells(directory):
@@ -104,7 +111,8 @@ def test_study_end_to_end_resumes_and_summarizes(tiny_corpus, tmp_path):
     h = _tiny(tiny_corpus)
     directory = str(tmp_path / "study")
     lines = []
-    summary = depth_study.run(h, directory, log=lines.append)
+    cells = _tiny_cells()
+    summary = depth_study.run(h, cells, directory, log=lines.append)
     expected = ([f"after_s0_none_p0_{s}.json" for s in ("healed", "pruned")]
                 + [f"after_s0_{c}_p{p}_{s}.json" for c in ("sleb", "last", "random") for p in (1, 2)
                    for s in ("healed", "pruned")]
@@ -148,16 +156,16 @@ def test_study_end_to_end_resumes_and_summarizes(tiny_corpus, tmp_path):
     stamps = {n: os.stat(os.path.join(directory, "cells", n)).st_mtime_ns for n in expected}
     os.remove(os.path.join(directory, "cells", "after_s0_last_p1_pruned.json"))
     lines.clear()
-    depth_study.run(h, directory, log=lines.append)
+    depth_study.run(h, cells, directory, log=lines.append)
     changed = [n for n in expected if os.stat(os.path.join(directory, "cells", n)).st_mtime_ns != stamps[n]]
     assert changed == ["after_s0_last_p1_pruned.json"]
     again = json.load(open(os.path.join(directory, "cells", "after_s0_last_p1_pruned.json")))
     assert again["perplexity"] == pytest.approx(cell["after_s0_last_p1_pruned.json"]["perplexity"], rel=1e-5)
     assert not any("training the dense model" in line for line in lines)
 
-    # Other settings in the same directory are refused before anything trains.
+    # Another recipe in the same directory is refused before anything trains.
     with pytest.raises(runs.RunDirectoryMismatch, match="train_steps: directory has 4, command has 5"):
-        depth_study.run(_tiny(tiny_corpus, train_steps=5), directory)
+        depth_study.run(_tiny(tiny_corpus, train_steps=5), cells, directory)
 
     out = tmp_path / "results"
     depth_study.write_results(directory, str(out))
