@@ -592,7 +592,13 @@ def _stats(values):
 
 def summarize(directory):
     """Mean, standard deviation (``ddof=1``), min, max and ``n`` over seeds of every measured quantity:
-    ``{"after": [...], "speed": [...], "init": [...]}`` rows (see :func:`write_results`)."""
+    ``{"after": [...], "speed": [...], "init": [...]}`` rows (see :func:`write_results`).
+
+    Besides perplexity and accuracy, ``relative_perplexity`` is each cell's perplexity over the dense
+    model's of the same seed (1.0 = as good as the dense model it came from; for a healed cell, over the
+    healed dense model's: the dense model given the same extra steps), and ``speedup`` each slim
+    model's tokens/s over the full model's of the same seed: ratios within a seed, so that a seed whose
+    dense model trained worse does not widen the spread of what removing layers costs."""
     cells = load_cells(directory)
     groups = {}
     for cell in cells:
@@ -608,6 +614,9 @@ def summarize(directory):
         groups.setdefault(key, []).append(cell)
     out = {"after": [], "speed": [], "init": []}
     full_speed = {c["seed"]: c["tokens_per_s"] for c in cells if c["part"] == "speed" and c["p"] == 0}
+    dense_ppl = {c["seed"]: c["perplexity"] for c in cells if c["part"] == "dense"}
+    healed_dense_ppl = {c["seed"]: c["perplexity"] for c in cells
+                        if c["part"] == "after" and c["p"] == 0 and c["stage"] == "healed"}
     for (part, criterion, p, stage), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2],
                                                                                        str(kv[0][1]), str(kv[0][3]))):
         row = {"p": p, "layers": members[0]["layers"], "params": members[0]["params"],
@@ -619,6 +628,9 @@ def summarize(directory):
         else:
             row.update(criterion=criterion, perplexity=_stats([c["perplexity"] for c in members]),
                        accuracy=_stats([c["accuracy"] for c in members]))
+            reference = healed_dense_ppl if stage == "healed" else dense_ppl
+            relative = [c["perplexity"] / reference[c["seed"]] for c in members if c["seed"] in reference]
+            row["relative_perplexity"] = _stats(relative) if relative else None
             if stage:
                 row["stage"] = stage
             choices = {}
@@ -651,20 +663,25 @@ def markdown(summary):
         by = {(r["criterion"], r["p"], r.get("stage")): r for r in after}
         dense = by.get(("none", 0, "pruned"))
         lines += ["### After training: held-out perplexity and next-token accuracy (mean ± sd over seeds)", "",
-                  "| removed | criterion | layers | params | perplexity | accuracy % | healed perplexity | "
-                  "healed accuracy % | seeds | layers removed (seeds) |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| removed | criterion | layers | params | perplexity | × dense | accuracy % | healed perplexity | "
+                  "healed × healed dense | healed accuracy % | seeds | layers removed (seeds) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         keys = sorted({(r["p"], r["criterion"]) for r in after}, key=lambda k: (k[0], AFTER_CRITERIA.index(k[1])
                                                                                  if k[1] in AFTER_CRITERIA else -1))
         for p, criterion in keys:
             pruned, healed = by.get((criterion, p, "pruned")), by.get((criterion, p, "healed"))
             row = pruned or healed
             lines.append(f"| {p} | {'(dense)' if criterion == 'none' else criterion} | {row['layers']} | "
-                         f"{row['params']:,} | {_pm(pruned and pruned['perplexity'])} | "
-                         f"{_pm(pruned and pruned['accuracy'], 1, 100)} | {_pm(healed and healed['perplexity'])} | "
+                         f"{row['params']:,} | {_pm(pruned and pruned['perplexity'], 2)} | "
+                         f"{_pm(pruned and pruned['relative_perplexity'], 3)} | "
+                         f"{_pm(pruned and pruned['accuracy'], 1, 100)} | {_pm(healed and healed['perplexity'], 2)} | "
+                         f"{_pm(healed and healed['relative_perplexity'], 3)} | "
                          f"{_pm(healed and healed['accuracy'], 1, 100)} | {len(row['seeds'])} | "
                          f"{_short(row.get('removed', {}))} |")
         if dense:
-            lines += ["", "The healed dense row (removed 0) is the dense model fine-tuned with the same healing steps."]
+            lines += ["", "× dense: perplexity over the dense model's of the same seed. The healed dense row (removed 0) "
+                      "is the dense model fine-tuned with the same healing steps (the control for healing); "
+                      "× healed dense: a healed model's perplexity over that control's, same seed."]
         lines.append("")
     if summary["speed"]:
         lines += ["### Generation speed (greedy generate(), tokens/s, mean ± sd over seeds)", "",
@@ -675,18 +692,23 @@ def markdown(summary):
         lines.append("")
     if summary["init"]:
         lines += ["### At initialization: remove, then train (held-out, mean ± sd over seeds)", "",
-                  "| removed | criterion | layers | params | perplexity | accuracy % | seeds | layers removed (seeds) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| removed | criterion | layers | params | perplexity | × dense | accuracy % | seeds | "
+                  "layers removed (seeds) |", "|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(summary["init"], key=lambda r: (r["p"], r["criterion"])):
             lines.append(f"| {r['p']} | {'(dense, trained)' if r['criterion'] == 'dense' else r['criterion']} | "
-                         f"{r['layers']} | {r['params']:,} | {_pm(r['perplexity'])} | "
-                         f"{_pm(r['accuracy'], 1, 100)} | {len(r['seeds'])} | {_short(r.get('removed', {}))} |")
+                         f"{r['layers']} | {r['params']:,} | {_pm(r['perplexity'], 2)} | "
+                         f"{_pm(r['relative_perplexity'], 3)} | {_pm(r['accuracy'], 1, 100)} | {len(r['seeds'])} | "
+                         f"{_short(r.get('removed', {}))} |")
         lines.append("")
     return "\n".join(lines)
 
 
+_Y = "relative_perplexity"
+
+
 def plot(summary, path, corpus_name="the Python standard library"):
-    """Held-out perplexity against removed layers: after training (pruned, healed) and at initialization.
+    """Held-out perplexity relative to the dense model of the same seed, against removed layers: after
+    training (pruned, healed) and at initialization (mean ± sd over seeds).
     Returns the path, or None when matplotlib is missing."""
     try:
         import matplotlib
@@ -703,12 +725,11 @@ def plot(summary, path, corpus_name="the Python standard library"):
                            (criterion, "none")], key=lambda r: r["p"])
             if len(rows) <= len([r for r in rows if r["criterion"] == "none"]):
                 continue
-            ax.errorbar([r["p"] + 0.05 * (i - 2) for r in rows], [r["perplexity"]["mean"] for r in rows],
-                        yerr=[r["perplexity"]["sd"] for r in rows], marker="o", capsize=3, label=criterion)
+            ax.errorbar([r["p"] + 0.05 * (i - 2) for r in rows], [r[_Y]["mean"] for r in rows],
+                        yerr=[r[_Y]["sd"] for r in rows], marker="o", capsize=3, label=criterion)
         ax.set_title(f"after training, {'no healing' if stage == 'pruned' else 'healed'}")
-        ax.set_yscale("log")
         ax.set_xlabel("layers removed")
-        ax.set_ylabel("held-out perplexity (bytes)")
+        ax.set_ylabel("held-out perplexity / dense (same seed)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     ax = axes[2]
@@ -717,17 +738,17 @@ def plot(summary, path, corpus_name="the Python standard library"):
     for i, criterion in enumerate(INIT_CRITERIA):
         rows = sorted(base + [r for r in init if r["criterion"] == criterion], key=lambda r: r["p"])
         if len(rows) > len(base):
-            ax.errorbar([r["p"] + 0.05 * (i - 1) for r in rows], [r["perplexity"]["mean"] for r in rows],
-                        yerr=[r["perplexity"]["sd"] for r in rows], marker="o", capsize=3, label=criterion)
+            ax.errorbar([r["p"] + 0.05 * (i - 1) for r in rows], [r[_Y]["mean"] for r in rows],
+                        yerr=[r[_Y]["sd"] for r in rows], marker="o", capsize=3, label=criterion)
     ax.set_title("at initialization, then trained")
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("layers removed")
-    ax.set_ylabel("held-out perplexity (bytes)")
+    ax.set_ylabel("held-out perplexity / dense (same seed)")
     ax.grid(alpha=0.3)
     if init:
         ax.legend(fontsize=8)
-    fig.suptitle(f"GPT2CausalLM on {corpus_name} (bytes): mean ± sd over seeds"
+    fig.suptitle(f"GPT2CausalLM on {corpus_name} (bytes): perplexity relative to the dense model, mean ± sd over seeds"
                  + (f" ({len(dense[0]['seeds'])} seeds)" if dense else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)

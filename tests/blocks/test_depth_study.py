@@ -149,6 +149,10 @@ def test_study_end_to_end_resumes_and_summarizes(tiny_corpus, tmp_path):
     rows = {(r["criterion"], r["p"], r.get("stage")): r for r in summary["after"]}
     assert len(rows) == 2 + 3 * 2 * 2 and all(r["perplexity"]["n"] == 1 for r in rows.values())
     assert rows[("last", 2, "healed")]["perplexity"]["mean"] == cell["after_s0_last_p2_healed.json"]["perplexity"]
+    assert rows[("last", 2, "pruned")]["relative_perplexity"]["mean"] == pytest.approx(
+        cell["after_s0_last_p2_pruned.json"]["perplexity"] / dense["perplexity"])
+    assert rows[("last", 2, "healed")]["relative_perplexity"]["mean"] == pytest.approx(  # against the healed dense
+        cell["after_s0_last_p2_healed.json"]["perplexity"] / cell["after_s0_none_p0_healed.json"]["perplexity"])
     assert {(r["criterion"], r["p"]) for r in summary["init"]} == {("dense", 0), ("snip", 1), ("random", 1)}
     assert [r["p"] for r in summary["speed"]] == [0, 1, 2] and summary["speed"][0]["speedup"]["mean"] == 1.0
 
@@ -208,7 +212,7 @@ def test_binary_runs_a_tiny_study_and_writes_its_results(tiny_corpus, tmp_path):
     pruned = json.loads((run / "cells" / "after_s0_last_p1_pruned.json").read_text())
     assert pruned["removed"] == ["gpt2_backbone/transformer_layer_1"] and pruned["layers"] == 1
     table = (tmp_path / "results" / "results.md").read_text()
-    assert f"| 1 | last | 1 | {pruned['params']:,} | {pruned['perplexity']:.3f} ± 0.000 |" in table
+    assert f"| 1 | last | 1 | {pruned['params']:,} | {pruned['perplexity']:.2f} ± 0.00 | 1." in table
     assert table in result.stdout and (tmp_path / "results" / "perplexity_vs_removed.png").exists()
     again = _binary(*flags)  # resumes: everything is done, nothing is trained
     assert again.returncode == 0 and "training the dense model" not in again.stdout and ".json: " not in again.stdout
