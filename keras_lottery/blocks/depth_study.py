@@ -55,8 +55,8 @@ import numpy as np
 
 from keras_lottery import files
 
-__all__ = ["AFTER_CRITERIA", "DepthStudyCells", "DepthStudyHparams", "INIT_CRITERIA", "PARTS", "build_model", "corpus", "evaluate",
-           "generation_speed", "load_cells", "load_data", "run", "source_files", "summarize", "write_results"]
+__all__ = ["AFTER_CRITERIA", "DepthStudyCells", "DepthStudyHparams", "INIT_CRITERIA", "PARTS", "build_model", "corpus",
+           "evaluate", "generation_speed", "load_cells", "load_data", "run", "source_files", "summarize", "write_results"]
 
 AFTER_CRITERIA = ("block_influence", "angular_window", "sleb", "last", "random")
 INIT_CRITERIA = ("snip", "grasp", "random")
@@ -679,7 +679,8 @@ def markdown(summary):
                          f"{_pm(healed and healed['accuracy'], 1, 100)} | {len(row['seeds'])} | "
                          f"{_short(row.get('removed', {}))} |")
         if dense:
-            lines += ["", "× dense: perplexity over the dense model's of the same seed. The healed dense row (removed 0) "
+            lines += ["", "× dense: perplexity over the dense model's of the same seed. The healed dense row "
+                      "(removed 0) "
                       "is the dense model fine-tuned with the same healing steps (the control for healing); "
                       "× healed dense: a healed model's perplexity over that control's, same seed."]
         lines.append("")
@@ -729,7 +730,8 @@ def plot(summary, path, corpus_name="the Python standard library"):
                         yerr=[r[_Y]["sd"] for r in rows], marker="o", capsize=3, label=criterion)
         ax.set_title(f"after training, {'no healing' if stage == 'pruned' else 'healed'}")
         ax.set_xlabel("layers removed")
-        ax.set_ylabel("held-out perplexity / dense (same seed)")
+        ax.set_ylabel("held-out perplexity / dense (same seed)" if stage == "pruned"
+                      else "perplexity / healed dense (same seed)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     ax = axes[2]

@@ -187,7 +187,8 @@ def _binary(*flags):
 def test_binary_refuses_bad_flags_in_one_line_before_writing(tiny_corpus, tmp_path):
     result = _binary(f"--corpus_root={tiny_corpus}", "--layers=3", "--removed=1,3", f"--run_root={tmp_path / 'r'}")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "error: --removed values must be from 1 to layers - 1 = 2, got [3]."
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "error: --removed values must be from 1 to layers - 1 = 2, got [3]."
     assert not (tmp_path / "r").exists()
     result = _binary(f"--corpus_root={tmp_path / 'missing'}", f"--run_root={tmp_path / 'r'}")
     assert result.returncode == 1 and "is not a folder" in result.stderr.strip().splitlines()[-1]
