@@ -33,7 +33,7 @@ Every cell is a JSON file in ``<directory>/cells/``, written when the cell is do
 cells that exist, and the trained dense model of each seed is kept (``seed_<s>/dense.weights.h5``).
 SLEB is greedy, so its removal order for the largest ``p`` gives every smaller ``p`` as a prefix: the
 study selects once per seed with the largest ``p`` and takes prefixes (the same names
-``select(..., k=p, criterion="sleb")`` returns). The experiment binary is ``experiments/depth_pruning.py``;
+``select(..., k=p, criterion="sleb")`` returns). The experiment binary is ``keras_lottery/experiments/depth_pruning.py`` (``keras-lottery depth_pruning``);
 the results and their reading: docs/depth_pruning.md.
 """
 
@@ -51,9 +51,14 @@ import sys
 import sysconfig
 import time
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from keras_lottery import files
+from keras_lottery import files, runs
+from keras_lottery.blocks import depth
+from keras_lottery.blocks.healing import heal
+from keras_lottery.blocks.rewrite import remove
 
 __all__ = ["AFTER_CRITERIA", "DepthStudyCells", "DepthStudyHparams", "INIT_CRITERIA", "PARTS", "build_model", "corpus",
            "evaluate", "generation_speed", "load_cells", "load_data", "run", "source_files", "summarize", "write_results"]
@@ -312,7 +317,6 @@ class _Data:
 # -- model, training, measures ----------------------------------------------------------------------
 def build_model(h, seed):
     """An untrained ``GPT2CausalLM`` (no preprocessor) of ``h``'s size, initialized from ``seed``."""
-    import keras
     import keras_hub
 
     keras.utils.set_random_seed(int(seed))
@@ -329,7 +333,6 @@ def _weights_digest(model):
 
 def train(model, h, x, y):
     """Trains ``model`` on the windows ``(x, y)`` in order, one pass (AdamW, warm-up then cosine decay)."""
-    import keras
 
     steps = max(len(y) // h.batch_size, 1)
     warmup = max(steps // 10, 1)
@@ -429,9 +432,7 @@ class _Study:
 
     def after(self, seed, model, dense, data):
         """The after-training cells of ``seed``: pruned and healed, each criterion and ``p``."""
-        import tensorflow as tf
 
-        from keras_lottery.blocks import depth, heal, remove
 
         h = self.h
         heal_data = None
@@ -477,7 +478,6 @@ class _Study:
 
     def speed(self, seed, model, data):
         """The speed cells of ``seed``: the model without its last ``p`` layers, ``p`` = 0 and each removed."""
-        from keras_lottery.blocks import depth, remove
 
         for p in [0] + self.c.removed_list:
             name = cell_name("speed", seed, p=p)
@@ -494,7 +494,6 @@ class _Study:
 
     def init(self, seed, dense, data):
         """The at-initialization cells of ``seed``: criterion, remove ``p``, train the slim model."""
-        from keras_lottery.blocks import depth, remove
 
         h = self.h
         for p in self.c.init_removed_list:
@@ -537,7 +536,6 @@ def run(h, cells, directory, log=print, data=None):
     (``hparams.json``, as written by :class:`keras_lottery.runs.RunDirectory` with the group ``study``)
     or another corpus (``corpus.json``).
     """
-    from keras_lottery import runs
 
     data = data or load_data(h)
     cells.validate(h.layers)
@@ -558,7 +556,6 @@ def run(h, cells, directory, log=print, data=None):
     study = _Study(h, cells, directory, log)
     log(f"corpus: {record['train_files']} training files ({record['train_bytes']} bytes), "
         f"{record['heldout_files']} held out ({record['heldout_bytes']} bytes), sha256 {record['sha256_16']}")
-    import keras
 
     for part in [p for p in PARTS if p in cells.part_list]:  # every seed of a part before the next part
         for seed in cells.seed_list:
@@ -769,9 +766,7 @@ def write_results(directory, out_dir=None):
               "summary": summary, "cells": load_cells(directory),
               "software": {"python": platform.python_version(), "platform": platform.platform()}}
     try:
-        import keras
         import keras_hub
-        import tensorflow as tf
 
         record["software"].update(keras=keras.__version__, keras_hub=keras_hub.__version__, tensorflow=tf.__version__)
     except ImportError:  # pragma: no cover
@@ -784,4 +779,4 @@ def write_results(directory, out_dir=None):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit("Run the binary: python -m experiments.depth_pruning --help")
+    sys.exit("Run the binary: keras-lottery depth_pruning --help")

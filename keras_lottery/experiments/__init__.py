@@ -25,7 +25,7 @@ from keras_lottery.callbacks import DivergenceError
 __all__ = ["EXPERIMENTS", "describe", "launch", "main"]
 
 # The binaries, in the order ``keras-lottery --help`` lists them.
-EXPERIMENTS = ("train", "imp", "layer_lottery", "stability", "export", "robustness",
+EXPERIMENTS = ("train", "imp", "layer_lottery", "stability", "export", "robustness", "depth_pruning",
                "bench_blocks", "bench_masks", "bench_robustness", "bench_tflite_size", "bench_units")
 PROGRAM = "keras-lottery"
 HELP = ("--help", "-h", "-?", "--helpshort")
