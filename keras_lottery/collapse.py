@@ -63,8 +63,7 @@ def _zero(value):
 
 
 def _call(model, values):
-    by_id = {id(t): v for t, v in zip(model.inputs, values)}
-    return model(keras.tree.map_structure(lambda t: by_id[id(t)], model.input), training=False)
+    return compat.call_with_inputs(model, values, training=False)
 
 
 def _has_symbolic_inputs(model):

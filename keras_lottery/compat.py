@@ -13,7 +13,7 @@ from keras.src.backend.common import global_state  # private: the call-context s
 from keras.src.models import functional as _functional  # private: the node serializer of Functional.get_config
 from keras.src.ops.function import make_node_key as _node_key  # private: the key of a node in Function._nodes
 
-__all__ = ["KERAS_TENSOR", "call_context_training", "clone_graph", "graph_config", "history_key", "input_layer_names",
+__all__ = ["KERAS_TENSOR", "call_context_training", "call_with_inputs", "clone_graph", "graph_config", "history_key", "input_layer_names",
            "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "learning_rate_variable",
            "mark_plain_functional", "optimizer_slots", "optimizer_state", "set_history_key", "set_input_shape_arg",
            "steps_per_execution", "sublayers", "tensor_shape"]
@@ -83,6 +83,13 @@ def sublayers(layer):
     if isinstance(layer, keras.Model):
         return list(layer.layers)
     return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def call_with_inputs(model, values, **kwargs):
+    """Calls ``model`` on ``values`` (one per ``model.inputs``, in order), packed in the structure the model was
+    built with (``model.input``): a dict keyed by input name (KerasHub text models), a list, or a single tensor."""
+    by_id = {id(t): v for t, v in zip(model.inputs, values)}
+    return model(keras.tree.map_structure(lambda t: by_id[id(t)], model.input), **kwargs)
 
 
 def call_context_training():

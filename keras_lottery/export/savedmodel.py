@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lottery import attached, layers, masking, metrics
+from keras_lottery import attached, compat, layers, masking, metrics
 from keras_lottery.blocks import find_blocks
 from keras_lottery.export import card as card_lib
 from keras_lottery.export import sizes as sizes_lib
@@ -88,14 +88,6 @@ def _check_model(model, what="model"):
     if not inputs or not outputs:
         raise ValueError(f"{what} {model.name!r} ({type(model).__name__}) has no symbolic inputs/outputs; export "
                          "accepts models built on keras.Input (functional, Sequential, KerasHub backbones and tasks).")
-
-
-def call_with_inputs(model, values, **kwargs):
-    """Calls ``model`` on ``values`` (one per ``model.inputs``, in order), packed in the structure the model was
-    built with: a dict keyed by input name (KerasHub text models), a list, or a single tensor."""
-    by_id = {id(t): v for t, v in zip(model.inputs, values)}
-    structure = model.input
-    return model(keras.tree.map_structure(lambda t: by_id[id(t)], structure), **kwargs)
 
 
 def output_names(model):
@@ -187,7 +179,7 @@ def _write_savedmodel(model, path, mode):
     specs = [tf.TensorSpec(shape=t.shape, dtype=t.dtype, name=n) for t, n in zip(model.inputs, names)]
 
     def serve(*args):
-        y = call_with_inputs(model, args, training=False)
+        y = compat.call_with_inputs(model, args, training=False)
         if mode == "named":
             return flat_outputs(model, y)
         if mode == "logits":

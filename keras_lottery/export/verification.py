@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 
+from keras_lottery import compat
 from keras_lottery.export import savedmodel
 
 __all__ = ["ServedOutputs", "VerificationError", "compare", "keras_free_env", "run_saved_model", "verify"]
@@ -142,7 +143,7 @@ def compare(served, model, inputs, atol=1e-5):
     names = savedmodel.input_names(model)
     inputs = _inputs_by_name(model, names, inputs)
     args = [np.asarray(inputs[n]) for n in names]
-    result = savedmodel.call_with_inputs(model, args, training=False)
+    result = compat.call_with_inputs(model, args, training=False)
     reference = {}
     expected = np.asarray(result) if len(model.outputs) == 1 else None
     if expected is None:  # one signature output per model output, under its name

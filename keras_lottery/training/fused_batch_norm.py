@@ -18,6 +18,8 @@ Keras' own ``call``.
 import keras
 import tensorflow as tf
 
+from keras_lottery import compat
+
 __all__ = ["fuse_batch_norm", "is_fused"]
 
 _FUSED = "_keras_lottery_fused_call"
@@ -53,8 +55,7 @@ def _batch_norm_layers(model):
         seen.add(id(layer))
         if isinstance(layer, keras.layers.BatchNormalization):
             out.append(layer)
-        stack.extend(getattr(layer, "_layers", None) or ())
-        stack.extend(getattr(layer, "layers", None) or ())
+        stack.extend(compat.sublayers(layer))  # nested models and layers of layers
     return out
 
 

@@ -59,3 +59,8 @@ def hub_model(request):
 @pytest.fixture
 def causal_lm():
     return BUILDERS["gpt2_causal_lm"](), *_text_batch()
+
+
+@pytest.fixture
+def image_classifier():
+    return BUILDERS["image_classifier"](), *_image_batch()
