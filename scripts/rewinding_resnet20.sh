@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Seed 003's central claim at a reduced scale on CPU (issue 30): ResNet-20 on Fashion-MNIST with the
 # paper's recipe shape (SGD momentum 0.9, lr 0.1 with step decay at 50% and 75% of T, batch 128, no
-# warmup). Every binary is resumable: rerun this script after an interruption and finished parts are
-# skipped. Parts, in order (PART=dense|imp|controls|imp_stability, default: all):
+# warmup), 12,000 training images, T = 10 epochs = 930 iterations. Every binary is resumable: rerun
+# this script after an interruption and finished parts are skipped.
 #
-#   dense          the dense network's instability against k, 3 replicates (model seeds 0-2)
-#   imp            IMP rewound to k = 0 and to the early k, global magnitude 20% per level for 10 levels
-#                  (10.7% of weights), 3 replicates each
-#   imp_stability  the instability of the IMP subnetworks (level 3, 6 and 10) at their own k
+# For each replicate (model seed s in SEEDS, data-order seeds 2s+1 and 2s+2 for the copies):
+#   dense          the dense network's instability against k (0, 10, 25, 50, 100 iterations: 0-11% of T)
+#   imp            IMP rewound to k = 0 and to the early k (EARLY_K), global magnitude 36% per level for
+#                  5 levels (64, 41, 26, 17, 10.7% of weights), random-pruning and random-reinit controls
+#                  at levels 2 and 4
+#   imp_stability  the instability of the IMP subnetworks of levels 2 and 4 from their own k
+# Replicates run one after the other, so a finished replicate is a complete set of results.
 #
-# Usage: scripts/rewinding_resnet20.sh [PART]        (RUN_ROOT=runs by default)
+# Usage: scripts/rewinding_resnet20.sh [PART]   PART = dense | imp | imp_stability | all (default)
+#        RUN_ROOT=runs, SEEDS="0 1 2", EARLY_K=50it by default. Tables: scripts/rewinding_report.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PART="${1:-all}"
@@ -17,44 +21,44 @@ RUN_ROOT="${RUN_ROOT:-runs}"
 PY="${PYTHON:-.venv/bin/python}"
 SEEDS="${SEEDS:-0 1 2}"
 EARLY_K="${EARLY_K:-50it}"
-# 12,000 training images, 94 iterations per epoch: T = 10 epochs = 940 iterations.
+LEVELS=(2 4)
 RECIPE=(--model=resnet20 --dataset=fashion_mnist --optimizer=sgd --lr=0.1 --momentum=0.9 --batch_size=128
         --train_subset=12000 --steps=10ep --milestones=5ep,7.5ep --emissions=false --run_root="$RUN_ROOT")
 
-run_dense() {
-  for seed in $SEEDS; do
-    "$PY" -m keras_lottery stability "${RECIPE[@]}" --model_seed="$seed" --data_seeds="$((2 * seed + 1)),$((2 * seed + 2))" \
-      --ks=0,10it,25it,50it,100it --points=11 --train_limit=5000 --run_name="rewind_r20_fm12k_dense_s$seed"
-  done
+case "$PART" in
+  dense|imp|imp_stability|all) ;;
+  *) echo "error: unknown part '$PART' (dense, imp, imp_stability or all)" >&2; exit 2 ;;
+esac
+
+run_dense() {  # $1 = model seed
+  "$PY" -m keras_lottery stability "${RECIPE[@]}" --model_seed="$1" --data_seed="$1" --data_seeds="$((2 * $1 + 1)),$((2 * $1 + 2))" \
+    --ks=0,10it,25it,50it,100it --points=11 --train_limit=5000 --run_name="rewind_r20_fm12k_dense_s$1"
 }
 
 run_imp() {
-  for seed in $SEEDS; do
-    for k in 0 "$EARLY_K"; do
-      "$PY" -m keras_lottery imp "${RECIPE[@]}" --model_seed="$seed" --data_seed="$seed" --rule=global --rate=0.2 \
-        --levels=10 --rewind="$k" --mode=weights --controls=random,reinit --control_levels=3,6,10 \
-        --run_name="rewind_r20_fm12k_imp_k${k}_s$seed"
-    done
+  for k in 0 "$EARLY_K"; do
+    "$PY" -m keras_lottery imp "${RECIPE[@]}" --model_seed="$1" --data_seed="$1" --rule=global --rate=0.36 \
+      --levels=5 --rewind="$k" --mode=weights --controls=random,reinit --control_levels="$(IFS=,; echo "${LEVELS[*]}")" \
+      --run_name="rewind_r20_fm12k_imp_k${k}_s$1"
   done
 }
 
 run_imp_stability() {
-  for seed in $SEEDS; do
-    for k in 0 "$EARLY_K"; do
-      for level in 3 6 10; do
-        "$PY" -m keras_lottery stability "${RECIPE[@]}" --model_seed="$seed" \
-          --data_seeds="$((2 * seed + 1)),$((2 * seed + 2))" --ks="$k" --points=11 --train_limit=5000 \
-          --mask="$RUN_ROOT/imp/rewind_r20_fm12k_imp_k${k}_s$seed/level_$level/mask.npz" \
-          --run_name="rewind_r20_fm12k_imp_k${k}_s${seed}_level$level"
-      done
+  for k in 0 "$EARLY_K"; do
+    for level in "${LEVELS[@]}"; do
+      "$PY" -m keras_lottery stability "${RECIPE[@]}" --model_seed="$1" --data_seed="$1" \
+        --data_seeds="$((2 * $1 + 1)),$((2 * $1 + 2))" --ks="$k" --points=11 --train_limit=5000 \
+        --mask="$RUN_ROOT/imp/rewind_r20_fm12k_imp_k${k}_s$1/level_$level/mask.npz" \
+        --run_name="rewind_r20_fm12k_imp_k${k}_s${1}_level$level"
     done
   done
 }
 
-case "$PART" in
-  dense) run_dense ;;
-  imp) run_imp ;;
-  imp_stability) run_imp_stability ;;
-  all) run_dense; run_imp; run_imp_stability ;;
-  *) echo "error: unknown part '$PART' (dense, imp, imp_stability or all)" >&2; exit 2 ;;
-esac
+for seed in $SEEDS; do
+  case "$PART" in
+    dense) run_dense "$seed" ;;
+    imp) run_imp "$seed" ;;
+    imp_stability) run_imp_stability "$seed" ;;
+    all) run_dense "$seed"; run_imp "$seed"; run_imp_stability "$seed" ;;
+  esac
+done
