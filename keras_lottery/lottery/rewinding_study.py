@@ -1,0 +1,287 @@
+"""Replicated rewinding studies: IMP at k = 0 against an early k, with stability and distances.
+
+The question of Frankle et al. ("Stabilizing the Lottery Ticket Hypothesis", section 4-5): does IMP
+find matching subnetworks when the weights are rewound to initialization (k = 0) or only to an early
+step k, and is the difference stability to SGD noise? Each replicate (one model seed) is a set of
+runs of the library's binaries:
+
+* a dense ``stability`` run over several k (the dense network's instability against k);
+* one ``imp`` run per k compared (same seeds, same levels; controls ``random`` and ``reinit``);
+* optionally, a ``stability`` run with ``--mask`` of an IMP level at that run's own k (the
+  subnetwork's instability).
+
+:func:`summarize` reads finished (or partly finished) runs of several replicates and folds them
+into tables of mean and sample standard deviation over the replicates, with differences paired by
+replicate (ticket minus the dense network, ticket minus random pruning, early k minus k = 0);
+:func:`write` saves them (CSV per table, one Markdown summary, two figures). The distances are the
+L2 distances of :mod:`keras_lottery.lottery.distance`. ``scripts/rewinding_report.py`` runs this
+on the directories of ``scripts/rewinding_resnet20.sh``.
+"""
+
+import csv
+import dataclasses
+import os
+import statistics
+
+from keras_lottery import files, runs
+from keras_lottery.lottery import distance, imp
+from keras_lottery.report import mean_spread
+
+__all__ = ["Replicate", "summarize", "write"]
+
+
+@dataclasses.dataclass
+class Replicate:
+    """The run directories of one replicate (empty or missing ones are skipped).
+
+    Attributes:
+      seed: the replicate's model seed (pairs the runs of one replicate).
+      dense_stability: the dense ``stability`` run directory.
+      imp: ``{k label: imp run directory}``, e.g. ``{"0": ..., "50": ...}``; the first is the
+        reference the others are compared with.
+      subnetwork_stability: ``{(k label, level): stability run directory with that level's mask}``.
+    """
+
+    seed: int
+    dense_stability: str = ""
+    imp: dict = dataclasses.field(default_factory=dict)
+    subnetwork_stability: dict = dataclasses.field(default_factory=dict)
+
+
+def _stats(values, scale=100.0, sign=False):
+    values = [v for v in values if v is not None]
+    cells = {"n": len(values), "mean": statistics.fmean(values) * scale if values else None,
+             "sd": statistics.stdev(values) * scale if len(values) > 1 else None}
+    cells["text"] = mean_spread(values, scale=scale, sign=sign)
+    return cells
+
+
+def _read_csv_rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as handle:
+        return [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _total_steps(replicates):
+    for replicate in replicates:
+        for directory in replicate.imp.values():
+            record = files.read_json(os.path.join(directory, imp.RECORD))
+            if record:
+                return int(record["T"])
+    return None
+
+
+def _dense_instability(replicates, total):
+    by_k = {}
+    for replicate in replicates:
+        for row in _read_csv_rows(os.path.join(replicate.dense_stability, runs.RESULTS)):
+            by_k.setdefault(int(row["k"]), []).append(row)
+    table = []
+    for k, rows in sorted(by_k.items()):
+        train, test = _stats([r["train_instability"] for r in rows]), _stats([r["test_instability"] for r in rows])
+        table.append({"k": k, "k_percent_of_T": 100.0 * k / total if total else None, "replicates": len(rows),
+                      "train_instability_pp": train["text"], "test_instability_pp": test["text"],
+                      "test_error_end_pct": _stats([r["test_error_end"] for r in rows])["text"],
+                      "train_instability_mean": train["mean"], "train_instability_sd": train["sd"],
+                      "test_instability_mean": test["mean"], "test_instability_sd": test["sd"]})
+    return table
+
+
+def _imp_rows(replicates):
+    """``{(k label, level, kind): {seed: record}}`` and ``{(k label, level, kind): {seed: distance row}}``."""
+    accuracy, distances = {}, {}
+    for replicate in replicates:
+        for label, directory in replicate.imp.items():
+            if not os.path.isdir(directory):
+                continue
+            for row in imp.results(directory):
+                accuracy.setdefault((label, row["level"], row["kind"]), {})[replicate.seed] = row
+            if runs.training_finished(runs.level_dir(directory, 0)):
+                for row in distance.distances_to_dense(directory):
+                    distances.setdefault((label, row["level"], row["kind"]), {})[replicate.seed] = row
+    return accuracy, distances
+
+
+def _paired(first, second, key="test_accuracy"):
+    """``first[seed][key] - second[seed][key]`` for the seeds both have."""
+    return [first[s][key] - second[s][key] for s in first if s in second]
+
+
+def _imp_accuracy(accuracy, labels):
+    """One row per (level, kind): accuracy per k label, and paired differences."""
+    reference = labels[0]
+    table = []
+    levels = sorted({level for (_, level, _) in accuracy})
+    for level in levels:
+        for kind in imp.KINDS:
+            cells = {label: accuracy.get((label, level, kind), {}) for label in labels}
+            if not any(cells.values()):
+                continue
+            densities = [r["density"] for by_seed in cells.values() for r in by_seed.values()]
+            row = {"level": level, "kind": kind, "density_pct": 100.0 * statistics.fmean(densities)}
+            for label in labels:
+                by_seed = cells[label]
+                dense = accuracy.get((label, 0, "ticket"), {})
+                row[f"k={label}: test accuracy %"] = _stats([r["test_accuracy"] for r in by_seed.values()])["text"]
+                row[f"k={label}: minus dense (pp)"] = _stats(_paired(by_seed, dense), sign=True)["text"]
+                if kind == "ticket":
+                    random = accuracy.get((label, level, "random"), {})
+                    row[f"k={label}: ticket minus random (pp)"] = _stats(_paired(by_seed, random), sign=True)["text"]
+            for label in labels[1:]:
+                row[f"k={label} minus k={reference} (pp)"] = _stats(_paired(cells[label], cells[reference]),
+                                                                     sign=True)["text"]
+            table.append(row)
+    return table
+
+
+def _distance_table(distances, accuracy, labels):
+    table = []
+    for (label, level, kind), by_seed in sorted(distances.items(), key=lambda item: (item[0][1], item[0][2], item[0][0])):
+        if level == 0:
+            continue
+        densities = [r["density"] for r in accuracy.get((label, level, kind), {}).values()]
+        table.append({"k": label, "level": level, "kind": kind,
+                      "density_pct": 100.0 * statistics.fmean(densities) if densities else None,
+                      "replicates": len(by_seed),
+                      "relative_l2_to_dense": _stats([r["relative_l2_to_dense"] for r in by_seed.values()],
+                                                     scale=1.0)["text"],
+                      "l2_to_dense": _stats([r["l2_to_dense"] for r in by_seed.values()], scale=1.0)["text"]})
+    table.sort(key=lambda r: (r["level"], imp.KINDS.index(r["kind"]), labels.index(r["k"])))
+    return table
+
+
+def _subnetwork_instability(replicates):
+    by_cell = {}
+    for replicate in replicates:
+        for (label, level), directory in replicate.subnetwork_stability.items():
+            for row in _read_csv_rows(os.path.join(directory, runs.RESULTS)):
+                by_cell.setdefault((label, int(level)), []).append(row)
+    table = []
+    for (label, level), rows in sorted(by_cell.items(), key=lambda item: (item[0][1], item[0][0])):
+        table.append({"k": label, "level": level, "density_pct": 100.0 * statistics.fmean(r["density"] for r in rows),
+                      "replicates": len(rows),
+                      "train_instability_pp": _stats([r["train_instability"] for r in rows])["text"],
+                      "test_instability_pp": _stats([r["test_instability"] for r in rows])["text"],
+                      "test_error_end_pct": _stats([r["test_error_end"] for r in rows])["text"]})
+    return table
+
+
+def summarize(replicates):
+    """Folds the runs of ``replicates`` (a list of :class:`Replicate`) into tables.
+
+    Returns ``{"T": T or None, "dense_instability": rows, "imp_accuracy": rows,
+    "subnetwork_instability": rows, "distances": rows, "per_replicate": rows}``. Percentages and
+    percentage points are ``"mean ± sd"`` over the replicates that have the cell (``n`` columns say
+    how many); differences are paired by replicate seed. ``per_replicate`` keeps every IMP record
+    with its distance, for plots and re-analysis.
+    """
+    labels = []
+    for replicate in replicates:
+        labels += [label for label in replicate.imp if label not in labels]
+    total = _total_steps(replicates)
+    accuracy, distances = _imp_rows(replicates)
+    per_replicate = []
+    for (label, level, kind), by_seed in sorted(accuracy.items(), key=lambda item: (item[0][1], item[0][0])):
+        for seed, row in sorted(by_seed.items()):
+            extra = distances.get((label, level, kind), {}).get(seed, {})
+            per_replicate.append({"k": label, "seed": seed, "level": level, "kind": kind, "density": row["density"],
+                                  "test_accuracy": row["test_accuracy"],
+                                  "relative_l2_to_dense": extra.get("relative_l2_to_dense")})
+    return {"T": total, "dense_instability": _dense_instability(replicates, total),
+            "imp_accuracy": _imp_accuracy(accuracy, labels) if labels else [],
+            "subnetwork_instability": _subnetwork_instability(replicates),
+            "distances": _distance_table(distances, accuracy, labels), "per_replicate": per_replicate}
+
+
+def _markdown(rows):
+    if not rows:
+        return "(no finished runs yet)\n"
+    return files.markdown_table(rows, [c for c in files.table_columns(rows) if not c.endswith(("_mean", "_sd"))])
+
+
+def markdown(summary):
+    """The tables of :func:`summarize` as one Markdown text."""
+    total = summary["T"]
+    parts = [f"T = {total} iterations.\n" if total else "",
+             "### The dense network's instability against k (percentage points of error)\n",
+             _markdown(summary["dense_instability"]),
+             "\n### IMP: test accuracy per level, and paired differences (percentage points)\n",
+             _markdown(summary["imp_accuracy"]),
+             "\n### The IMP subnetworks' instability from their own k (percentage points of error)\n",
+             _markdown(summary["subnetwork_instability"]),
+             "\n### L2 distance of each trained network to the trained dense network (prunable weights)\n",
+             _markdown(summary["distances"])]
+    return "\n".join(part for part in parts if part)
+
+
+def _plot_instability(summary, path):
+    from keras_lottery.lottery.plots import _finish, _pyplot
+
+    plt = _pyplot()
+    rows = [r for r in summary["dense_instability"] if r["test_instability_mean"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, color in (("train", "C0"), ("test", "C1")):
+        ax.errorbar([r["k"] for r in rows], [r[f"{key}_instability_mean"] for r in rows],
+                    yerr=[r[f"{key}_instability_sd"] or 0.0 for r in rows], marker="o", capsize=3, color=color,
+                    label=f"dense, {key} (mean ± sd over replicates)")
+    ax.axhline(2.0, color="k", linewidth=0.8, linestyle=":", label="2% (stable below)")
+    positive = [r["k"] for r in rows if r["k"] > 0]
+    if positive:
+        ax.set_xscale("symlog", linthresh=min(positive))
+    ax.set_xlabel("rewind step k (iterations)")
+    ax.set_ylabel("instability (pp of error)")
+    ax.grid(True, alpha=0.3)
+    return _finish(plt, fig, ax, path, "Dense network: instability against k")
+
+
+def _plot_accuracy(summary, path):
+    from keras_lottery.lottery.plots import _finish, _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = {}
+    for row in summary["per_replicate"]:
+        groups.setdefault((row["k"], row["kind"]), {}).setdefault(row["level"], []).append(row)
+    styles = {"ticket": "o", "random": "^", "reinit": "s"}
+    for index, ((label, kind), by_level) in enumerate(sorted(groups.items())):
+        levels = sorted(level for level in by_level if kind == "ticket" or level > 0)
+        xs = [100 * statistics.fmean(r["density"] for r in by_level[lv]) for lv in levels]
+        values = [[100 * r["test_accuracy"] for r in by_level[lv]] for lv in levels]
+        ax.errorbar(xs, [statistics.fmean(v) for v in values],
+                    yerr=[statistics.stdev(v) if len(v) > 1 else 0.0 for v in values], marker=styles[kind],
+                    capsize=3, linestyle="-" if kind == "ticket" else "--", color=f"C{index}",
+                    label=f"{kind}, k = {label}")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel("test accuracy (%), mean ± sd over replicates")
+    ax.grid(True, which="both", alpha=0.3)
+    return _finish(plt, fig, ax, path, "IMP: rewinding to k = 0 against an early k")
+
+
+def write(summary, directory, plot=True):
+    """Writes the tables of :func:`summarize` to ``directory``.
+
+    Files: ``dense_instability.csv``, ``imp_accuracy.csv``, ``subnetwork_instability.csv``,
+    ``distances.csv``, ``per_replicate.csv``, ``summary.md``, and with ``plot``
+    ``instability_vs_k.png`` and ``accuracy_vs_density.png``. Returns the Markdown text.
+    """
+    os.makedirs(directory, exist_ok=True)
+    for name in ("dense_instability", "imp_accuracy", "subnetwork_instability", "distances", "per_replicate"):
+        if summary[name]:
+            files.write_csv(os.path.join(directory, f"{name}.csv"), summary[name])
+    text = markdown(summary)
+    files.write_text(os.path.join(directory, "summary.md"), text)
+    if plot and summary["dense_instability"]:
+        _plot_instability(summary, os.path.join(directory, "instability_vs_k.png"))
+    if plot and summary["per_replicate"]:
+        _plot_accuracy(summary, os.path.join(directory, "accuracy_vs_density.png"))
+    return text
