@@ -2,7 +2,8 @@
 
 import statistics
 
-__all__ = ["accuracy_diff_vs_p", "accuracy_vs_density", "instability_vs_k"]
+__all__ = ["accuracy_diff_vs_p", "accuracy_vs_density", "instability_vs_k", "mean_accuracy_vs_density",
+           "mean_instability_vs_k"]
 
 _STYLE = {"ticket": ("C0", "o", "IMP ticket"), "reinit": ("C3", "s", "random re-init (same mask)"),
           "random": ("C2", "^", "random pruning (same densities)")}
@@ -107,6 +108,57 @@ def accuracy_diff_vs_p(rows, path, title=None):
     ax.set_xlabel("p (blocks removed; filter tickets matched to them)")
     ax.set_ylabel("test accuracy - dense (pp)")
     ax.grid(True, alpha=0.3)
+    return _finish(plt, fig, ax, path, title)
+
+
+def mean_instability_vs_k(rows, path, title=None):
+    """Train and test instability (pp) against k, mean ± sd over replicates; saves ``path``.
+
+    ``rows`` carry ``k`` and ``train_instability_mean`` / ``_sd`` and ``test_instability_mean`` / ``_sd``
+    in percentage points (``keras_lottery.lottery.rewinding_study``'s ``dense_instability`` table).
+    """
+    plt = _pyplot()
+    rows = [r for r in rows if r["test_instability_mean"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, color in (("train", "C0"), ("test", "C1")):
+        ax.errorbar([r["k"] for r in rows], [r[f"{key}_instability_mean"] for r in rows],
+                    yerr=[r[f"{key}_instability_sd"] or 0.0 for r in rows], marker="o", capsize=3, color=color,
+                    label=f"dense, {key} (mean ± sd over replicates)")
+    ax.axhline(2.0, color="k", linewidth=0.8, linestyle=":", label="2% (stable below)")
+    positive = [r["k"] for r in rows if r["k"] > 0]
+    if positive:
+        ax.set_xscale("symlog", linthresh=min(positive))
+    ax.set_xlabel("rewind step k (iterations)")
+    ax.set_ylabel("instability (pp of error)")
+    ax.grid(True, alpha=0.3)
+    return _finish(plt, fig, ax, path, title)
+
+
+def mean_accuracy_vs_density(rows, path, title=None):
+    """Test accuracy against density, one line per (k, kind), mean ± sd over replicates; saves ``path``.
+
+    ``rows`` are per-replicate records with ``k``, ``kind``, ``level``, ``density`` and ``test_accuracy``
+    (``keras_lottery.lottery.rewinding_study``'s ``per_replicate`` table).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["k"], row["kind"]), {}).setdefault(row["level"], []).append(row)
+    styles = {"ticket": "o", "random": "^", "reinit": "s"}
+    for index, ((label, kind), by_level) in enumerate(sorted(groups.items())):
+        levels = sorted(level for level in by_level if kind == "ticket" or level > 0)
+        xs = [100 * statistics.fmean(r["density"] for r in by_level[lv]) for lv in levels]
+        values = [[100 * r["test_accuracy"] for r in by_level[lv]] for lv in levels]
+        ax.errorbar(xs, [statistics.fmean(v) for v in values],
+                    yerr=[statistics.stdev(v) if len(v) > 1 else 0.0 for v in values], marker=styles[kind],
+                    capsize=3, linestyle="-" if kind == "ticket" else "--", color=f"C{index}",
+                    label=f"{kind}, k = {label}")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel("test accuracy (%), mean ± sd over replicates")
+    ax.grid(True, which="both", alpha=0.3)
     return _finish(plt, fig, ax, path, title)
 
 

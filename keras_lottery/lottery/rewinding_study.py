@@ -24,7 +24,7 @@ import os
 import statistics
 
 from keras_lottery import files, runs
-from keras_lottery.lottery import distance, imp
+from keras_lottery.lottery import distance, imp, plots
 from keras_lottery.report import mean_spread
 
 __all__ = ["Replicate", "summarize", "write"]
@@ -222,51 +222,6 @@ def markdown(summary):
     return "\n".join(part for part in parts if part)
 
 
-def _plot_instability(summary, path):
-    from keras_lottery.lottery.plots import _finish, _pyplot
-
-    plt = _pyplot()
-    rows = [r for r in summary["dense_instability"] if r["test_instability_mean"] is not None]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, color in (("train", "C0"), ("test", "C1")):
-        ax.errorbar([r["k"] for r in rows], [r[f"{key}_instability_mean"] for r in rows],
-                    yerr=[r[f"{key}_instability_sd"] or 0.0 for r in rows], marker="o", capsize=3, color=color,
-                    label=f"dense, {key} (mean ± sd over replicates)")
-    ax.axhline(2.0, color="k", linewidth=0.8, linestyle=":", label="2% (stable below)")
-    positive = [r["k"] for r in rows if r["k"] > 0]
-    if positive:
-        ax.set_xscale("symlog", linthresh=min(positive))
-    ax.set_xlabel("rewind step k (iterations)")
-    ax.set_ylabel("instability (pp of error)")
-    ax.grid(True, alpha=0.3)
-    return _finish(plt, fig, ax, path, "Dense network: instability against k")
-
-
-def _plot_accuracy(summary, path):
-    from keras_lottery.lottery.plots import _finish, _pyplot
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    groups = {}
-    for row in summary["per_replicate"]:
-        groups.setdefault((row["k"], row["kind"]), {}).setdefault(row["level"], []).append(row)
-    styles = {"ticket": "o", "random": "^", "reinit": "s"}
-    for index, ((label, kind), by_level) in enumerate(sorted(groups.items())):
-        levels = sorted(level for level in by_level if kind == "ticket" or level > 0)
-        xs = [100 * statistics.fmean(r["density"] for r in by_level[lv]) for lv in levels]
-        values = [[100 * r["test_accuracy"] for r in by_level[lv]] for lv in levels]
-        ax.errorbar(xs, [statistics.fmean(v) for v in values],
-                    yerr=[statistics.stdev(v) if len(v) > 1 else 0.0 for v in values], marker=styles[kind],
-                    capsize=3, linestyle="-" if kind == "ticket" else "--", color=f"C{index}",
-                    label=f"{kind}, k = {label}")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
-    ax.set_ylabel("test accuracy (%), mean ± sd over replicates")
-    ax.grid(True, which="both", alpha=0.3)
-    return _finish(plt, fig, ax, path, "IMP: rewinding to k = 0 against an early k")
-
-
 def write(summary, directory, plot=True):
     """Writes the tables of :func:`summarize` to ``directory``.
 
@@ -281,7 +236,9 @@ def write(summary, directory, plot=True):
     text = markdown(summary)
     files.write_text(os.path.join(directory, "summary.md"), text)
     if plot and summary["dense_instability"]:
-        _plot_instability(summary, os.path.join(directory, "instability_vs_k.png"))
+        plots.mean_instability_vs_k(summary["dense_instability"], os.path.join(directory, "instability_vs_k.png"),
+                                    title="Dense network: instability against k")
     if plot and summary["per_replicate"]:
-        _plot_accuracy(summary, os.path.join(directory, "accuracy_vs_density.png"))
+        plots.mean_accuracy_vs_density(summary["per_replicate"], os.path.join(directory, "accuracy_vs_density.png"),
+                                       title="IMP: rewinding to k = 0 against an early k")
     return text
