@@ -36,7 +36,7 @@ class Replicate:
 
     Attributes:
       seed: the replicate's model seed (pairs the runs of one replicate).
-      dense_stability: the dense ``stability`` run directory.
+      dense_stability: the dense ``stability`` run directory, or a list of them (one per k, say).
       imp: ``{k label: imp run directory}``, e.g. ``{"0": ..., "50": ...}``; the first is the
         reference the others are compared with.
       subnetwork_stability: ``{(k label, level): stability run directory with that level's mask}``.
@@ -82,8 +82,10 @@ def _total_steps(replicates):
 def _dense_instability(replicates, total):
     by_k = {}
     for replicate in replicates:
-        for row in _read_csv_rows(os.path.join(replicate.dense_stability, runs.RESULTS)):
-            by_k.setdefault(int(row["k"]), []).append(row)
+        directories = replicate.dense_stability
+        for directory in [directories] if isinstance(directories, str) else directories:
+            for row in _read_csv_rows(os.path.join(directory, runs.RESULTS)):
+                by_k.setdefault(int(row["k"]), []).append(row)
     table = []
     for k, rows in sorted(by_k.items()):
         train, test = _stats([r["train_instability"] for r in rows]), _stats([r["test_instability"] for r in rows])
@@ -174,8 +176,10 @@ def _subnetwork_instability(replicates):
     return table
 
 
-def summarize(replicates):
+def summarize(replicates, total_steps=None):
     """Folds the runs of ``replicates`` (a list of :class:`Replicate`) into tables.
+
+    ``total_steps`` is T, for k as a percentage of T; by default it is read from the IMP runs.
 
     Returns ``{"T": T or None, "dense_instability": rows, "imp_accuracy": rows,
     "subnetwork_instability": rows, "distances": rows, "per_replicate": rows}``. Percentages and
@@ -186,7 +190,7 @@ def summarize(replicates):
     labels = []
     for replicate in replicates:
         labels += [label for label in replicate.imp if label not in labels]
-    total = _total_steps(replicates)
+    total = total_steps or _total_steps(replicates)
     accuracy, distances = _imp_rows(replicates)
     per_replicate = []
     for (label, level, kind), by_seed in sorted(accuracy.items(), key=lambda item: (item[0][1], item[0][0])):
