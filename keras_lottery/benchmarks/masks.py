@@ -21,9 +21,13 @@ For each model (LeNet-300-100, ResNet-20), in one process and on the same data:
 - tfk_dense: the same architecture on ``tf_keras`` (TFMOT's own dense baseline);
 - tfmot: the same architecture on ``tf_keras`` wrapped in ``prune_low_magnitude`` with
   ``ConstantSparsity(0.8)`` and the ``UpdatePruningStep`` callback;
-- keras3 and keras3_fused: the framework against tf_keras (ratios to ``tfk_dense``): the zoo's Keras 3
-  model as built, and with its batch normalizations on TensorFlow's fused kernel
-  (:func:`keras_lottery.training.fused_batch_norm.fuse_batch_norm`), as the library's training runs it;
+- keras3, keras3_fused and keras3_lean: the framework against tf_keras (ratios to ``tfk_dense``): the
+  zoo's Keras 3 model as built; with its batch normalizations on TensorFlow's fused kernel
+  (:func:`keras_lottery.training.fused_batch_norm.fuse_batch_norm`); and with that and the lean train
+  function (:func:`keras_lottery.training.train_function.streamline_train_function`: the batch taken
+  inside the compiled step, no ``Optional`` around its outputs), as the library's
+  ``compile_for_classification`` compiles a model. With ``steps_per_execution > 1`` the lean function
+  does not apply (Keras' own runs), so keras3_lean then times what keras3_fused times;
 - compact (``compact=True``, models whose masked layers are all ``Dense``): a design alternative the
   library does not use. Each layer trains only its live weights, one compact variable per kernel
   that is scattered into a dense kernel in every forward pass, so the optimizer updates 20% of the
@@ -74,6 +78,7 @@ from keras_lottery.masking import MaskedLayer, mask, masked_layers
 from keras_lottery.sparsity import ConstantSparsity, UpdatePruningStep, prune_low_magnitude
 from keras_lottery.sparsity.wrapper import pruning_wrappers
 from keras_lottery.training.fused_batch_norm import fuse_batch_norm
+from keras_lottery.training.train_function import streamline_train_function
 
 SETUP = {  # input shape, batch size, optimizer (the papers' settings), default rounds and steps
     "lenet_300_100": ((28, 28, 1), 60, "adam", 30, 100),
@@ -82,10 +87,10 @@ SETUP = {  # input shape, batch size, optimizer (the papers' settings), default 
 INPUT_KINDS = ("dataset", "numpy")
 BASELINE = {"dense_copy": "dense", "masked": "dense", "masked_forward": "dense", "gradient_unmasked": "dense",
             "compact": "dense", "sparsity_api": "dense", "m_by_n": "dense", "api_no_callback": "dense",
-            "tfmot": "tfk_dense", "keras3": "tfk_dense", "keras3_fused": "tfk_dense"}
-# (the dense model each variant's ratio is taken to; keras3 and keras3_fused: the framework against tf_keras)
+            "tfmot": "tfk_dense", "keras3": "tfk_dense", "keras3_fused": "tfk_dense", "keras3_lean": "tfk_dense"}
+# (the dense model each variant's ratio is taken to; keras3*: the framework against tf_keras)
 KERAS3_VARIANTS = ("dense", "dense_copy", "masked", "masked_forward", "gradient_unmasked", "sparsity_api", "m_by_n",
-                   "api_no_callback", "compact", "keras3", "keras3_fused")
+                   "api_no_callback", "compact", "keras3", "keras3_fused", "keras3_lean")
 TFMOT_VARIANTS = ("tfk_dense", "tfmot")
 WORKER = "keras_lottery.benchmarks.masks"  # run with python -m by measure_in_subprocesses (see _worker)
 
@@ -260,11 +265,14 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     setup = UpdatePruningStep()  # sets the wrappers up (training without it raises), then is left out of fit
     setup.set_model(api_no_callback)
     setup.on_train_begin()
-    keras3_fused = fresh()
-    fuse_batch_norm(keras3_fused)  # as the library's training compiles a model (training.optimizers)
+    keras3_fused, keras3_lean = fresh(), fresh()
+    for model in (keras3_fused, keras3_lean):
+        fuse_batch_norm(model)
+    streamline_train_function(keras3_lean)  # as the library's training compiles a model (training.optimizers)
     models = [("dense", dense), ("dense_copy", dense_copy), ("masked", masked), ("masked_forward", masked_forward),
               ("gradient_unmasked", gradient_unmasked), ("sparsity_api", api), ("m_by_n", m_by_n),
-              ("api_no_callback", api_no_callback), ("keras3", fresh()), ("keras3_fused", keras3_fused)]
+              ("api_no_callback", api_no_callback), ("keras3", fresh()), ("keras3_fused", keras3_fused),
+              ("keras3_lean", keras3_lean)]
     with_step = {"sparsity_api", "m_by_n"}
     if "compact" in wanted:  # selected() names it only with_compact
         models.append(("compact", compact_copy(masked)))
@@ -287,7 +295,8 @@ def bench(name, rounds, steps, sparsity, steps_per_execution, jit_compile, with_
     per_step = {label: [t / steps for t in timer.times[1:]] for label, (_, timer) in runs.items()}
     # every trained variant that keeps dead weights at zero (with the density of the plain mask)
     trained = [m for label, m in models if label in wanted and label not in ("dense", "dense_copy", "gradient_unmasked",
-                                                                             "compact", "keras3", "keras3_fused")]
+                                                                             "compact", "keras3", "keras3_fused",
+                                                                             "keras3_lean")]
     checked = [(m, Mask.from_model(m)) for m in trained]
     zeros_ok = all(np.all(weights_of(m)[p][~alive] == 0) for m, found in checked for p, alive in found.items())
     return per_step, Mask.from_model(masked).density, zeros_ok

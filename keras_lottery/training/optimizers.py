@@ -6,6 +6,7 @@ from keras_lottery import distribute
 from keras_lottery.training import durations
 from keras_lottery.training.fused_batch_norm import fuse_batch_norm
 from keras_lottery.training.lr_schedule import StepSchedule
+from keras_lottery.training.train_function import streamline_train_function
 
 
 def total_steps(hparams, steps_per_epoch):
@@ -50,9 +51,13 @@ def compile_for_classification(model, hparams, steps_per_epoch, jit_compile=None
     ``jit_compile`` None takes the setting of the open ``keras_lottery.distribute.execution`` block
     (``"auto"`` outside one). Under a ``mixed_float16`` policy Keras wraps the optimizer in a
     ``LossScaleOptimizer``. On the TensorFlow backend the model's batch normalizations run on the fused
-    kernel (:func:`~keras_lottery.training.fused_batch_norm.fuse_batch_norm`: Keras' results, faster).
+    kernel (:func:`~keras_lottery.training.fused_batch_norm.fuse_batch_norm`: Keras' results, faster),
+    and ``fit`` runs each step through a lean train function
+    (:func:`~keras_lottery.training.train_function.streamline_train_function`: the same step, less
+    dispatch around it).
     """
     fuse_batch_norm(model)
+    streamline_train_function(model)
     if jit_compile is None:
         jit_compile = distribute.jit_compile()
     model.compile(

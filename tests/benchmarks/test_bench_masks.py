@@ -24,6 +24,7 @@ def test_bench_times_only_the_variants_asked_for_and_their_dense_models():
     assert set(per_step) == {"dense", "m_by_n"} and zeros_ok
     assert masks.selected(["tfmot", "masked"]) == ["dense", "masked", "tfk_dense", "tfmot"]
     assert masks.selected(["keras3_fused"]) == ["keras3_fused", "tfk_dense"]
+    assert masks.selected(["keras3_lean", "keras3"]) == ["keras3", "keras3_lean", "tfk_dense"]
     assert "keras3" not in masks.selected(None, with_tfmot=False)
     assert "compact" not in masks.selected(None) and "compact" in masks.selected(None, with_compact=True)
 
