@@ -521,10 +521,21 @@ class _Study:
 
 
 def load_data(h):
-    """Validates ``h`` and loads its corpus and windows (raises ``ValueError`` for bad settings or a text
-    too short for them): what :func:`run` needs, for a binary to check before it writes anything."""
+    """Validates ``h`` and loads its corpus and windows (raises ``ValueError`` for bad settings, a text
+    too short for them, or KerasHub missing): what :func:`run` needs, for a binary to check before it
+    writes anything."""
     h.validate()
+    _require_keras_hub()
     return _Data(h, corpus(h.corpus_root))
+
+
+def _require_keras_hub():
+    """The study's model is KerasHub's GPT-2, an optional dependency of the package: one line if it is missing."""
+    try:
+        import keras_hub  # noqa: F401
+    except ImportError:
+        raise ValueError("The depth-pruning study builds KerasHub's GPT-2, and keras-hub is not installed: "
+                         "pip install 'keras-lottery[hub]' (or keras-hub).") from None
 
 
 def run(h, cells, directory, log=print, data=None):

@@ -98,6 +98,12 @@ def test_bad_settings_are_one_line_errors(tiny_corpus, change, message):
         _tiny_cells(**{k: v for k, v in change.items() if k in cell_fields}).validate(h.layers)
 
 
+def test_missing_keras_hub_is_a_one_line_error_before_anything_is_loaded(tiny_corpus, monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # what an environment without keras-hub gives
+    with pytest.raises(ValueError, match=r"keras-hub is not installed: pip install 'keras-lottery\[hub\]'"):
+        depth_study.load_data(_tiny(tiny_corpus))
+
+
 def _cells(directory):
     return sorted(os.listdir(os.path.join(directory, depth_study.CELLS)))
 
