@@ -234,12 +234,40 @@ def differences(recorded, wanted):
     return out
 
 
-def check_record(path, record, what="run", defaults=None):
+# Settings a run may be continued with a larger value of: ``(group, field)``. IMP's levels are
+# sequential, so more levels only add levels after the finished ones.
+GROWABLE = frozenset({("pruning", "levels")})
+
+
+def _grown(recorded, wanted, growable):
+    """``[(group, field, old, new)]`` when every difference is a growable number that grew; else None."""
+    grown = []
+    for key in set(recorded) | set(wanted):
+        old, new = recorded.get(key), wanted.get(key)
+        if old == new:
+            continue
+        if not (isinstance(old, dict) and isinstance(new, dict)):
+            return None
+        for field in set(old) | set(new):
+            a, b = old.get(field), new.get(field)
+            if a == b:
+                continue
+            if (key, field) not in growable or not all(isinstance(v, int) for v in (a, b)) or b < a:
+                return None
+            grown.append((key, field, a, b))
+    return grown
+
+
+def check_record(path, record, what="run", defaults=None, growable=frozenset()):
     """Raises ``RunDirectoryMismatch`` when the JSON file ``path`` exists and records other settings than ``record``.
 
     ``defaults`` (``{group: {field: default}}``, as :func:`field_defaults` gives): a field that the
     file does not record (added to the library after the run was made) matches when ``record`` has
-    its default, so an upgrade does not orphan runs made before it.
+    its default, so an upgrade does not orphan runs made before it. ``growable`` (pairs
+    ``(group, field)``, e.g. :data:`GROWABLE`): integer settings that may be larger than recorded, the
+    run then continues further (more IMP levels); a smaller value is still a mismatch.
+
+    Returns ``[(group, field, recorded, wanted)]`` for the settings that grew (empty when none did).
     """
     recorded = files.read_json(path)
     wanted = json.loads(json.dumps(record, default=files.json_default))
@@ -249,7 +277,10 @@ def check_record(path, record, what="run", defaults=None):
                             if isinstance(values, dict) else values)
                     for group, values in recorded.items()}
     if recorded is None or recorded == wanted:
-        return
+        return []
+    grown = _grown(recorded, wanted, growable)
+    if grown:
+        return grown
     diffs = "; ".join(differences(recorded, wanted))
     raise RunDirectoryMismatch(f"{os.path.dirname(path) or '.'} holds a {what} with other hyper-parameters ({diffs}). "
                                "Use another --run_root or --run_name, or remove that directory yourself.")
@@ -330,7 +361,8 @@ class RunDirectory:
                 shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
                 raise RunDirectoryError(f"{self.path} holds files of no run ({shown}; no {HPARAMS}); refusing to "
                                         "write into it. Pick another --run_name or --run_root.")
-        check_record(self.file(HPARAMS), as_dict(self.hparams), defaults=field_defaults(self.hparams))
+        return check_record(self.file(HPARAMS), as_dict(self.hparams), defaults=field_defaults(self.hparams),
+                            growable=GROWABLE)
 
     def check_execution(self, mixed_precision):
         """Raises ``RunDirectoryMismatch`` when the run was started with another ``mixed_precision``.
@@ -353,10 +385,16 @@ class RunDirectory:
                                                     "replicas": int(replicas)})
 
     def prepare(self):
-        """Creates the directory and ``hparams.json``, or checks an existing one. Returns self."""
-        self.check()
+        """Creates the directory and ``hparams.json``, or checks an existing one. Returns self.
+
+        A run continued with a larger growable setting (:data:`GROWABLE`: more IMP levels) records the
+        new value, and its completion marker is removed until the longer run finishes.
+        """
+        grown = self.check()
         os.makedirs(self.path, exist_ok=True)
-        if not os.path.exists(self.file(HPARAMS)):
+        if grown or not os.path.exists(self.file(HPARAMS)):
+            if grown and os.path.exists(self.file(COMPLETE)):
+                os.remove(self.file(COMPLETE))
             files.write_json(self.file(HPARAMS), as_dict(self.hparams))
         return self
 

@@ -57,6 +57,26 @@ def test_a_field_added_after_the_run_was_made_matches_at_its_default(tmp_path):
         runs.RunDirectory(str(tmp_path), "train", _hparams(lr=0.01, gamma=0.5), name="old").prepare()
 
 
+def test_more_imp_levels_continue_a_run_and_fewer_are_refused(tmp_path):
+    from keras_lottery import lottery
+
+    def imp_run(levels, **changes):
+        hparams = {**_hparams(**changes), "pruning": lottery.PruningHparams(levels=levels)}
+        return runs.RunDirectory(str(tmp_path), "imp", hparams, name="imp")
+
+    run = imp_run(3).prepare()
+    runs.mark_complete(run.path, "imp")
+    assert imp_run(5).check() == [("pruning", "levels", 3, 5)]
+    imp_run(5).prepare()
+    assert json.load(open(run.file("hparams.json")))["pruning"]["levels"] == 5
+    assert not runs.is_complete(run.path)  # the longer run has not finished
+    with pytest.raises(runs.RunDirectoryMismatch, match=r"pruning.levels: directory has 5, command has 4"):
+        imp_run(4).prepare()
+    with pytest.raises(runs.RunDirectoryMismatch, match=r"training.lr: directory has 0.1, command has 0.2"):
+        imp_run(6, lr=0.2).prepare()  # growing levels does not excuse another change
+    assert imp_run(5).check() == []
+
+
 def test_flags_are_generated_from_the_dataclasses_with_help():
     fv = flags.FlagValues()
     cli.define_flags(data.DatasetHparams, training.TrainingHparams, flag_values=fv)

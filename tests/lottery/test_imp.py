@@ -316,3 +316,16 @@ def test_the_experiment_checks_before_writing_and_reports_with_other_runs(straig
     assert path == str(copy / "results.csv") == imp.results_file(str(copy))
     assert [(int(r["level"]), r["kind"]) for r in csv.DictReader(open(path))] == [(r["level"], r["kind"]) for r in rows]
     assert (copy / "accuracy_vs_density.png").stat().st_size > 1000
+
+
+def test_raising_levels_continues_a_finished_run_without_retraining(tmp_path, run_imp):
+    rows = run_imp(tmp_path, levels=1, controls="")
+    level_1 = os.path.join(str(tmp_path), "level_1", "metrics.json")
+    stamp = os.stat(level_1).st_mtime_ns
+    longer = run_imp(tmp_path, levels=2, controls="")
+    assert [r["level"] for r in longer] == [0, 1, 2] and longer[:2] == rows
+    assert os.stat(level_1).st_mtime_ns == stamp  # read back, not retrained
+    assert json.load(open(tmp_path / "imp.json"))["pruning"]["levels"] == 2
+    assert longer[2]["density"] < longer[1]["density"]
+    with pytest.raises(runs.RunDirectoryMismatch, match="pruning.levels: directory has 2, command has 1"):
+        run_imp(tmp_path, levels=1, controls="")
