@@ -234,13 +234,32 @@ def differences(recorded, wanted):
     return out
 
 
-# Settings a run may be continued with a larger value of: ``(group, field)``. IMP's levels are
-# sequential, so more levels only add levels after the finished ones.
-GROWABLE = frozenset({("pruning", "levels")})
+def _items(text):
+    return {item.strip() for item in str(text).split(",") if item.strip()}
+
+
+def _control_runs(group):
+    """The (level, control) trainings an IMP record asks for (``control_levels`` empty: every level >= 1)."""
+    levels = _items(group.get("control_levels", "")) or {str(level) for level in range(1, int(group["levels"]) + 1)}
+    return {(level, kind) for level in levels for kind in _items(group.get("controls", ""))}
+
+
+def _more_controls(old, new):
+    return _control_runs(new) >= _control_runs(old)
+
+
+# Settings with which a run may continue further: ``{(group, field): grew(old group, new group)}``.
+# IMP's levels are sequential, and its controls are trained per level after the ticket, so more
+# levels, or controls at more levels, only add trainings to the finished ones.
+GROWABLE = {
+    ("pruning", "levels"): lambda old, new: isinstance(new["levels"], int) and new["levels"] >= old["levels"],
+    ("pruning", "controls"): _more_controls,
+    ("pruning", "control_levels"): _more_controls,
+}
 
 
 def _grown(recorded, wanted, growable):
-    """``[(group, field, old, new)]`` when every difference is a growable number that grew; else None."""
+    """``[(group, field, old, new)]`` when every difference is a setting of ``growable`` that grew; else None."""
     grown = []
     for key in set(recorded) | set(wanted):
         old, new = recorded.get(key), wanted.get(key)
@@ -248,24 +267,27 @@ def _grown(recorded, wanted, growable):
             continue
         if not (isinstance(old, dict) and isinstance(new, dict)):
             return None
-        for field in set(old) | set(new):
-            a, b = old.get(field), new.get(field)
-            if a == b:
+        for field in sorted(set(old) | set(new)):
+            if old.get(field) == new.get(field):
                 continue
-            if (key, field) not in growable or not all(isinstance(v, int) for v in (a, b)) or b < a:
+            grew = growable.get((key, field))
+            try:
+                if grew is None or not grew(old, new):
+                    return None
+            except (KeyError, TypeError, ValueError):
                 return None
-            grown.append((key, field, a, b))
+            grown.append((key, field, old.get(field), new.get(field)))
     return grown
 
 
-def check_record(path, record, what="run", defaults=None, growable=frozenset()):
+def check_record(path, record, what="run", defaults=None, growable=None):
     """Raises ``RunDirectoryMismatch`` when the JSON file ``path`` exists and records other settings than ``record``.
 
     ``defaults`` (``{group: {field: default}}``, as :func:`field_defaults` gives): a field that the
     file does not record (added to the library after the run was made) matches when ``record`` has
-    its default, so an upgrade does not orphan runs made before it. ``growable`` (pairs
-    ``(group, field)``, e.g. :data:`GROWABLE`): integer settings that may be larger than recorded, the
-    run then continues further (more IMP levels); a smaller value is still a mismatch.
+    its default, so an upgrade does not orphan runs made before it. ``growable`` (as :data:`GROWABLE`):
+    settings that may differ from the record when they only add work after the finished part (more
+    IMP levels, more controls); anything else that differs is still a mismatch.
 
     Returns ``[(group, field, recorded, wanted)]`` for the settings that grew (empty when none did).
     """
@@ -278,7 +300,7 @@ def check_record(path, record, what="run", defaults=None, growable=frozenset()):
                     for group, values in recorded.items()}
     if recorded is None or recorded == wanted:
         return []
-    grown = _grown(recorded, wanted, growable)
+    grown = _grown(recorded, wanted, growable or {})
     if grown:
         return grown
     diffs = "; ".join(differences(recorded, wanted))
@@ -387,8 +409,8 @@ class RunDirectory:
     def prepare(self):
         """Creates the directory and ``hparams.json``, or checks an existing one. Returns self.
 
-        A run continued with a larger growable setting (:data:`GROWABLE`: more IMP levels) records the
-        new value, and its completion marker is removed until the longer run finishes.
+        A run continued with a growable setting (:data:`GROWABLE`: more IMP levels or controls) records
+        the new settings, and its completion marker is removed until the longer run finishes.
         """
         grown = self.check()
         os.makedirs(self.path, exist_ok=True)

@@ -77,6 +77,22 @@ def test_more_imp_levels_continue_a_run_and_fewer_are_refused(tmp_path):
     assert imp_run(5).check() == []
 
 
+def test_more_controls_or_control_levels_continue_an_imp_run(tmp_path):
+    from keras_lottery import lottery
+
+    def imp_run(**pruning):
+        hparams = {**_hparams(), "pruning": lottery.PruningHparams(**pruning)}
+        return runs.RunDirectory(str(tmp_path), "imp", hparams, name="imp")
+
+    imp_run(levels=4, controls="random", control_levels="2").prepare()
+    assert imp_run(levels=4, controls="random,reinit", control_levels="2,4").check() == [
+        ("pruning", "control_levels", "2", "2,4"), ("pruning", "controls", "random", "random,reinit")]
+    assert imp_run(levels=6, controls="random", control_levels="").check()  # "" is every level: a superset
+    for fewer in (dict(levels=4, controls="reinit", control_levels="2"), dict(levels=4, controls="random", control_levels="3")):
+        with pytest.raises(runs.RunDirectoryMismatch):
+            imp_run(**fewer).check()
+
+
 def test_flags_are_generated_from_the_dataclasses_with_help():
     fv = flags.FlagValues()
     cli.define_flags(data.DatasetHparams, training.TrainingHparams, flag_values=fv)

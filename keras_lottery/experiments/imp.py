@@ -8,8 +8,9 @@ The run directory (``<run_root>/imp/<changed flags>``) holds ``hparams.json``, t
 ``level_N/`` (mask, sparsity report, metrics, history, weights; controls in ``level_N/reinit`` and
 ``level_N/random``), ``results.csv`` (one row per trained network) and ``accuracy_vs_density.png``.
 Killed at any moment, the same command continues the run; a finished run is reported, not redone; a
-directory holding a run with other flags is refused, except a larger --levels with the same --run_name:
-the finished levels are read back and the run continues with the new ones.
+directory holding a run with other flags is refused, except more --levels or more controls
+(--controls, --control_levels) under the same --run_name: the finished trainings are read back and only
+the new ones trained.
 """
 
 from absl import app, flags

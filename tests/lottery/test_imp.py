@@ -329,3 +329,6 @@ def test_raising_levels_continues_a_finished_run_without_retraining(tmp_path, ru
     assert longer[2]["density"] < longer[1]["density"]
     with pytest.raises(runs.RunDirectoryMismatch, match="pruning.levels: directory has 2, command has 1"):
         run_imp(tmp_path, levels=1, controls="")
+    with_control = run_imp(tmp_path, levels=2, controls="random", control_levels="1")  # a control added later
+    assert [(r["level"], r["kind"]) for r in with_control] == [(0, "ticket"), (1, "ticket"), (1, "random"), (2, "ticket")]
+    assert os.stat(level_1).st_mtime_ns == stamp
