@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from keras_lottery.lottery import rewinding_study  # noqa: E402
 
-LEVELS = (2, 4)  # the levels with controls and subnetwork stability (scripts/rewinding_resnet20.sh)
+STABILITY_LEVELS = (4, 8)  # the levels whose subnetwork stability is measured (scripts/rewinding_resnet20.sh)
 
 
 def replicates(run_root, seeds, early_k):
@@ -28,7 +28,7 @@ def replicates(run_root, seeds, early_k):
             dense_stability=os.path.join(run_root, "stability", f"rewind_r20_fm12k_dense_s{seed}"),
             imp={k: os.path.join(run_root, "imp", name.format(k=k)) for k in ks},
             subnetwork_stability={(k, level): os.path.join(run_root, "stability", name.format(k=k) + f"_level{level}")
-                                  for k in ks for level in LEVELS}))
+                                  for k in ks for level in STABILITY_LEVELS}))
     return out
 
 
