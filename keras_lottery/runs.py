@@ -234,28 +234,12 @@ def differences(recorded, wanted):
     return out
 
 
-def _items(text):
-    return {item.strip() for item in str(text).split(",") if item.strip()}
-
-
-def _control_runs(group):
-    """The (level, control) trainings an IMP record asks for (``control_levels`` empty: every level >= 1)."""
-    levels = _items(group.get("control_levels", "")) or {str(level) for level in range(1, int(group["levels"]) + 1)}
-    return {(level, kind) for level in levels for kind in _items(group.get("controls", ""))}
-
-
-def _more_controls(old, new):
-    return _control_runs(new) >= _control_runs(old)
-
-
-# Settings with which a run may continue further: ``{(group, field): grew(old group, new group)}``.
-# IMP's levels are sequential, and its controls are trained per level after the ticket, so more
-# levels, or controls at more levels, only add trainings to the finished ones.
-GROWABLE = {
-    ("pruning", "levels"): lambda old, new: isinstance(new["levels"], int) and new["levels"] >= old["levels"],
-    ("pruning", "controls"): _more_controls,
-    ("pruning", "control_levels"): _more_controls,
-}
+def growable(hparams):
+    """``{(group, field): grew(old, new)}`` from the ``GROWABLE`` of each hyper-parameter dataclass in
+    ``hparams`` (``{group: instance}``): the settings a recorded run may be continued with, when they
+    only add work after its finished part (e.g. ``PruningHparams``: more IMP levels or controls)."""
+    return {(group, field): grew for group, value in hparams.items()
+            for field, grew in getattr(type(value), "GROWABLE", {}).items()}
 
 
 def _grown(recorded, wanted, growable):
@@ -285,9 +269,10 @@ def check_record(path, record, what="run", defaults=None, growable=None):
 
     ``defaults`` (``{group: {field: default}}``, as :func:`field_defaults` gives): a field that the
     file does not record (added to the library after the run was made) matches when ``record`` has
-    its default, so an upgrade does not orphan runs made before it. ``growable`` (as :data:`GROWABLE`):
-    settings that may differ from the record when they only add work after the finished part (more
-    IMP levels, more controls); anything else that differs is still a mismatch.
+    its default, so an upgrade does not orphan runs made before it. ``growable``
+    (``{(group, field): grew(old group, new group)}``, as :func:`growable` gives): settings that may
+    differ from the record when they only add work after the finished part (more IMP levels, more
+    controls); anything else that differs is still a mismatch.
 
     Returns ``[(group, field, recorded, wanted)]`` for the settings that grew (empty when none did).
     """
@@ -384,7 +369,7 @@ class RunDirectory:
                 raise RunDirectoryError(f"{self.path} holds files of no run ({shown}; no {HPARAMS}); refusing to "
                                         "write into it. Pick another --run_name or --run_root.")
         return check_record(self.file(HPARAMS), as_dict(self.hparams), defaults=field_defaults(self.hparams),
-                            growable=GROWABLE)
+                            growable=growable(self.hparams))
 
     def check_execution(self, mixed_precision):
         """Raises ``RunDirectoryMismatch`` when the run was started with another ``mixed_precision``.
@@ -409,7 +394,7 @@ class RunDirectory:
     def prepare(self):
         """Creates the directory and ``hparams.json``, or checks an existing one. Returns self.
 
-        A run continued with a growable setting (:data:`GROWABLE`: more IMP levels or controls) records
+        A run continued with a growable setting (:func:`growable`: more IMP levels or controls) records
         the new settings, and its completion marker is removed until the longer run finishes.
         """
         grown = self.check()

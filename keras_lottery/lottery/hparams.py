@@ -8,6 +8,7 @@
 import dataclasses
 import os
 import re
+import typing
 
 from keras_lottery import pruning
 from keras_lottery.blocks.criteria import names as criterion_names
@@ -95,6 +96,19 @@ class PruningHparams:
         if not _split(self.control_levels):
             return list(range(1, self.levels + 1))
         return sorted({int(item) for item in _split(self.control_levels)})
+
+    def control_runs(self):
+        """The (level, control) trainings this run asks for."""
+        return {(level, kind) for level in self.control_level_list() for kind in self.control_list}
+
+    # Fields a recorded run may be continued with (keras_lottery.runs.check_record): levels are sequential
+    # and controls are trained per level after the ticket, so more levels, or controls at more levels,
+    # only add trainings to the finished ones. {field: grew(old fields, new fields)}.
+    GROWABLE: typing.ClassVar[dict] = {
+        "levels": lambda old, new: int(new["levels"]) >= int(old["levels"]),
+        "controls": lambda old, new: _more_control_runs(old, new),
+        "control_levels": lambda old, new: _more_control_runs(old, new),
+    }
 
     def rule_object(self):
         """The ``keras_lottery.pruning`` rule for one level."""
@@ -287,3 +301,8 @@ class StabilityHparams:
                 raise ValueError(f"--mask names k = {k} twice.")
             pairs[k] = path
         return pairs
+
+
+def _more_control_runs(old, new):
+    """Whether the recorded IMP settings ``new`` ask for every control training ``old`` did (dicts of fields)."""
+    return PruningHparams(**new).control_runs() >= PruningHparams(**old).control_runs()

@@ -244,7 +244,8 @@ def run(directory, build_model, datasets, training_hparams, pruning_hparams, *, 
     record = {"training": dataclasses.asdict(training_hparams), "pruning": dataclasses.asdict(pruning_hparams),
               "dataset": dataclasses.asdict(datasets.hparams), "data_seed": datasets.data_seed,
               "model_seed": int(model_seed), "model": probe.name, "steps_per_epoch": spe, "T": steps, "k": k}
-    grown = runs.check_record(os.path.join(directory, RECORD), record, what="IMP run", growable=runs.GROWABLE)
+    grown = runs.check_record(os.path.join(directory, RECORD), record, what="IMP run",
+                              growable=runs.growable({"pruning": pruning_hparams}))
     os.makedirs(directory, exist_ok=True)
     if grown or not os.path.exists(os.path.join(directory, RECORD)):  # more levels: the record says how many now
         files.write_json(os.path.join(directory, RECORD), record)
