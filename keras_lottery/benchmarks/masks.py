@@ -69,7 +69,6 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from scipy import stats
 
 from keras_lottery import models as zoo
 from keras_lottery.masks import Mask
@@ -77,6 +76,7 @@ from keras_lottery.pruning import LayerwiseMagnitude, prune, weights_of
 from keras_lottery.masking import MaskedLayer, mask, masked_layers
 from keras_lottery.sparsity import ConstantSparsity, UpdatePruningStep, prune_low_magnitude
 from keras_lottery.sparsity.wrapper import pruning_wrappers
+from keras_lottery.spread import mean_interval
 from keras_lottery.training.fused_batch_norm import fuse_batch_norm
 from keras_lottery.training.train_function import streamline_train_function
 
@@ -394,13 +394,6 @@ def run(models=("lenet_300_100", "resnet20"), rounds=None, steps=None, sparsity=
     if processes > 1:
         return measure_in_subprocesses(processes, **options)
     return [measure(**options)]
-
-
-def mean_interval(values, confidence=0.95):
-    """``(mean, half-width)`` of the Student-t ``confidence`` interval of the mean of ``values`` (>= 2 values)."""
-    n = len(values)
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(values) / n ** 0.5
-    return statistics.fmean(values), float(half)
 
 
 def table(rows_by_process, input_kind="dataset", steps_per_execution=1, jit_compile=False):

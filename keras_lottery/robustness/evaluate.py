@@ -10,7 +10,8 @@ at the next model. Then:
   relative to the dense model of the same replicate, and each figure's difference against that dense
   model (``d_...``, percentage points);
 * ``summary.csv|json|md``: per group (dense, each ticket or level and control), the mean and sample
-  standard deviation over replicates of every figure and difference;
+  standard deviation over replicates of every figure and difference, and for each difference its 95%
+  interval (Student t over replicates) and the number of replicates above dense;
 * ``accuracy_vs_severity.png`` (per corruption family) and ``accuracy_vs_epsilon.png``;
 * ``complete.json`` last.
 """
@@ -22,7 +23,7 @@ import time
 import keras
 import numpy as np
 
-from keras_lottery import files, runs
+from keras_lottery import files, runs, spread
 from keras_lottery.robustness import attacks, corruptions, plots, shift, suite
 from keras_lottery.robustness import inventory as inventory_module
 
@@ -155,7 +156,8 @@ def table_rows(inventory, results):
         figures = _figures(results[entry.id])
         reference = inventory.reference(entry.replicate)
         dense = _figures(results[reference.id])
-        row = {"group": entry.group, "replicate": entry.replicate, "model": entry.id, "density": entry.density}
+        row = {"group": entry.group, "replicate": entry.replicate, "model": entry.id, "density": entry.density,
+               "reference": entry.reference}
         row.update({k: round(v, 6) if v is not None else None for k, v in figures.items()})
         row["mce"] = suite.mce(results[entry.id]["corruptions"], results[reference.id]["corruptions"])
         for key, value in figures.items():
@@ -168,19 +170,25 @@ def table_rows(inventory, results):
 
 def summary_rows(rows):
     """Per group, in order of appearance: ``n`` replicates, and ``<figure>`` / ``<figure>_std`` (mean and
-    sample standard deviation over replicates) for every number of the table."""
+    sample standard deviation over replicates) for every number of the table. For each paired
+    difference against dense (``d_<figure>``, points) also ``d_<figure>_ci95`` (half-width of the
+    95% Student-t interval of the mean, with 2 or more replicates) and ``d_<figure>_above`` (the
+    replicates where the model is above its dense model)."""
     groups = list(dict.fromkeys(r["group"] for r in rows))
     out = []
     for group in groups:
         members = [r for r in rows if r["group"] == group]
-        summary = {"group": group, "n": len(members)}
+        summary = {"group": group, "n": len(members), "reference": all(r.get("reference") for r in members)}
         for key in members[0]:
             values = [r[key] for r in members if isinstance(r.get(key), (int, float)) and r.get(key) is not None]
-            if key in ("replicate",) or not values or len(values) != len(members):
+            if key in ("replicate", "reference") or not values or len(values) != len(members):
                 continue
             summary[key] = round(statistics.fmean(values), 6)
             if key != "density":
                 summary[f"{key}_std"] = round(statistics.stdev(values), 6) if len(values) > 1 else None
+            if key.startswith("d_"):
+                summary[f"{key}_ci95"] = round(spread.mean_interval(values)[1], 6) if len(values) > 1 else None
+                summary[f"{key}_above"] = spread.replicates_above(values)
         out.append(summary)
     return out
 
@@ -194,9 +202,37 @@ def _cell(summary, key, points=False):
     return text + (f" ± {scale * std:.2f}" if std is not None else "")
 
 
+def _paired_cell(summary, key):
+    """``+1.21 [-0.23, +2.65] 3/3``: mean difference, its 95% interval, replicates above dense."""
+    mean, half, above = summary.get(key), summary.get(f"{key}_ci95"), summary.get(f"{key}_above")
+    if mean is None:
+        return ""
+    text = f"{mean:+.2f}"
+    if half is not None:
+        text += f" [{mean - half:+.2f}, {mean + half:+.2f}]"
+    return text + ("" if above is None else f" {above}/{summary['n']}")
+
+
+def _paired_table(summary, keys):
+    """Each ticket's paired differences against dense with their 95% interval (the dense rows are the
+    reference and are left out)."""
+    rows = [row for row in summary if not row.get("reference")]
+    if not rows:
+        return ""
+    head = ["group", "n"] + [f"Δ {k.replace('_', ' ')}" for k in keys]
+    lines = ["", "Paired differences against dense (points): mean [95% interval of the mean, Student t over "
+             "replicates] and the replicates where the model is above its dense model:", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        lines.append("| " + " | ".join([row["group"], str(row["n"])] + [_paired_cell(row, f"d_{k}") for k in keys])
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_summary(summary):
     """The paper-style tables: per group, mean ± standard deviation over replicates. First the
-    accuracies (%) and differences against dense (points), then each corruption's difference."""
+    accuracies (%) and differences against dense (points), then the paired differences with their 95%
+    interval and sign count, then each corruption's difference."""
     first = summary[0]
     attack_keys = [k for k in first if "@" in k and not k.startswith("d_") and not k.endswith("_std")
                    and float(k.split("@")[1]) > 0]  # at epsilon 0 an attack is the clean accuracy
@@ -215,6 +251,8 @@ def markdown_summary(summary):
         cells += [_cell(row, f"d_{k}", True) for k in attack_keys]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
+    text += _paired_table(summary, ["clean", "mean_corruption"] + (["shifted"] if "shifted" in first else [])
+                          + attack_keys)
     if names:
         head = ["group"] + names
         lines = ["", "Difference against dense per corruption (points, mean over the severities):", "",

@@ -81,11 +81,6 @@ def test_run_rejects_bad_arguments_before_measuring(arguments, message):
         masks.run(**arguments)
 
 
-def test_mean_interval_is_the_student_t_interval_of_the_mean():
-    mean, half = masks.mean_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and abs(half - 4.302653 * 1.0 / 3 ** 0.5) < 1e-5  # t(0.975, 2 dof) = 4.3027
-
-
 def test_table_pairs_rounds_within_each_process_and_takes_the_median_over_processes():
     def row(dense, masked):
         return dict(model="lenet_300_100", per_step={"dense": dense, "masked": masked}, density=0.2, zeros_ok=True,

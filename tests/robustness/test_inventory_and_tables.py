@@ -74,3 +74,8 @@ def test_rows_and_summary():
     assert summary[1]["d_clean"] == pytest.approx(1.0) and summary[1]["d_clean_std"] == pytest.approx(1.41421, 1e-4)
     text = evaluate.markdown_summary(summary)
     assert "| t | 2 |" in text and "+1.00 ± 1.41" in text and "Δ pgd10@0.1" in text and "pgd10@0 " not in text
+    # paired differences: 95% Student-t interval (t(0.975, 1 dof) = 12.706) and replicates above dense
+    assert summary[1]["d_clean_ci95"] == pytest.approx(12.706, 1e-4) and summary[1]["d_clean_above"] == 1
+    assert summary[0]["reference"] and not summary[1]["reference"]
+    paired = text[text.index("Paired differences"):]
+    assert "| t | 2 | +1.00 [-11.71, +13.71] 1/2 |" in paired and "| dense |" not in paired.split("Difference")[0]
