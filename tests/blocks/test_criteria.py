@@ -328,3 +328,26 @@ def test_multi_output_models_need_a_loss_per_output():
     grads = tape.gradient(total, w)
     expected = sum(float(np.abs(v.numpy() * g.numpy()).sum()) for v, g in zip(w, grads))
     assert as_list["add"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_hessian_product_is_right_through_an_einsum_with_a_size_one_dimension():
+    # A multi-query attention's value projection (one key-value head, Gemma's equation). Reverse-over-
+    # reverse differentiation, compiled by TensorFlow 2.21's graph optimizer, gets H g wrong here.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 6))
+    values = keras.layers.EinsumDense("bsd,kdh->bskh", output_shape=(None, 1, 5), name="value")(inputs)
+    hidden = keras.layers.Dense(8, activation="tanh")(keras.layers.Reshape((20,))(values))
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    x = np.random.default_rng(0).normal(size=(6, 4, 6)).astype("float32")
+    y = np.array([0, 1, 2, 0, 1, 2])
+    loss = criteria._as_loss(None)
+    g, hg = criteria.gradient_and_hessian_product(model, [(x, y)], loss)
+    # central differences of the gradient along g, in float64
+    wide, step = criteria.twin(model, dtype="float64"), 1e-4
+    batch = [(x.astype("float64"), y)]
+    plus = criteria.gradients(wide, batch, loss, offset=[step * v for v in g])
+    minus = criteria.gradients(wide, batch, loss, offset=[-step * v for v in g])
+    for product, p, m in zip(hg, plus, minus):
+        np.testing.assert_allclose(product, (p - m) / (2 * step), rtol=1e-3, atol=1e-5)
+    for a, b in zip(criteria.hessian_vector_product(model, [(x, y)], loss, g), hg):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

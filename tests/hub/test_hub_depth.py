@@ -8,7 +8,7 @@ import pytest
 
 import keras_lottery as kl
 from keras_lottery.blocks import rewrite
-from tests.hub.conftest import BUILDERS, _image_batch, _text_batch
+from tests.hub.conftest import BUILDERS, _image_batch, _text_batch, keras_hub
 
 EXPECTED = {  # removable blocks of each tiny model
     "gpt2_backbone": ["transformer_layer_0", "transformer_layer_1"],
@@ -67,6 +67,16 @@ def test_snip_and_grasp_score_transformer_layers():
     for criterion in ("snip", "grasp"):
         scores = kl.blocks.score(model, (x, y), criterion=criterion)
         assert list(scores) == EXPECTED["gpt2_causal_lm"] and len(set(scores.values())) == 2
+
+
+@pytest.mark.parametrize("name, task", [("gemma_backbone", "GemmaCausalLM"), ("llama_backbone", "LlamaCausalLM")])
+def test_grasp_scores_multi_query_attention(name, task):
+    # one key-value head: an EinsumDense kernel with a size-1 dimension (see criteria.autodiff)
+    model = getattr(keras_hub.models, task)(backbone=BUILDERS[name](), preprocessor=None)
+    x, y = _text_batch()
+    scores = kl.blocks.score(model, (x, y), criterion="grasp")
+    assert list(scores) == [f"{name}/{layer}" for layer in EXPECTED[name]]
+    assert all(np.isfinite(list(scores.values()))) and len(set(scores.values())) == 2
 
 
 def test_a_users_residual_layer_is_a_block():

@@ -8,7 +8,7 @@ batch norm in training mode, as in the SNIP and GraSP papers; no state of the mo
 * ``snip``: per weight ``|w * dL/dw|`` (Lee et al. 2019); block score = **sum** over the block's
   trainable weights (its "connection sensitivity mass").
 * ``grasp``: per weight ``S = -w * (H g)`` with ``g = dL/dw`` and ``H`` the Hessian (Wang et al. 2020),
-  ``H g`` by double back-propagation on a twin of the model whose batch norm keeps second
+  ``H g`` by forward-over-reverse differentiation on a twin of the model whose batch norm keeps second
   derivatives (see :class:`ExactBatchNormalization`).
   GraSP removes the weights with the *largest* ``S``; a block's score is therefore
   ``sum(w * H g) = -sum(S)``, which is sign-aware: to first order, zeroing the whole block changes

@@ -144,26 +144,40 @@ def _convert_layers(config, dtype, exact_batch_norm):
                                 registered_name="DepthwiseGroupedConv2D")
 
 
-def _double_backward(model, values, frozen, x, y, loss, training, vector=None):
+def _hessian_product(model, values, frozen, x, y, loss, training, vector=None):
     """``(g, H v)`` on one batch, inside a ``tf.function``: the loss gradient ``g`` w.r.t. ``values`` and
-    the Hessian times ``vector`` (``g`` itself, held constant, when ``vector`` is None)."""
-    with tf.GradientTape() as outer:
-        outer.watch(values)
-        with tf.GradientTape() as inner:
-            inner.watch(values)
+    the Hessian times ``vector`` (``g`` itself, held constant, when ``vector`` is None).
+
+    Forward-over-reverse: the gradient is differentiated along ``vector`` in forward mode
+    (``tf.autodiff.ForwardAccumulator``). Not reverse-over-reverse (a second ``GradientTape`` over
+    the gradient): on TensorFlow 2.21 Grappler's arithmetic optimizer and constant folding together
+    miscompile that graph when an ``EinsumDense`` kernel has a size-1 dimension (the one key-value
+    head of a multi-query attention: Gemma, Llama with ``num_key_value_heads=1``): it gives a wrong
+    ``H g`` silently, or fails with a broadcasting error (``tests/blocks/test_criteria.py``).
+    """
+
+    def loss_gradient():
+        with tf.GradientTape() as tape:
+            tape.watch(values)
             outputs, _ = model.stateless_call(values, frozen, x, training=training)
             value = loss(y, outputs)
-        first = _dense(inner.gradient(value, values), values)
-        vector = [tf.stop_gradient(g) for g in first] if vector is None else vector
-        dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(first, vector)])
-    return first, _dense(outer.gradient(dot, values), values)
+        return _dense(tape.gradient(value, values), values)
+
+    first = None
+    if vector is None:
+        first = [tf.stop_gradient(g) for g in loss_gradient()]
+        vector = first
+    with tf.autodiff.ForwardAccumulator(values, vector) as accumulator:
+        gradient = loss_gradient()
+    product = [accumulator.jvp(g, unconnected_gradients=tf.UnconnectedGradients.ZERO) for g in gradient]
+    return (gradient if first is None else first), _dense(product, values)  # an embedding's: IndexedSlices
 
 
 def hessian_vector_product(model, batches, loss, vector, training=True):
     """``H @ vector`` for the Hessian ``H`` of the batch-averaged loss w.r.t. ``model.trainable_variables``.
 
-    Double back-propagation with ``tf.GradientTape`` through ``stateless_call`` (no state changes), one
-    ``tf.function`` graph for all batches of a shape.
+    Forward-over-reverse differentiation (see :func:`_hessian_product`) through ``stateless_call`` (no
+    state changes), one ``tf.function`` graph for all batches of a shape.
     Call it on ``twin(model, exact_batch_norm=True)`` for models with batch norm (see
     :class:`ExactBatchNormalization`); :func:`grasp` does.
     """
@@ -173,7 +187,7 @@ def hessian_vector_product(model, batches, loss, vector, training=True):
 
     @tf.function(reduce_retracing=True)
     def batch_product(values, vector, x, y):
-        return _double_backward(model, values, frozen, x, y, loss, training, vector)[1]
+        return _hessian_product(model, values, frozen, x, y, loss, training, vector)[1]
 
     return _batch_average(lambda x, y: batch_product(values, vector, x, y), values, batches)
 
@@ -181,9 +195,9 @@ def hessian_vector_product(model, batches, loss, vector, training=True):
 def gradient_and_hessian_product(model, batches, loss, training=True):
     """``(g, H g)``: the batch-averaged loss gradient ``g`` and the Hessian times it, as GraSP needs.
 
-    With one batch both come from one double-backward graph (``g`` is the inner gradient, held
-    constant as the vector), which saves tracing and running a separate gradient pass: most of
-    GraSP's time on large graphs is the trace. With several batches ``g`` must be averaged over all
+    With one batch both come from one graph (``g``, held constant, is the forward-mode direction),
+    which saves tracing a separate gradient function: most of GraSP's time on large graphs is the
+    trace. With several batches ``g`` must be averaged over all
     of them first, so it takes :func:`gradients` then :func:`hessian_vector_product`.
     """
     if len(batches) != 1:
@@ -192,5 +206,5 @@ def gradient_and_hessian_product(model, batches, loss, training=True):
     values = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
     frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
     (x, y), = batches
-    first, product = tf.function(_double_backward)(model, values, frozen, x, y, loss, training)
+    first, product = tf.function(_hessian_product)(model, values, frozen, x, y, loss, training)
     return [f.numpy() for f in first], [p.numpy() for p in product]
