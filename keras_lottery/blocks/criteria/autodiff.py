@@ -163,14 +163,12 @@ def _hessian_product(model, values, frozen, x, y, loss, training, vector=None):
             value = loss(y, outputs)
         return _dense(tape.gradient(value, values), values)
 
-    first = None
-    if vector is None:
-        first = [tf.stop_gradient(g) for g in loss_gradient()]
-        vector = first
+    if vector is None:  # the forward-mode direction must be known before the pass it differentiates
+        vector = [tf.stop_gradient(g) for g in loss_gradient()]
     with tf.autodiff.ForwardAccumulator(values, vector) as accumulator:
         gradient = loss_gradient()
     product = [accumulator.jvp(g, unconnected_gradients=tf.UnconnectedGradients.ZERO) for g in gradient]
-    return (gradient if first is None else first), _dense(product, values)  # an embedding's: IndexedSlices
+    return gradient, _dense(product, values)  # an embedding's product comes back as IndexedSlices
 
 
 def hessian_vector_product(model, batches, loss, vector, training=True):
