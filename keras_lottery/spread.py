@@ -9,7 +9,7 @@ import statistics
 
 from scipy import stats
 
-__all__ = ["mean_interval", "replicates_above"]
+__all__ = ["interval_text", "mean_interval", "replicates_above"]
 
 
 def mean_interval(values, confidence=0.95):
@@ -24,3 +24,14 @@ def mean_interval(values, confidence=0.95):
 def replicates_above(values, threshold=0.0):
     """How many of ``values`` are strictly above ``threshold`` (e.g. replicates where a ticket beats dense)."""
     return sum(1 for v in values if v > threshold)
+
+
+def interval_text(values, digits=2, scale=1.0):
+    """``"[-0.23, +2.65] 3/3"``: the 95% interval of the mean of paired differences ``values`` (times
+    ``scale``) and how many are above zero; ``""`` with fewer than 2 values (``None`` skipped)."""
+    values = [scale * float(v) for v in values if v is not None]
+    if len(values) < 2:
+        return ""
+    mean, half = mean_interval(values)
+    spec = f"+.{digits}f"
+    return f"[{mean - half:{spec}}, {mean + half:{spec}}] {replicates_above(values)}/{len(values)}"

@@ -19,3 +19,10 @@ def test_mean_interval_widens_with_confidence_and_needs_two_values():
 def test_replicates_above_counts_strictly_greater_values():
     assert spread.replicates_above([0.3, 0.0, -1.2, 2.0]) == 2
     assert spread.replicates_above([0.3, 0.0, -1.2, 2.0], threshold=-2.0) == 4
+
+
+def test_interval_text_gives_the_interval_and_the_count_above_zero():
+    values = [0.01, 0.02, -0.005]
+    mean, half = spread.mean_interval([100 * v for v in values])
+    assert spread.interval_text(values, scale=100) == f"[{mean - half:+.2f}, {mean + half:+.2f}] 2/3"
+    assert spread.interval_text([0.3, None]) == "" and spread.interval_text([]) == ""

@@ -23,7 +23,7 @@ import dataclasses
 import os
 import statistics
 
-from keras_lottery import files, runs
+from keras_lottery import files, runs, spread
 from keras_lottery.lottery import distance, imp, plots
 from keras_lottery.report import mean_spread
 
@@ -49,10 +49,14 @@ class Replicate:
 
 
 def _stats(values, scale=100.0, sign=False):
+    """Mean and SD of ``values`` times ``scale``; ``sign`` marks paired differences, whose text also
+    gives the 95% interval of the mean and the count above zero (``+0.41 ± 0.30 [-0.33, +1.15] 2/3``)."""
     values = [v for v in values if v is not None]
     cells = {"n": len(values), "mean": statistics.fmean(values) * scale if values else None,
              "sd": statistics.stdev(values) * scale if len(values) > 1 else None}
     cells["text"] = mean_spread(values, scale=scale, sign=sign)
+    if sign and len(values) > 1:
+        cells["text"] += " " + spread.interval_text(values, scale=scale)
     return cells
 
 
@@ -160,6 +164,24 @@ def _distance_table(distances, accuracy, labels):
     return table
 
 
+def _distance_differences(distances, accuracy, labels):
+    """Per level and kind: each later k's relative L2 distance to dense minus the first k's, paired by seed."""
+    table = []
+    reference = labels[0] if labels else None
+    cells = sorted({(level, kind) for (_, level, kind) in distances if level != 0},
+                   key=lambda cell: (cell[0], imp.KINDS.index(cell[1])))
+    for level, kind in cells:
+        first = distances.get((reference, level, kind), {})
+        densities = [r["density"] for r in accuracy.get((reference, level, kind), {}).values()]
+        row = {"level": level, "kind": kind, "density_pct": 100.0 * statistics.fmean(densities) if densities else None}
+        for label in labels[1:]:
+            later = distances.get((label, level, kind), {})
+            row[f"k={label} minus k={reference}"] = _stats(_paired(later, first, "relative_l2_to_dense"),
+                                                           scale=1.0, sign=True)["text"]
+        table.append(row)
+    return table
+
+
 def _subnetwork_instability(replicates):
     by_cell = {}
     for replicate in replicates:
@@ -182,9 +204,11 @@ def summarize(replicates, total_steps=None):
     ``total_steps`` is T, for k as a percentage of T; by default it is read from the IMP runs.
 
     Returns ``{"T": T or None, "dense_instability": rows, "imp_accuracy": rows,
-    "subnetwork_instability": rows, "distances": rows, "per_replicate": rows}``. Percentages and
-    percentage points are ``"mean ± sd"`` over the replicates that have the cell (``n`` columns say
-    how many); differences are paired by replicate seed. ``per_replicate`` keeps every IMP record
+    "subnetwork_instability": rows, "distances": rows, "distance_differences": rows,
+    "per_replicate": rows}``. Percentages and percentage points are ``"mean ± sd"`` over the
+    replicates that have the cell (``n`` columns say how many); differences are paired by replicate
+    seed and, with 2 or more replicates, also give the 95% Student-t interval of the mean and how
+    many replicates are above zero. ``per_replicate`` keeps every IMP record
     with its distance, for plots and re-analysis.
     """
     labels = []
@@ -202,7 +226,9 @@ def summarize(replicates, total_steps=None):
     return {"T": total, "dense_instability": _dense_instability(replicates, total),
             "imp_accuracy": _imp_accuracy(accuracy, labels) if labels else [],
             "subnetwork_instability": _subnetwork_instability(replicates),
-            "distances": _distance_table(distances, accuracy, labels), "per_replicate": per_replicate}
+            "distances": _distance_table(distances, accuracy, labels),
+            "distance_differences": _distance_differences(distances, accuracy, labels) if len(labels) > 1 else [],
+            "per_replicate": per_replicate}
 
 
 def _markdown(rows):
@@ -222,7 +248,9 @@ def markdown(summary):
              "\n### The IMP subnetworks' instability from their own k (percentage points of error)\n",
              _markdown(summary["subnetwork_instability"]),
              "\n### L2 distance of each trained network to the trained dense network (prunable weights)\n",
-             _markdown(summary["distances"])]
+             _markdown(summary["distances"]),
+             "\n### Relative L2 distance to dense: the early k minus k = 0, paired by replicate\n",
+             _markdown(summary.get("distance_differences", []))]
     return "\n".join(part for part in parts if part)
 
 
@@ -230,11 +258,12 @@ def write(summary, directory, plot=True):
     """Writes the tables of :func:`summarize` to ``directory``.
 
     Files: ``dense_instability.csv``, ``imp_accuracy.csv``, ``subnetwork_instability.csv``,
-    ``distances.csv``, ``per_replicate.csv``, ``summary.md``, and with ``plot``
+    ``distances.csv``, ``distance_differences.csv``, ``per_replicate.csv``, ``summary.md``, and with ``plot``
     ``instability_vs_k.png`` and ``accuracy_vs_density.png``. Returns the Markdown text.
     """
     os.makedirs(directory, exist_ok=True)
-    for name in ("dense_instability", "imp_accuracy", "subnetwork_instability", "distances", "per_replicate"):
+    for name in ("dense_instability", "imp_accuracy", "subnetwork_instability", "distances", "distance_differences",
+                 "per_replicate"):
         if summary[name]:
             files.write_csv(os.path.join(directory, f"{name}.csv"), summary[name])
     text = markdown(summary)

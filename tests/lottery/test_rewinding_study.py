@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery import files, runs, training
+from keras_lottery import files, runs, spread, training
 from keras_lottery.lottery import distance, imp, rewinding_study
 
 
@@ -111,18 +111,27 @@ def test_summary_folds_replicates_into_means_and_paired_differences(imp_runs, tm
     ticket_minus_random = [100 * (records[("4", s)][(2, "ticket")]["test_accuracy"]
                                   - records[("4", s)][(2, "random")]["test_accuracy"]) for s in (0, 1)]
     assert level2["k=4: ticket minus random (pp)"] == (
-        f"{statistics.fmean(ticket_minus_random):+.2f} ± {statistics.stdev(ticket_minus_random):.2f}")
+        f"{statistics.fmean(ticket_minus_random):+.2f} ± {statistics.stdev(ticket_minus_random):.2f} "
+        + spread.interval_text(ticket_minus_random))
     early_minus_zero = [100 * (records[("4", s)][(2, "ticket")]["test_accuracy"]
                                - records[("0", s)][(2, "ticket")]["test_accuracy"]) for s in (0, 1)]
     assert level2["k=4 minus k=0 (pp)"].startswith(f"{statistics.fmean(early_minus_zero):+.2f}")
     assert {(r["k"], r["level"], r["kind"]) for r in summary["distances"]} == {
         (k, level, kind) for k in ("0", "4") for level, kind in ((1, "ticket"), (2, "ticket"), (2, "random"))}
     assert all(r["replicates"] == 2 for r in summary["distances"])
+    (closer,) = [r for r in summary["distance_differences"] if (r["level"], r["kind"]) == (2, "ticket")]
+    later = {s: distance.distances_to_dense(imp_runs[("4", s)]) for s in (0, 1)}
+    first = {s: distance.distances_to_dense(imp_runs[("0", s)]) for s in (0, 1)}
+    differences = [next(r for r in later[s] if (r["level"], r["kind"]) == (2, "ticket"))["relative_l2_to_dense"]
+                   - next(r for r in first[s] if (r["level"], r["kind"]) == (2, "ticket"))["relative_l2_to_dense"]
+                   for s in (0, 1)]
+    assert closer["k=4 minus k=0"].startswith(f"{statistics.fmean(differences):+.2f} ± ")
+    assert closer["k=4 minus k=0"].endswith(f"{spread.replicates_above(differences)}/2")
 
     text = rewinding_study.write(summary, str(tmp_path / "out"))
     assert "15.00 ± 7.07" in text
     for name in ("dense_instability.csv", "imp_accuracy.csv", "subnetwork_instability.csv", "distances.csv",
-                 "per_replicate.csv", "summary.md", "instability_vs_k.png", "accuracy_vs_density.png"):
+                 "distance_differences.csv", "per_replicate.csv", "summary.md", "instability_vs_k.png", "accuracy_vs_density.png"):
         assert os.path.getsize(tmp_path / "out" / name) > 0
 
 
