@@ -34,20 +34,22 @@ import dataclasses
 import keras
 import numpy as np
 
+from keras_lottery import op_flops
 from keras_lottery.graph import FunctionalGraph, is_functional
 
 _ZERO_COST = {
     "InputLayer", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
     "Reshape", "Flatten", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
     "GaussianDropout", "GaussianNoise", "AlphaDropout", "Permute", "RepeatVector", "Identity", "Concatenate",
-    "ActivityRegularization", "Masking", "UpSampling1D", "UpSampling2D", "UpSampling3D",
+    "ActivityRegularization", "Masking", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Embedding",
 }
 _ELEMENTWISE = {"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}
 _NORMALIZATION = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
-                  "Rescaling", "Normalization"}
+                  "Rescaling", "Normalization", "RMSNormalization", "LlamaLayerNorm"}  # last: Keras's, Gemma's; Llama's
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 _ELEMENTWISE_LAYERS = {"LayerScale", "PositionEmbedding"}  # ConvNeXt's scale, the zoo ViT's embedding: one per element
 _ZERO_COST_LAYERS = {"StochasticDepth"}  # identity at inference
+_MASK_WRAPPERS = {"MaskedLayer", "PruneLowMagnitude"}  # keras_lottery's mask wrappers: the mask is training machinery
 # Operation nodes (``keras.ops``), by class name.
 _OP_ZERO = {
     "Reshape", "Transpose", "ExpandDims", "Squeeze", "Concatenate", "Stack", "Unstack", "GetItem", "Cast",
@@ -97,7 +99,8 @@ class NodeFlops:
             return operation_flops(layer, in_shapes, out_shapes, self.uncounted)
         if not out_shapes and in_shapes:
             out_shapes = [tuple(layer.compute_output_shape(in_shapes[0] if len(in_shapes) == 1 else in_shapes))]
-        return layer_forward_flops(layer, in_shapes, out_shapes, self.uncounted)
+        arguments = graph.call_arguments(node) if node in graph.nodes else None
+        return layer_forward_flops(layer, in_shapes, out_shapes, self.uncounted, arguments)
 
 
 def operation_flops(operation, in_shapes, out_shapes, uncounted=None):
@@ -130,17 +133,33 @@ def _attention_flops(layer, in_shapes, out):
     return 2 * macs + bias + heads * t_q * t_k
 
 
-def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None):
-    """FLOPs of one call of ``layer`` on one example, from its input and output shapes (batch dim first)."""
+def _einsum_dense_flops(layer, in_shapes, out):
+    """``EinsumDense``: two per multiply-add of its equation, plus one per output for the bias (as ``Dense``)."""
+    product = op_flops.einsum_flops(layer.equation, [(1, *in_shapes[0][1:]), tuple(layer.kernel.shape)])
+    return product + (_prod(out[1:]) if getattr(layer, "bias", None) is not None else 0)
+
+
+def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None, arguments=None):
+    """FLOPs of one call of ``layer`` on one example, from its input and output shapes (batch dim first).
+
+    A layer without a rule here is counted from its traced TensorFlow ops (:mod:`keras_lottery.op_flops`),
+    called with ``arguments`` (``(args, kwargs)`` of its functional node, symbolic tensors included) or
+    else with one float tensor per input shape. Such a layer is added to ``uncounted`` when it cannot be
+    traced (``"name (Class)"``) or for each op type without a rule (``"name (Class: OpType)"``).
+    """
     cls = type(layer).__name__
     out = out_shapes[0] if out_shapes else ()
     n_out = _prod(out[1:])
-    if isinstance(layer, keras.Model):
+    if isinstance(layer, keras.Model) and (isinstance(layer, keras.Sequential) or is_functional(layer)):
         return flops(layer)
+    if isinstance(layer, keras.layers.Wrapper) and cls in _MASK_WRAPPERS:  # the wrapped layer's cost
+        return layer_forward_flops(layer.layer, in_shapes, out_shapes, uncounted)
     if cls in _ZERO_COST or cls in _ZERO_COST_LAYERS:
         return 0
     if cls == "MultiHeadAttention" and in_shapes and out:
         return _attention_flops(layer, in_shapes, out)
+    if cls == "EinsumDense" and in_shapes and out:
+        return _einsum_dense_flops(layer, in_shapes, out)
     fmt = getattr(layer, "data_format", "channels_last")
     bias = n_out if getattr(layer, "use_bias", False) else 0
     if cls in ("SeparableConv1D", "SeparableConv2D"):
@@ -163,9 +182,24 @@ def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None):
         return _prod(in_shapes[0][1:]) if in_shapes else 0
     if "Pooling" in cls:
         return n_out * _prod(layer.pool_size)
+    return _traced_layer_flops(layer, in_shapes, arguments, uncounted)
+
+
+def _traced_layer_flops(layer, in_shapes, arguments, uncounted):
+    """FLOPs of a layer without a rule, from its traced ops; zero and listed when it cannot be traced."""
+    cls = type(layer).__name__
+    if arguments is None:
+        dtype = getattr(layer, "compute_dtype", None) or "float32"
+        arguments = ([keras.KerasTensor(shape, dtype=dtype) for shape in in_shapes], {})
+    traced = op_flops.traced_flops(layer, *arguments) if in_shapes else None
+    if traced is None:
+        if uncounted is not None:
+            uncounted.add(f"{layer.name} ({cls})")
+        return 0
+    count, unknown = traced
     if uncounted is not None:
-        uncounted.add(f"{layer.name} ({cls})")
-    return 0
+        uncounted.update(f"{layer.name} ({cls}: {op})" for op in unknown)
+    return count
 
 
 def _check_model(model, what):

@@ -35,10 +35,13 @@ def test_flops_params_memory_by_hand():
 
 def test_sequential_and_uncounted_layers():
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2, name="d"),
-                              keras.layers.Lambda(lambda t: t * 2, name="double")])
+                              keras.layers.Lambda(lambda t: t * 2, name="double"),
+                              keras.layers.Lambda(keras.ops.sort, name="sorted")])
     report = kl.metrics.layer_flops(model)
-    assert report["layers"]["d"] == 2 * 5 * 2 + 2 and report["uncounted"] == ["double (Lambda)"]
-    assert kl.metrics.memory(model, 1).activations == 4 * (5 + 2 + 2)
+    assert report["layers"]["d"] == 2 * 5 * 2 + 2
+    # a layer without a rule is counted from its traced ops; an op without a rule is named
+    assert report["layers"]["double"] == 2 and report["uncounted"] == ["sorted (Lambda: TopKV2)"]
+    assert kl.metrics.memory(model, 1).activations == 4 * (5 + 2 + 2 + 2)
 
 
 def test_ticket_flops_drop_by_block_flops(resnet14):
