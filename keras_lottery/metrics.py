@@ -133,10 +133,12 @@ def _attention_flops(layer, in_shapes, out):
     return 2 * macs + bias + heads * t_q * t_k
 
 
-def _einsum_dense_flops(layer, in_shapes, out):
+def _einsum_dense_flops(layer, in_shapes):
     """``EinsumDense``: two per multiply-add of its equation, plus one per output for the bias (as ``Dense``)."""
-    product = op_flops.einsum_flops(layer.equation, [(1, *in_shapes[0][1:]), tuple(layer.kernel.shape)])
-    return product + (_prod(out[1:]) if getattr(layer, "bias", None) is not None else 0)
+    # from the equation: its output shape may keep None for a known size (output_shape=(None, 4))
+    shapes = [(1, *in_shapes[0][1:]), tuple(layer.kernel.shape)]
+    bias = op_flops.einsum_output_size(layer.equation, shapes) if getattr(layer, "bias", None) is not None else 0
+    return op_flops.einsum_flops(layer.equation, shapes) + bias
 
 
 def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None, arguments=None):
@@ -159,7 +161,7 @@ def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None, arguments=
     if cls == "MultiHeadAttention" and in_shapes and out:
         return _attention_flops(layer, in_shapes, out)
     if cls == "EinsumDense" and in_shapes and out:
-        return _einsum_dense_flops(layer, in_shapes, out)
+        return _einsum_dense_flops(layer, in_shapes)
     fmt = getattr(layer, "data_format", "channels_last")
     bias = n_out if getattr(layer, "use_bias", False) else 0
     if cls in ("SeparableConv1D", "SeparableConv2D"):

@@ -33,7 +33,7 @@ import weakref
 
 import keras
 
-__all__ = ["einsum_flops", "graph_flops", "traced_flops"]
+__all__ = ["einsum_flops", "einsum_output_size", "graph_flops", "traced_flops"]
 
 _ZERO = {
     "Placeholder", "PlaceholderWithDefault", "Const", "Identity", "IdentityN", "NoOp", "ReadVariableOp",
@@ -80,14 +80,9 @@ def _floating(op):
     return any(t.dtype.is_floating or t.dtype.is_complex for t in (*op.inputs, *op.outputs))
 
 
-def einsum_flops(equation, shapes):
-    """FLOPs of ``tf.einsum(equation, *operands)`` on operands of ``shapes`` (see the module docstring).
-
-    Two operands: ``2 x`` the product of the sizes of all distinct indices (``...`` broadcast included).
-    One operand: one per input element if an index is summed out, else zero (a transposition).
-    """
-    equation = equation.replace(" ", "")
-    lhs, _, rhs = equation.partition("->")
+def _index_sizes(equation, shapes):
+    """``(operand terms, output term, {index: size}, broadcast ellipsis dims)`` of an einsum call."""
+    lhs, _, rhs = equation.replace(" ", "").partition("->")
     terms = lhs.split(",")
     sizes, ellipsis = {}, []
     for term, shape in zip(terms, shapes):
@@ -102,11 +97,27 @@ def einsum_flops(equation, shapes):
             width = max(len(ellipsis), len(dims))  # broadcast, right-aligned
             ellipsis = [max(a, b) for a, b in zip([1] * (width - len(ellipsis)) + ellipsis,
                                                    [1] * (width - len(dims)) + dims)]
+    return terms, rhs, sizes, ellipsis
+
+
+def einsum_flops(equation, shapes):
+    """FLOPs of ``tf.einsum(equation, *operands)`` on operands of ``shapes`` (see the module docstring).
+
+    Two operands: ``2 x`` the product of the sizes of all distinct indices (``...`` broadcast included).
+    One operand: one per input element if an index is summed out, else zero (a transposition).
+    """
+    terms, rhs, sizes, ellipsis = _index_sizes(equation, shapes)
     total = _size(sizes.values()) * _size(ellipsis)
     if len(terms) == 1:
         summed = set(terms[0].replace("...", "")) - set(rhs.replace("...", ""))
         return total if summed else 0
     return 2 * total
+
+
+def einsum_output_size(equation, shapes):
+    """Number of elements of the output of ``tf.einsum(equation, *operands)`` on operands of ``shapes``."""
+    _, rhs, sizes, ellipsis = _index_sizes(equation, shapes)
+    return _size(sizes[letter] for letter in rhs.replace("...", "")) * (_size(ellipsis) if "..." in rhs else 1)
 
 
 def _op_flops(op, graph):
