@@ -8,13 +8,23 @@ What is counted (per example, i.e. batch size 1, one forward pass):
   (``FLOPs = 2 x MACs``; :func:`macs` gives multiply-adds). Convolutions (1D/2D/3D, grouped,
   depthwise, separable, transposed) and ``Dense``: ``2 x`` multiply-adds, plus one per output for the
   bias. Normalization (batch/layer norm, ``Rescaling``): two per element (inference form, scale and
-  shift). Activations: one per element. ``Add``/``Subtract``/``Multiply``/``Average``/``Maximum``/
-  ``Minimum``: ``inputs - 1`` per output element. Pooling: one per window element per output;
-  global pooling: one per input element. Shape-only layers (input, padding, reshape, flatten,
-  dropout, concatenate, ...) count zero. ``MultiHeadAttention``: the four projections (two FLOPs per
-  multiply-add, plus biases), the attention scores and weighted sum, one per score for the softmax.
-  Other layers count zero and are listed by :func:`layer_flops` under ``uncounted``. Nested
-  functional models are counted recursively.
+  shift); ``RMSNormalization`` (Keras's, Gemma's) and ``LlamaLayerNorm`` too. Activations: one per
+  element. ``Add``/``Subtract``/``Multiply``/``Average``/``Maximum``/``Minimum``: ``inputs - 1`` per
+  output element. Pooling: one per window element per output; global pooling: one per input element.
+  Shape-only layers (input, padding, reshape, flatten, dropout, concatenate, ...) and ``Embedding``
+  (a lookup) count zero. ``MultiHeadAttention``: the four projections (two FLOPs per multiply-add,
+  plus biases), the attention scores and weighted sum, one per score for the softmax.
+  ``EinsumDense``: ``2 x`` the product of its equation's index sizes, plus one per output for the
+  bias. ``keras_lottery``'s mask wrappers count as the layer they wrap. Nested functional models are
+  counted recursively. Dimensions that are ``None`` (a sequence length) count as 1.
+* **Other layers** (transformer layers, ``ReversibleEmbedding``, ``Lambda``, a user's own layer,
+  a subclassed model) are counted from the TensorFlow ops of one traced call
+  (:mod:`keras_lottery.op_flops`, same conventions; softmax one per element). A traced layer also
+  counts the element-wise work inside it that the single-layer rules leave out (its norms'
+  statistics, residual adds, attention's score scaling). An op without a rule counts zero and is
+  listed by :func:`layer_flops` under ``uncounted`` as ``"layer (Class: OpType)"``; a layer that
+  cannot be traced alone, or, on a backend other than TensorFlow, any layer without a rule, counts
+  zero and is listed as ``"layer (Class)"``.
 * **Operation nodes** (Keras 3 makes one for ``x + y``, ``0.1 * h``, ``keras.ops.add(x, y)`` on
   symbolic tensors): element-wise ones (arithmetic, activations) count ``max(tensor inputs - 1, 1)``
   per output element, so ``x + y``, ``0.1 * h`` and ``x + 3.0`` all count one; reductions one per
@@ -225,8 +235,9 @@ def _graph_or_raise(model, what):
 def layer_flops(model):
     """Per-layer FLOPs of one example: ``{"layers": {layer_name: flops}, "uncounted": [...]}``.
 
-    A shared layer's FLOPs add up over its calls. ``uncounted`` names layers of a type this module has
-    no rule for (counted as zero).
+    A shared layer's FLOPs add up over its calls. ``uncounted`` names what counted as zero for want of a
+    rule: ``"layer (Class)"`` for a layer that could not be traced, ``"layer (Class: OpType)"`` for an
+    op of a traced layer (see the module docstring).
     """
     graph = _graph_or_raise(model, "layer_flops")
     counter = NodeFlops(graph)

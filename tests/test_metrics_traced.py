@@ -129,3 +129,20 @@ def test_other_backends_keep_zero_and_list_the_layer():
     backend, report = run_python(CHILD, timeout=300, KERAS_BACKEND="jax")
     assert backend == "jax"
     assert report == {"layers": {"input_layer": 0, "d": 22, "double": 0}, "uncounted": ["double (Double)"]}
+
+
+class TwoDense(keras.Model):
+    """A subclassed model called as a layer: it has no graph to read, so it is traced."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.a, self.b = keras.layers.Dense(4), keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.b(self.a(x))
+
+
+def test_subclassed_model_inside_a_functional_model_is_traced():
+    inputs = keras.Input((5,))
+    report = kl.metrics.layer_flops(keras.Model(inputs, TwoDense(name="sub")(inputs)))
+    assert report["layers"]["sub"] == (2 * 5 * 4 + 4) + (2 * 4 * 2 + 2) and report["uncounted"] == []
