@@ -5,7 +5,7 @@ dimension 1) and :func:`graph_flops` adds up the FLOPs of the graph's ops with t
 :mod:`keras_lottery.metrics`:
 
 * ``MatMul`` / ``BatchMatMul``: two per multiply-add (``2 x output elements x contracted size``).
-  ``Einsum`` with two operands: ``2 x`` the product of the sizes of all its distinct indices; with
+  ``Einsum`` with two (or more) operands: ``2 x`` the product of the sizes of all its distinct indices; with
   one operand: one per input element when an index is summed out, zero for a transposition.
   Convolutions (``Conv2D``, ``Conv3D``, depthwise, transposed): two per multiply-add.
 * Element-wise arithmetic, comparisons, ``Select`` and activations: one per output element
@@ -103,7 +103,7 @@ def _index_sizes(equation, shapes):
 def einsum_flops(equation, shapes):
     """FLOPs of ``tf.einsum(equation, *operands)`` on operands of ``shapes`` (see the module docstring).
 
-    Two operands: ``2 x`` the product of the sizes of all distinct indices (``...`` broadcast included).
+    Two (or more) operands: ``2 x`` the product of the sizes of all distinct indices (``...`` broadcast included).
     One operand: one per input element if an index is summed out, else zero (a transposition).
     """
     terms, rhs, sizes, ellipsis = _index_sizes(equation, shapes)

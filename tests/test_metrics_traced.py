@@ -146,3 +146,17 @@ def test_subclassed_model_inside_a_functional_model_is_traced():
     inputs = keras.Input((5,))
     report = kl.metrics.layer_flops(keras.Model(inputs, TwoDense(name="sub")(inputs)))
     assert report["layers"]["sub"] == (2 * 5 * 4 + 4) + (2 * 4 * 2 + 2) and report["uncounted"] == []
+
+
+def test_a_nested_tf_function_is_counted():
+    import tensorflow as tf
+
+    @tf.function
+    def inner(x):
+        return tf.nn.relu(x) * 2.0
+
+    class Inner(keras.layers.Layer):
+        def call(self, x):
+            return inner(x)
+
+    assert _traced(Inner(), (None, 5)) == 5 + 5  # relu and multiply, inside a PartitionedCall
