@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from keras_lottery.blocks.residual_layers import is_residual_layer
 
-__all__ = ["Call", "Stack", "list_attribute", "recording", "stack"]
+__all__ = ["Call", "Stack", "list_attribute", "may_be_container", "recording", "stack"]
 
 _PASS_THROUGH = {"Identity", "Cast", "IdentityN", "StopGradient"}
 
@@ -62,6 +62,8 @@ def list_attribute(layer, members):
 
 def _candidates(layer):
     """``(attribute, list)`` for each public attribute of ``layer`` that is a non-empty list of layers."""
+    if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
+        return
     for name, value in vars(layer).items():
         if (not name.startswith("_") and isinstance(value, list) and value
                 and all(isinstance(v, keras.layers.Layer) and not isinstance(v, keras.Model) for v in value)):
@@ -87,18 +89,22 @@ def recording(layers):
     try:
         yield records
     finally:
-        for layer, previous in saved:
+        for layer, previous in reversed(saved):  # a layer listed twice is unwrapped in the right order
             if previous is None:
                 object.__delattr__(layer, "call")
             else:
                 object.__setattr__(layer, "call", previous)
 
 
+def may_be_container(layer):
+    """Whether ``layer`` has a public list of layers (a cheap test before :func:`stack`'s trace)."""
+    return next(_candidates(layer), None) is not None
+
+
 def stack(layer, args, kwargs):
     """The :class:`Stack` of the call ``layer(*args, **kwargs)`` (symbolic tensors), or None when ``layer`` is
     not a container (see the module docstring)."""
-    if (not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model)
-            or keras.backend.backend() != "tensorflow"):
+    if keras.backend.backend() != "tensorflow":
         return None
     candidates = list(_candidates(layer))
     if not candidates:
@@ -116,7 +122,7 @@ def stack(layer, args, kwargs):
 def _traced_stack(layer, args, kwargs, symbolic, candidates):
     """Trace the call once with every candidate list recorded; the first list that is a residual chain wins."""
     positions = [id(t) for t in symbolic]
-    members = [sub for _, value in candidates for sub in value]
+    members = list({id(sub): sub for _, value in candidates for sub in value}.values())
     found = {}
 
     def call(*values):

@@ -280,8 +280,11 @@ def _layer_block(graph, node, node_flops):
 
 def _container_blocks(graph, node):
     """The sublayers of a container layer's node as blocks (``kind="sublayer"``), or None when it is not one."""
+    layer = graph.operation(node[0])
+    if not containers.may_be_container(layer):
+        return None
     args, kwargs = graph.call_arguments(node)
-    stack = containers.stack(graph.operation(node[0]), args, kwargs)
+    stack = containers.stack(layer, args, kwargs)
     if stack is None:
         return None
     name = _block_name(graph, node)
