@@ -22,6 +22,7 @@ import weakref
 import keras
 import tensorflow as tf
 
+from keras_lottery import compat
 from keras_lottery.blocks.residual_layers import is_residual_layer
 
 __all__ = ["Call", "Stack", "list_attribute", "may_be_container", "recording", "stack"]
@@ -54,19 +55,15 @@ class Stack:
 def list_attribute(layer, members):
     """The name of ``layer``'s public list attribute holding every layer of ``members``, or None."""
     ids = {id(m) for m in members}
-    for name, value in vars(layer).items():
-        if not name.startswith("_") and isinstance(value, list) and ids <= {id(v) for v in value}:
-            return name
-    return None
+    return next((name for name, value in compat.layer_lists(layer) if ids <= {id(v) for v in value}), None)
 
 
 def _candidates(layer):
     """``(attribute, list)`` for each public attribute of ``layer`` that is a non-empty list of layers."""
     if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
         return
-    for name, value in vars(layer).items():
-        if (not name.startswith("_") and isinstance(value, list) and value
-                and all(isinstance(v, keras.layers.Layer) and not isinstance(v, keras.Model) for v in value)):
+    for name, value in compat.layer_lists(layer):
+        if not any(isinstance(v, keras.Model) for v in value):
             yield name, list(value)
 
 
@@ -75,25 +72,19 @@ def recording(layers):
     """Within the ``with`` block, each call of one of ``layers`` appends a :class:`Call` to ``records[i]``
     (``i`` the layer's position in ``layers``); yields ``records``. The layers' ``call`` is restored after."""
     records = [[] for _ in layers]
-    saved = []
-    for layer, record in zip(layers, records):
-        original = layer.call
-
-        def wrapped(*args, _original=original, _record=record, **kwargs):
-            output = _original(*args, **kwargs)
-            _record.append(Call(args, kwargs, output))
-            return output
-
-        saved.append((layer, layer.__dict__.get("call")))
-        object.__setattr__(layer, "call", wrapped)  # an instance attribute, found before the class's method
+    undo = []
     try:
+        for layer, record in zip(layers, records):
+            def wrapped(*args, _original=layer.call, _record=record, **kwargs):
+                output = _original(*args, **kwargs)
+                _record.append(Call(args, kwargs, output))
+                return output
+
+            undo.append(compat.replace_call(layer, wrapped))
         yield records
     finally:
-        for layer, previous in reversed(saved):  # a layer listed twice is unwrapped in the right order
-            if previous is None:
-                object.__delattr__(layer, "call")
-            else:
-                object.__setattr__(layer, "call", previous)
+        for restore in reversed(undo):  # a layer listed twice is unwrapped in the right order
+            restore()
 
 
 def may_be_container(layer):
