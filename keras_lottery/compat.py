@@ -14,8 +14,8 @@ from keras.src.models import functional as _functional  # private: the node seri
 from keras.src.ops.function import make_node_key as _node_key  # private: the key of a node in Function._nodes
 
 __all__ = ["KERAS_TENSOR", "call_context_training", "call_with_inputs", "clone_graph", "graph_config", "history_key", "input_layer_names",
-           "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "learning_rate_variable",
-           "mark_plain_functional", "optimizer_slots", "optimizer_state", "set_history_key", "set_input_shape_arg",
+           "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "layer_lists", "learning_rate_variable",
+           "mark_plain_functional", "optimizer_slots", "optimizer_state", "replace_call", "set_history_key", "set_input_shape_arg",
            "steps_per_execution", "sublayers", "tensor_shape"]
 
 # How ``Functional.get_config()`` serializes a symbolic tensor inside a node's call arguments:
@@ -83,6 +83,36 @@ def sublayers(layer):
     if isinstance(layer, keras.Model):
         return list(layer.layers)
     return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def layer_lists(layer):
+    """``(attribute, list of layers)`` for each public attribute of ``layer`` holding a non-empty list of layers.
+
+    Keras tracks a list set as a layer attribute as a ``TrackedList`` (a ``list`` subclass) kept in the
+    instance ``__dict__``, in assignment order.
+    """
+    for name, value in vars(layer).items():
+        if (not name.startswith("_") and isinstance(value, list) and value
+                and all(isinstance(v, keras.layers.Layer) for v in value)):
+            yield name, value
+
+
+def replace_call(layer, function):
+    """Makes ``layer(...)`` run ``function`` in place of ``layer.call``; returns a function undoing it.
+
+    ``Layer.__call__`` looks ``self.call`` up at each call, so an instance attribute shadows the class's
+    method (inside another layer's call, in a functional model's eager call and in a trace alike).
+    """
+    previous = layer.__dict__.get("call")
+    object.__setattr__(layer, "call", function)  # past Layer.__setattr__'s tracking
+
+    def restore():
+        if previous is None:
+            object.__delattr__(layer, "call")
+        else:
+            object.__setattr__(layer, "call", previous)
+
+    return restore
 
 
 def call_with_inputs(model, values, **kwargs):

@@ -144,3 +144,28 @@ def test_graph_config_reads_the_nodes_of_plain_and_subclassed_functional_models(
     config, _ = compat.graph_config(Sub(3))
     rebuilt = keras.Model.from_config(config)
     assert [layer.name for layer in rebuilt.layers][-1] == "inner" and compat.is_graph_model(rebuilt)
+
+
+def test_layer_lists_and_replace_call_reach_the_calls_inside_another_layer():
+    class Chain(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.parts = [keras.layers.Dense(2, name="p0"), keras.layers.Dense(2, name="p1")]
+            self.single = keras.layers.Dense(2, name="single")
+
+        def call(self, x):
+            for part in self.parts:
+                x = part(x)
+            return x
+
+    x = keras.Input((2,))
+    model = keras.Model(x, Chain(name="chain")(x))
+    chain = model.get_layer("chain")
+    assert [(name, [v.name for v in value]) for name, value in compat.layer_lists(chain)] == [("parts", ["p0", "p1"])]
+    seen = []
+    restore = compat.replace_call(chain.parts[1], lambda h: seen.append(h.shape) or h * 0.0)
+    data = np.ones((3, 2), "float32")
+    np.testing.assert_array_equal(model(data), np.zeros((3, 2)))  # the replacement ran, in an eager call
+    assert seen == [(3, 2)] and "call" in vars(chain.parts[1])
+    restore()
+    assert "call" not in vars(chain.parts[1]) and not np.allclose(model(data), 0.0)

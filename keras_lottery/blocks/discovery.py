@@ -18,6 +18,12 @@ inside (a transformer layer: KerasHub's ``TransformerEncoder``/``TransformerDeco
 :func:`keras_lottery.blocks.residual_layers.is_residual_layer`. It is named after the layer; removing
 it leaves ``y = x``.
 
+A *container* layer applies a list of residual sublayers one after the other inside its own call
+(KerasHub's ``ViTEncoder``: its ``encoder_layers``, then a final layer norm), found by
+:func:`keras_lottery.blocks.containers.stack`. Its sublayers are the blocks (``kind="sublayer"``),
+named ``"<container>/<sublayer>"`` (``"vit_encoder/transformer_block_1"``); the container itself is
+not one.
+
 An ``Add`` whose "branch" only reads the shape of its other input (GPT-2's and BERT's token +
 position embeddings: ``PositionEmbedding(tokens)`` depends on the sequence length, not on the token
 values) is not a residual and not a block.
@@ -34,7 +40,8 @@ import warnings
 
 import keras
 
-from keras_lottery import metrics
+from keras_lottery import compat, metrics
+from keras_lottery.blocks import containers
 from keras_lottery.blocks.residual_layers import is_residual_layer
 from keras_lottery.graph import FunctionalGraph, is_functional
 
@@ -73,9 +80,14 @@ class Block:
             block (``add_layer``, ``branch_layers``, ...) is a node of that innermost model.
         kind: ``"add"`` for an ``Add`` joining a shortcut and a branch, ``"layer"`` for a residual layer
             (a transformer layer): then ``add_layer``, ``branch_layers`` and ``branch_output`` all name
-            that layer and ``add_node`` is its node.
+            that layer and ``add_node`` is its node; ``"sublayer"`` for a residual layer applied inside
+            a container layer's call: then they name the sublayer (not a node of the graph),
+            ``container`` names the container and ``add_node`` is the container's node.
         input_tensor: ``(layer, node, tensor)`` of the block input ``x`` (the shortcut tensor), as
-            numbered in the graph (:class:`keras_lottery.graph.FunctionalGraph`).
+            numbered in the graph (:class:`keras_lottery.graph.FunctionalGraph`); empty for a sublayer,
+            whose input is not a tensor of the graph.
+        container: for ``kind="sublayer"``, the name of the container layer (a node of the model holding
+            the block) whose call applies the block; ``""`` otherwise.
 
     ``branch_layers``, ``add_layer`` and ``branch_output`` may name operation nodes (``x + y``,
     ``0.1 * h``) as well as layers: :func:`operations` returns the objects.
@@ -97,6 +109,7 @@ class Block:
     path: tuple = ()
     kind: str = "add"
     input_tensor: tuple = ()
+    container: str = ""
 
 
 def holder(model, block):
@@ -107,9 +120,13 @@ def holder(model, block):
 
 
 def operations(model, block, names=None):
-    """The layers and operation nodes named ``names`` (default: the branch's) in the model holding ``block``."""
+    """The layers and operation nodes named ``names`` (default: the branch's) in the model holding ``block``
+    (for a sublayer block: among the container's sublayers)."""
     owner = holder(model, block)
-    by_name = {op.name: op for op in owner.operations}
+    if block.container:
+        by_name = {layer.name: layer for layer in compat.sublayers(owner.get_layer(block.container))}
+    else:
+        by_name = {op.name: op for op in owner.operations}
     return [by_name[name] for name in (block.branch_layers if names is None else names)]
 
 
@@ -261,6 +278,32 @@ def _layer_block(graph, node, node_flops):
     return dataclasses.replace(block, kind="layer", input_tensor=x, flops=int(node_flops(node)))
 
 
+def _container_blocks(graph, node):
+    """The sublayers of a container layer's node as blocks (``kind="sublayer"``), or None when it is not one."""
+    layer = graph.operation(node[0])
+    if not containers.may_be_container(layer):
+        return None
+    args, kwargs = graph.call_arguments(node)
+    stack = containers.stack(layer, args, kwargs)
+    if stack is None:
+        return None
+    name = _block_name(graph, node)
+    shared = name != node[0]
+    reason = (f"its container {node[0]!r} is called more than once; a sublayer of a shared container cannot be "
+              f"removed from one call only") if shared else ""
+    blocks = []
+    for sublayer, call in zip(stack.layers, stack.calls):
+        x, y = keras.tree.flatten((call.args, call.kwargs))[0], keras.tree.flatten(call.output)[0]
+        weights = {id(w): w for w in sublayer.weights}
+        blocks.append(Block(
+            name=f"{name}/{sublayer.name}", add_layer=sublayer.name, branch_layers=(sublayer.name,),
+            shortcut_input="", removable=not shared, reason=reason,
+            flops=int(metrics.layer_forward_flops(sublayer, [tuple(x.shape)], [tuple(y.shape)], set())),
+            params=sum(_size(w.shape) for w in weights.values()), branch_output=sublayer.name,
+            shape=tuple(y.shape[1:]), add_node=node[1], kind="sublayer", container=node[0]))
+    return blocks
+
+
 def _tensor_of(graph, node, consumers):
     """The output tensor of ``node`` read by one of ``consumers`` (tensor 0 by default)."""
     consumer_set = set(consumers)
@@ -352,11 +395,14 @@ def _find(model, path):
         if not graph.node_inputs[node]:
             continue
         if graph.class_names[node[0]] == "Add":
-            block = _analyse_add(graph, node, node_flops)
+            found = [_analyse_add(graph, node, node_flops)]
         else:
-            block = _layer_block(graph, node, node_flops)
-        if block is not None:
-            blocks.append(dataclasses.replace(block, path=path, name="/".join(path + (block.name,))))
+            found = _container_blocks(graph, node)
+            if found is None:
+                found = [_layer_block(graph, node, node_flops)]
+        for block in found:
+            if block is not None:
+                blocks.append(dataclasses.replace(block, path=path, name="/".join(path + (block.name,))))
     return blocks
 
 

@@ -1,7 +1,10 @@
 """The input ``x`` and output ``y`` of residual blocks on data, blocks of nested models included.
 
 A block of a nested model (a KerasHub backbone inside a task model) is read by running the outer
-model up to the nested model's call, then the nested model up to the block.
+model up to the nested model's call, then the nested model up to the block. A sublayer of a container
+layer (``kind="sublayer"``, e.g. a block of KerasHub's ``ViTEncoder``) has no tensor in any graph: the
+whole model is run eagerly with the sublayers' calls recorded (:func:`keras_lottery.blocks.containers.recording`),
+and the block's input and output are its call's first argument and output.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_lottery.blocks import containers
+from keras_lottery.blocks.discovery import operations
 from keras_lottery.graph import FunctionalGraph
 
 __all__ = ["block_io", "token_weights"]
@@ -30,11 +35,35 @@ def _reader(model, path, keys):
     return lambda x: inner(feed(x, training=False))
 
 
+def _recorder(model, blocks):
+    """A function ``x -> {block name: (input, output)}`` for sublayer blocks: one eager call of ``model``,
+    the sublayers' calls recorded."""
+    layers = [operations(model, block, [block.add_layer])[0] for block in blocks]
+
+    def read(x):
+        with containers.recording(layers) as records:
+            model(x, training=False)
+        out = {}
+        for block, calls in zip(blocks, records):
+            if len(calls) != 1:
+                raise ValueError(f"Block {block.name!r} was called {len(calls)} times in one call of {model.name!r}; "
+                                 f"its input and output must come from exactly one call.")
+            call = calls[0]
+            pair = keras.tree.flatten((call.args, call.kwargs))[0], keras.tree.flatten(call.output)[0]
+            out[block.name] = tuple(keras.ops.convert_to_numpy(a) for a in pair)
+        return out
+
+    return read
+
+
 def block_io(model, blocks, batches):
     """Yield, per ``(x, y)`` batch, ``(x, {block name: (block input, block output)})`` as NumPy arrays."""
+    sublayers = [block for block in blocks if block.kind == "sublayer"]
+    record = _recorder(model, sublayers) if sublayers else None
     by_path = {}
     for block in blocks:
-        by_path.setdefault(block.path, []).append(block)
+        if block.kind != "sublayer":
+            by_path.setdefault(block.path, []).append(block)
     readers = []
     for path, group in by_path.items():
         keys = []
@@ -47,6 +76,8 @@ def block_io(model, blocks, batches):
             arrays = [keras.ops.convert_to_numpy(a) for a in read(x)]
             for i, block in enumerate(group):
                 out[block.name] = (arrays[2 * i], arrays[2 * i + 1])
+        if record is not None:
+            out.update(record(x))
         yield x, out
 
 

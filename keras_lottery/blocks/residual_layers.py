@@ -8,6 +8,9 @@ on the node's own argument shapes, an addition takes the layer's first input (th
 casts only) as one operand and a tensor computed from that input as the other. Removing the node then
 leaves ``y = x``, as removing the branch of an ``Add`` block does.
 
+A layer applying a list of residual layers in its call (ViT's encoder) is residual by this rule too;
+:mod:`keras_lottery.blocks.containers` finds such containers first, and their sublayers are the blocks.
+
 The trace is TensorFlow-specific (``tf.function``); on another backend no layer is called residual.
 Layers without weights (activations, ``Add``, dropout) and normalization layers are never traced.
 """

@@ -1,26 +1,32 @@
 """Slim KerasHub models that keep their class: a backbone rebuilt with fewer transformer layers.
 
-A KerasHub backbone whose config has ``num_layers`` and which keeps its layers in
-``transformer_layers`` (GPT-2, BERT, Gemma, Llama, ...) is rebuilt from its own config with
-``num_layers - p``; its kept transformer layers' weights go, in order, to the new layers (renumbered:
-the new backbone's ``transformer_layer_0..``), every other layer's weights by name. A task model
-(``GPT2CausalLM``, ``BertTextClassifier``) holding such a backbone is rebuilt around the new backbone
-with ``type(task).from_config``, its head weights copied by layer name. So the slim model is of the
-same class, ``generate()`` and its cache work, and it saves to ``.keras`` like the original.
+A KerasHub backbone whose config has ``num_layers`` keeps its ``num_layers`` blocks in one list: its own
+``transformer_layers`` (GPT-2, BERT, Gemma, Llama, ...; the blocks are nodes of its graph) or a list
+of a container layer (ViT's ``vit_encoder.encoder_layers``; the blocks are applied inside the
+container's call, see :mod:`keras_lottery.blocks.containers`). Such a backbone is rebuilt from its
+own config with ``num_layers - p``; its kept blocks' weights go, in order, to the new list's layers
+(renumbered: the new backbone's ``transformer_layer_0..``), every other weight by layer name (inside
+the container too: ViT's final layer norm). A task model (``GPT2CausalLM``, ``BertTextClassifier``,
+``ViTImageClassifier``) holding such a backbone is rebuilt around the new backbone with
+``type(task).from_config``, its head weights copied by layer name. So the slim model is of the same
+class, ``generate()`` and its cache work, and it saves to ``.keras`` like the original.
 """
 
 from __future__ import annotations
 
 import keras
 
-__all__ = ["resizable_backbone", "remove_layers"]
+from keras_lottery import compat
+from keras_lottery.blocks.containers import list_attribute
+from keras_lottery.blocks.discovery import operations
+
+__all__ = ["covers", "rebuild", "remove_layers", "resizable_backbone"]
 
 
 def resizable_backbone(model):
-    """The backbone of ``model`` (itself, or its ``backbone``) that can be rebuilt with fewer layers, or None."""
+    """The backbone of ``model`` (itself, or its ``backbone``) whose config has ``num_layers``, or None."""
     for candidate in (model, getattr(model, "backbone", None)):
-        if (isinstance(candidate, keras.Model) and isinstance(getattr(candidate, "transformer_layers", None), list)
-                and "num_layers" in _config(candidate)):
+        if isinstance(candidate, keras.Model) and "num_layers" in _config(candidate):
             return candidate
     return None
 
@@ -33,37 +39,58 @@ def _config(model):
     return config if isinstance(config, dict) else {}
 
 
-def covers(model, blocks):
-    """Whether every block is a residual layer of ``model``'s resizable backbone (so :func:`remove_layers` applies)."""
+def _locate(model, blocks):
+    """``(backbone, container, attribute)``: the list ``getattr(owner, attribute)`` of ``num_layers`` layers
+    holding every block, ``owner`` the backbone (``container == ""``) or its layer ``container``; or None."""
     backbone = resizable_backbone(model)
     if backbone is None or not blocks:
-        return False
+        return None
     path = () if backbone is model else (backbone.name,)
-    names = {layer.name for layer in backbone.transformer_layers}
-    return all(b.kind == "layer" and b.path == path and b.add_layer in names for b in blocks)
+    owners = {b.container for b in blocks}
+    if len(owners) != 1 or any(b.path != path or b.kind not in ("layer", "sublayer") for b in blocks):
+        return None
+    container = owners.pop()
+    owner = backbone.get_layer(container) if container else backbone
+    members = [operations(model, b, [b.add_layer])[0] for b in blocks]
+    attribute = list_attribute(owner, members)
+    if attribute is None or len(getattr(owner, attribute)) != _config(backbone)["num_layers"]:
+        return None
+    return backbone, container, attribute
+
+
+def covers(model, blocks):
+    """Whether every block is a layer of the block list of ``model``'s resizable backbone (so
+    :func:`remove_layers` applies)."""
+    return _locate(model, blocks) is not None
 
 
 def remove_layers(model, blocks):
-    """A model of ``model``'s class without the transformer layers of ``blocks`` (see the module docstring)."""
-    backbone = resizable_backbone(model)
-    removed = {b.add_layer for b in blocks}
-    kept = [layer for layer in backbone.transformer_layers if layer.name not in removed]
+    """A model of ``model``'s class without the layers of ``blocks`` (see the module docstring)."""
+    return _rebuild(model, blocks, {b.add_layer for b in blocks})
+
+
+def rebuild(model, blocks):
+    """``model`` rebuilt as by :func:`remove_layers`, every layer kept (``blocks`` only locate the list)."""
+    return _rebuild(model, blocks, set())
+
+
+def _rebuild(model, blocks, removed):
+    backbone, container, attribute = _locate(model, blocks)
+    stack = list(getattr(backbone.get_layer(container) if container else backbone, attribute))
+    kept = [layer for layer in stack if layer.name not in removed]
     if not kept:
         raise ValueError(f"Removing {sorted(removed)} would leave {backbone.name!r} with no transformer layer; "
                          f"keep at least one.")
     config = backbone.get_config()
     config["num_layers"] = len(kept)
     slim_backbone = type(backbone).from_config(config)
-    if len(slim_backbone.transformer_layers) != len(kept):
+    slim_stack = getattr(slim_backbone.get_layer(container) if container else slim_backbone, attribute, None)
+    if not isinstance(slim_stack, list) or len(slim_stack) != len(kept):
         raise ValueError(f"{type(backbone).__name__}(num_layers={len(kept)}) built "
-                         f"{len(slim_backbone.transformer_layers)} transformer layers; it cannot be resized.")
-    pairs = list(zip(kept, slim_backbone.transformer_layers))
-    transformer = {id(layer) for layer in backbone.transformer_layers}
-    slim_by_name = {layer.name: layer for layer in slim_backbone.layers}
-    for layer in backbone.layers:
-        if id(layer) not in transformer and layer.weights:
-            pairs.append((layer, _namesake(slim_by_name, layer, slim_backbone)))
-    _copy(pairs)
+                         f"{len(slim_stack or ())} layers in {attribute!r}; it cannot be resized.")
+    in_stack = {id(w) for layer in stack for w in layer.weights}
+    pairs = [(layer.name, layer.weights, slim.weights) for layer, slim in zip(kept, slim_stack)]
+    _copy(pairs + _by_name(backbone, slim_backbone, in_stack))
     if backbone is model:
         return slim_backbone
     config = model.get_config()
@@ -71,9 +98,31 @@ def remove_layers(model, blocks):
     slim = type(model).from_config(config)
     in_backbone = {id(w) for w in backbone.weights}  # e.g. GPT-2's head is the backbone's token embedding
     slim_by_name = {layer.name: layer for layer in slim.layers}
-    _copy([(layer, _namesake(slim_by_name, layer, slim)) for layer in model.layers
+    _copy([(layer.name, layer.weights, _namesake(slim_by_name, layer, slim).weights) for layer in model.layers
            if layer is not backbone and layer.weights and not all(id(w) in in_backbone for w in layer.weights)])
     return slim
+
+
+def _by_name(source, target, skip):
+    """``(name, source weights, target weights)`` for every weight under ``source`` outside ``skip`` (ids),
+    layers matched by name with ``target``'s; a layer holding skipped weights (the container) is entered."""
+    pairs = []
+    children = compat.sublayers(source)
+    by_name = {layer.name: layer for layer in compat.sublayers(target)}
+    in_children = {id(w) for child in children for w in child.weights}
+    own = [w for w in source.weights if id(w) not in in_children]  # the layer's own add_weight variables
+    if own:
+        target_children = {id(w) for child in by_name.values() for w in child.weights}
+        pairs.append((source.name, own, [w for w in target.weights if id(w) not in target_children]))
+    for layer in children:
+        if not layer.weights or all(id(w) in skip for w in layer.weights):
+            continue
+        match = _namesake(by_name, layer, target)
+        if any(id(w) in skip for w in layer.weights):
+            pairs += _by_name(layer, match, skip)
+        else:
+            pairs.append((layer.name, layer.weights, match.weights))
+    return pairs
 
 
 def _namesake(by_name, layer, target):
@@ -83,10 +132,10 @@ def _namesake(by_name, layer, target):
 
 
 def _copy(pairs):
-    for source, target in pairs:
-        values = source.get_weights()
-        shapes = [tuple(w.shape) for w in target.weights]
-        if [tuple(v.shape) for v in values] != shapes:
-            raise ValueError(f"Layer {source.name!r}: weight shapes {[tuple(v.shape) for v in values]} do not fit "
-                             f"{target.name!r}'s {shapes} in the resized model.")
-        target.set_weights(values)
+    """Assign each ``(name, source weights, target weights)`` triple's values, after checking the shapes."""
+    for name, sources, targets in pairs:
+        shapes, target_shapes = [tuple(w.shape) for w in sources], [tuple(w.shape) for w in targets]
+        if shapes != target_shapes:
+            raise ValueError(f"Layer {name!r}: weight shapes {shapes} do not fit {target_shapes} in the resized model.")
+        for source, target in zip(sources, targets):
+            target.assign(source.value)

@@ -1,6 +1,7 @@
 """Remove residual blocks from a functional model: rewrite its graph config, rebuild, copy weights by name
 (with :func:`keras_lottery.masking.copy_weights`, the one by-name weight copy of the package); or, for
-the transformer layers of a KerasHub backbone, rebuild it with fewer layers (:mod:`.resize`)."""
+the transformer layers of a KerasHub backbone (graph nodes, or the sublayers of a container layer such
+as ViT's encoder), rebuild it with fewer layers (:mod:`.resize`)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,9 @@ def _removed_here(model, blocks, graph):
     """``get_config()`` of ``model`` without ``blocks`` (all blocks of ``model`` itself, none nested)."""
     dropped, replacement = set(), {}
     for block in blocks:
+        if block.kind == "sublayer":
+            raise ValueError(f"Block {block.name!r} is applied inside the call of {block.container!r}, not as a node "
+                             f"of the graph; the graph config cannot be rewritten without it.")
         add_node = (block.add_layer, block.add_node)
         if block.kind == "layer":  # a residual layer: its consumers read its input instead
             dropped.add(add_node)
@@ -151,16 +155,19 @@ def remove(model, blocks, name=None, custom_objects=None):
     """A new model without the branches of ``blocks``: ``y = x`` where each block was.
 
     When every block is a transformer layer of a KerasHub backbone (the model's own, or the one inside
-    a task model), the result is of the model's class: the backbone rebuilt with ``num_layers - p``
-    layers carrying the kept layers' weights (:func:`keras_lottery.blocks.resize.remove_layers`), so a
-    slim ``GPT2CausalLM`` still generates. Otherwise the graph is rewritten and rebuilt as a plain
-    functional model (a subclass such as KerasHub's ``ResNetBackbone`` loses its class and methods;
-    nested models stay nested).
+    a task model: GPT-2, BERT, Gemma, Llama, ViT, ...), the result is of the model's class: the backbone
+    rebuilt with ``num_layers - p`` layers carrying the kept layers' weights
+    (:func:`keras_lottery.blocks.resize.remove_layers`), so a slim ``GPT2CausalLM`` still generates.
+    Otherwise the graph is rewritten and rebuilt as a plain functional model (a subclass such as
+    KerasHub's ``ResNetBackbone`` loses its class and methods; nested models stay nested); blocks
+    applied inside a container layer (``kind="sublayer"``) cannot be removed that way (``ValueError``).
 
     Args:
         model: a functional ``keras.Model`` (subclasses included); it is not modified.
         blocks: :class:`Block` objects and/or block names (``Block.name``: the ``Add`` node's name, after
-            the path of the nested model holding it, as in ``"encoder/block1_add"``), all removable. An empty list rebuilds the same graph, computing exactly the same function.
+            the path of the nested model holding it, as in ``"encoder/block1_add"``), all removable. An empty
+            list rebuilds the same graph, computing exactly the same function (a KerasHub model whose
+            removable blocks are all its backbone's transformer layers: the same class, all layers kept).
         name: name of the new model (default: the original's).
         custom_objects: passed to ``keras.Model.from_config`` for models with custom layers.
 
@@ -177,11 +184,20 @@ def remove(model, blocks, name=None, custom_objects=None):
                         f"functional graph. Sequential and subclassed models cannot be rewritten: build it with "
                         "keras.Input and layer calls.")
     resolved = resolve_blocks(model, blocks)
-    if resize.covers(model, resolved):
-        new_model = resize.remove_layers(model, resolved)
+    # Nothing to remove: a resizable backbone is still rebuilt by class (ViT's has no plain graph rebuild).
+    located = resolved or find_blocks(model, warn=False).removable
+    if resize.covers(model, located):
+        new_model = resize.remove_layers(model, resolved) if resolved else resize.rebuild(model, located)
         if name is not None:
             new_model.name = name
         return new_model
+    inside = [b.name for b in resolved if b.kind == "sublayer"]
+    if inside:  # called inside a container layer's call: no node of the graph to rewrite
+        raise ValueError(f"{inside} of {model.name!r} are applied inside a container layer's call, not as nodes "
+                         f"of its graph: they can only be removed by rebuilding a backbone whose config has "
+                         f"num_layers (a KerasHub backbone such as ViTBackbone, or a task model holding one) with "
+                         f"fewer layers, removing only blocks of that one list. Its graph cannot be rewritten "
+                         f"without them.")
     graph = FunctionalGraph(model)
     config = removed_config(model, resolved, graph)
     if name is not None:

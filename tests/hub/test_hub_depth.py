@@ -171,3 +171,147 @@ def test_filter_removal_on_hub_resnets(name):
     flat = kl.inline.inlined(model) if kl.inline.has_nested_models(model) else model
     np.testing.assert_allclose(_first(slim(x)), _first(kl.filters.zero_filters(flat, selection)(x)), atol=1e-5)
     assert slim.count_params() < model.count_params()
+
+
+# ViT: the blocks live inside one ViTEncoder layer (a container), not in the backbone's graph.
+
+def _vit():
+    return keras_hub.models.ViTBackbone(image_shape=(16, 16, 3), patch_size=4, num_layers=3, num_heads=2,
+                                        hidden_dim=8, mlp_dim=16)
+
+
+VIT = {"vit_backbone": _vit,
+       "vit_classifier": lambda: keras_hub.models.ViTImageClassifier(backbone=_vit(), num_classes=3)}
+VIT_BLOCKS = [f"vit_encoder/transformer_block_{i}" for i in (1, 2, 3)]
+
+
+def _vit_backbone(model):
+    return model if isinstance(model, keras_hub.models.ViTBackbone) else model.backbone
+
+
+def _vit_names(model):
+    backbone = _vit_backbone(model)
+    return VIT_BLOCKS if backbone is model else [f"{backbone.name}/{name}" for name in VIT_BLOCKS]
+
+
+def _vit_by_hand(model, x, skip=()):
+    """``model(x)`` computed by calling the encoder's sublayers one by one, leaving out the blocks ``skip``."""
+    backbone = _vit_backbone(model)
+    encoder = backbone.get_layer("vit_encoder")
+    h = encoder.dropout(backbone.get_layer("vit_patching_and_embedding")(x), training=False)
+    ios = []
+    for i, block in enumerate(encoder.encoder_layers):
+        if i not in skip:
+            ios.append((np.asarray(h), np.asarray(block(h))))
+            h = block(h)
+    h = encoder.layer_norm(h)
+    if backbone is not model:
+        h = model.get_layer("predictions")(h[:, 0])
+    return np.asarray(h), ios
+
+
+@pytest.mark.parametrize("name", sorted(VIT))
+def test_vit_blocks_are_the_encoder_layers(name):
+    model = VIT[name]()
+    blocks = kl.blocks.find_blocks(model, warn=False)
+    assert blocks.names() == blocks.names(removable_only=True) == _vit_names(model)
+    encoder = _vit_backbone(model).get_layer("vit_encoder")
+    for block, layer in zip(blocks, encoder.encoder_layers):
+        assert block.kind == "sublayer" and block.container == "vit_encoder" and block.add_layer == layer.name
+        assert block.params == layer.count_params() > 0 and block.shape == (17, 8)
+    assert kl.blocks.criteria.l1(model, blocks, None, loss=None, seed=0)[blocks[0].name] == pytest.approx(
+        sum(float(np.abs(w).sum()) for w in encoder.encoder_layers[0].get_weights()))
+
+
+@pytest.mark.parametrize("name", sorted(VIT))
+@pytest.mark.parametrize("removed", [(), (0,), (1, 2)])
+def test_vit_remove_keeps_the_class_and_skips_the_blocks(name, removed):
+    model = VIT[name]()
+    x, _ = _image_batch()
+    slim = kl.blocks.remove(model, [_vit_names(model)[i] for i in removed])
+    assert type(slim) is type(model)
+    assert _vit_backbone(slim).num_layers == len(_vit_backbone(slim).get_layer("vit_encoder").encoder_layers) == \
+        3 - len(removed)
+    removed_params = sum(_vit_backbone(model).get_layer("vit_encoder").encoder_layers[i].count_params()
+                         for i in removed)
+    assert slim.count_params() == model.count_params() - removed_params
+    expected, _ = _vit_by_hand(model, x, skip=removed)
+    if not removed:
+        np.testing.assert_array_equal(np.asarray(slim(x)), np.asarray(model(x)))
+    np.testing.assert_allclose(np.asarray(slim(x)), expected, atol=1e-6)
+
+
+def test_vit_block_io_records_the_encoder_layers():
+    model = VIT["vit_classifier"]()
+    x, y = _image_batch()
+    blocks = kl.blocks.find_blocks(model, warn=False)
+    [(_, io)] = list(kl.blocks.probe.block_io(model, blocks, [(x, y)]))
+    _, by_hand = _vit_by_hand(model, x)
+    for block, (a, b) in zip(blocks, by_hand):
+        np.testing.assert_allclose(io[block.name][0], a, atol=1e-6)
+        np.testing.assert_allclose(io[block.name][1], b, atol=1e-6)
+    a, b = (np.asarray(t, np.float64) for t in by_hand[1])
+    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    scores = kl.blocks.score(model, (x, y), criterion="block_influence")
+    assert scores[blocks[1].name] == pytest.approx(1 - cos.mean(), abs=1e-6)
+
+
+@pytest.mark.parametrize("criterion", ["block_influence", "angular", "last", "random", "angular_window", "sleb"])
+def test_vit_depth_select(criterion):
+    model = VIT["vit_classifier"]()
+    x, y = _image_batch()
+    names = kl.blocks.depth.select(model, (x, y), 2, criterion=criterion)
+    assert len(names) == 2 and set(names) <= set(_vit_names(model))
+    if criterion == "last":
+        assert names == _vit_names(model)[:0:-1]
+    if criterion == "angular_window":
+        assert names in (_vit_names(model)[:2], _vit_names(model)[1:])
+    slim = kl.blocks.remove(model, names)
+    assert type(slim) is type(model) and slim.backbone.num_layers == 1
+
+
+def test_vit_slim_classifier_round_trips(tmp_path):
+    model = VIT["vit_classifier"]()
+    x, _ = _image_batch()
+    slim = kl.blocks.remove(model, _vit_names(model)[1:2])
+    slim.save(str(tmp_path / "slim.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "slim.keras"))
+    assert type(loaded) is type(model)
+    np.testing.assert_allclose(loaded(x), slim(x), atol=1e-6)
+
+
+def test_a_users_container_layer_holds_the_blocks():
+    class Residual(keras.layers.Layer):
+        def build(self, shape):
+            self.dense = keras.layers.Dense(shape[-1])
+
+        def call(self, x):
+            return x + self.dense(keras.ops.relu(x))
+
+    class Stack(keras.layers.Layer):
+        def __init__(self, depth, **kwargs):
+            super().__init__(**kwargs)
+            self.residuals = [Residual(name=f"res_{i}") for i in range(depth)]
+
+        def call(self, x):
+            for layer in self.residuals:
+                x = layer(x)
+            return keras.ops.tanh(x)
+
+    class Parallel(Stack):  # the same list applied side by side: not a chain, so not a container
+        def call(self, x):
+            return keras.ops.concatenate([layer(x) for layer in self.residuals], axis=-1)
+
+    x = keras.Input((8,))
+    h = Stack(3, name="stack")(keras.layers.Dense(8, name="stem")(x))
+    model = keras.Model(x, keras.layers.Dense(3, name="head")(Parallel(2, name="parallel")(h)))
+    blocks = kl.blocks.find_blocks(model, warn=False)
+    assert blocks.names() == ["stack/res_0", "stack/res_1", "stack/res_2"]
+    data = np.random.default_rng(0).normal(size=(2, 8)).astype("float32")
+    [(_, io)] = list(kl.blocks.probe.block_io(model, blocks[1:2], [(data, None)]))
+    stem = np.asarray(model.get_layer("stem")(data))
+    inner = model.get_layer("stack").residuals
+    np.testing.assert_allclose(io["stack/res_1"][0], inner[0](stem), atol=1e-6)
+    np.testing.assert_allclose(io["stack/res_1"][1], inner[1](inner[0](stem)), atol=1e-6)
+    with pytest.raises(ValueError, match="inside a container layer's call.*num_layers"):
+        kl.blocks.remove(model, ["stack/res_1"])

@@ -28,6 +28,10 @@ def branch_outputs(model, blocks, batches):
                              f"branch outputs are not tensors of {model.name!r}'s graph; activation criteria "
                              f"(expectabs, hrank, pls) cannot read them. Score it with grasp, snip, synflow, l1, "
                              f"random, kl or cka.")
+        if block.kind == "sublayer":
+            raise ValueError(f"Block {block.name!r} is applied inside the call of {block.container!r}: its output is "
+                             f"no tensor of a graph; activation criteria (expectabs, hrank, pls) cannot read it. "
+                             f"Score it with block_influence, angular, grasp, snip, l1, random, kl or cka.")
         layer = operations(model, block, [block.branch_output])[0]
         try:
             tensors.append(layer.output)

@@ -84,15 +84,15 @@ def angular(model, blocks, data, *, loss, seed, positions="all"):
 def windows(model, blocks, batches, n, positions="last"):
     """``{(names of n consecutive blocks): angular distance from the first's input to the last's output}``.
 
-    ``blocks`` in graph order; windows never span two nested models. Gromov et al. prune the window
-    with the smallest distance.
+    ``blocks`` in graph order; windows never span two nested models or two container layers (what lies
+    between them is not a block). Gromov et al. prune the window with the smallest distance.
     """
     if not isinstance(n, int) or not 1 <= n <= len(blocks):
         raise ValueError(f"n must be an int between 1 and the number of blocks ({len(blocks)}), got {n!r}.")
     pairs = {}
     for i in range(len(blocks) - n + 1):
         run = blocks[i:i + n]
-        if len({b.path for b in run}) == 1:
+        if len({(b.path, b.container) for b in run}) == 1:
             pairs[tuple(b.name for b in run)] = (run[0], run[-1])
     if not pairs:
         raise ValueError(f"No {n} consecutive blocks lie in one model.")
