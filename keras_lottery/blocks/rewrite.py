@@ -175,7 +175,9 @@ def remove(model, blocks, name=None, custom_objects=None):
         An uncompiled ``keras.Model`` with the same inputs and outputs; every remaining layer carries the
         original weights (batch-norm statistics included) and keeps its name (except a resized
         backbone's transformer layers, renumbered). The removed ``Add`` layers disappear too; what
-        followed them (e.g. the post-add ReLU) stays.
+        followed them (e.g. the post-add ReLU) stays. The model's ``removed_blocks`` attribute is the
+        tuple of the removed blocks' names (in memory only: a saved and reloaded model lacks it), which
+        :func:`keras_lottery.export.for_serving` reads where names alone cannot tell (renumbered layers).
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"remove expects a keras.Model, got {type(model).__name__!r}.")
@@ -184,6 +186,13 @@ def remove(model, blocks, name=None, custom_objects=None):
                         f"functional graph. Sequential and subclassed models cannot be rewritten: build it with "
                         "keras.Input and layer calls.")
     resolved = resolve_blocks(model, blocks)
+    new_model = _removed(model, resolved, name, custom_objects)
+    new_model.removed_blocks = tuple(b.name for b in resolved)
+    return new_model
+
+
+def _removed(model, resolved, name, custom_objects):
+    """:func:`remove` once the blocks are resolved."""
     # Nothing to remove: a resizable backbone is still rebuilt by class (ViT's has no plain graph rebuild).
     located = resolved or find_blocks(model, warn=False).removable
     if resize.covers(model, located):

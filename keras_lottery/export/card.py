@@ -75,11 +75,13 @@ def _ratio(a, b):
 
 
 def model_card(*, ticket, signature, version, density, sizes, flops, params, dense=None, blocks_removed=None,
-               accuracy=None, hparams=None, run_dir=None, ticket_kind=None):
+               accuracy=None, hparams=None, run_dir=None, ticket_kind=None, layers_renumbered=False):
     """Assembles the model card dict (see ``docs/serving.md`` for the fields).
 
     ``ticket`` is the exported (plain Keras) model; ``dense`` is ``None`` or a dict with the dense
-    model's ``architecture``, ``flops``, ``params``, ``sizes`` and ``density``.
+    model's ``architecture``, ``flops``, ``params``, ``sizes`` and ``density``. ``blocks_removed`` None
+    means unknown (``null`` in the card); with ``layers_renumbered`` (a backbone resized to fewer
+    layers) ``layers_removed`` is ``null`` too, as names no longer pair the two models' layers.
     """
     dense = dense or {}
     arch = architecture(ticket)
@@ -92,8 +94,9 @@ def model_card(*, ticket, signature, version, density, sizes, flops, params, den
         "signature": signature,
         "architecture": arch,
         "density": density,
-        "blocks_removed": list(blocks_removed or []),
-        "layers_removed": [n for n in dense.get("architecture", {}).get("layer_names", []) if n not in arch["layer_names"]],
+        "blocks_removed": None if blocks_removed is None and layers_renumbered else list(blocks_removed or []),
+        "layers_removed": None if layers_renumbered else [
+            n for n in dense.get("architecture", {}).get("layer_names", []) if n not in arch["layer_names"]],
         "flops": {"ticket": flops, "dense": dense.get("flops"), "ratio": _ratio(flops, dense.get("flops"))},
         "params": {"ticket": params, "ticket_nonzero_prunable": density["global"]["alive"],
                    "dense": dense.get("params"), "ratio": _ratio(params, dense.get("params"))},

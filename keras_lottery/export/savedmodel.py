@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lottery import attached, compat, layers, masking, metrics
-from keras_lottery.blocks import find_blocks
+from keras_lottery.blocks import find_blocks, resize
 from keras_lottery.export import card as card_lib
 from keras_lottery.export import sizes as sizes_lib
 
@@ -217,12 +217,24 @@ def _describe(model, mode, measure_size):
 
 
 def _blocks_removed(dense, ticket):
-    """Names of ``dense``'s residual blocks whose branch layers are all absent from ``ticket``."""
+    """Names of ``dense``'s residual blocks whose branch layers are all absent from ``ticket``; ``None``
+    when names cannot tell: a backbone resized with fewer transformer layers renumbers the kept ones."""
+    if _resized(dense, ticket):
+        return None
     present = {layer.name for layer in layers.walk(ticket)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = find_blocks(dense, warn=False)
     return [b.name for b in found if b.branch_layers and not any(n in present for n in b.branch_layers)]
+
+
+def _resized(dense, ticket):
+    """Whether ``ticket``'s resizable backbone has fewer layers than ``dense``'s (``blocks.remove`` on a
+    KerasHub model): its layers were renumbered, so layer names do not say which were removed."""
+    dense_backbone, ticket_backbone = resize.resizable_backbone(dense), resize.resizable_backbone(ticket)
+    if dense_backbone is None or ticket_backbone is None:
+        return False
+    return ticket_backbone.get_config()["num_layers"] < dense_backbone.get_config()["num_layers"]
 
 
 def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=None, hparams=None, run_dir=None,
@@ -249,8 +261,11 @@ def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=Non
         accuracy: known test accuracy, a number in [0, 1] or ``{split: number}``.
         hparams: the run's hyper-parameters (a JSON-serializable dict or a dataclass).
         run_dir: the run directory the ticket came from (recorded as given).
-        blocks_removed: names of the residual blocks removed from ``dense_model``; inferred with
-            ``keras_lottery.blocks.find_blocks`` when None and ``dense_model`` is given.
+        blocks_removed: names of the residual blocks removed from ``dense_model``. When None and
+            ``dense_model`` is given: the ``removed_blocks`` that ``keras_lottery.blocks.remove`` records
+            on the model it returns, else inferred from the layer names missing in ``model``
+            (``keras_lottery.blocks.find_blocks``); for a KerasHub backbone resized to fewer layers,
+            whose kept layers are renumbered, names cannot tell and the card says ``null``.
         require_sparse: refuse (``ValueError``) a model none of whose prunable weights is zero,
             i.e. demand a weight ticket.
         outputs: ``"logits"`` or ``"probabilities"``, what the model's output is; None detects
@@ -288,16 +303,18 @@ def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=Non
         raise ValueError(f"require_sparse=True but no prunable weight of {model.name!r} is zero (global density "
                          "1.0); pass a pruned model (keras_lottery.mask + keras_lottery.prune) or require_sparse=False.")
 
-    dense = None
+    dense, resized = None, False
     if dense_model is not None:
         dense_plain = deployable(dense_model)
         dense = _describe(dense_plain, _output_mode(dense_plain, outputs), measure_dense)
-        if blocks_removed is None:
-            blocks_removed = _blocks_removed(dense_plain, ticket)
+        if blocks_removed is None:  # kl.blocks.remove's record, else inferred from the layer names
+            recorded = getattr(model, "removed_blocks", None)
+            blocks_removed = list(recorded) if recorded is not None else _blocks_removed(dense_plain, ticket)
+        resized = _resized(dense_plain, ticket)
     kind = []
     if density["global"]["density"] < 1.0:
         kind.append("weight")
-    if blocks_removed or (dense and dense["architecture"]["layers"] > len(ticket.layers)):
+    if blocks_removed or (dense and (resized or dense["architecture"]["layers"] > len(ticket.layers))):
         kind.append("layer")
     ticket_kind = "+".join(kind) if kind else "dense"
 
@@ -311,6 +328,7 @@ def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=Non
         card = card_lib.model_card(
             ticket=ticket, signature=signature, version=version, density=density, sizes=measured,
             flops=_flops(ticket), params=_params(ticket), dense=dense, blocks_removed=blocks_removed,
+            layers_renumbered=resized,
             accuracy=accuracy, hparams=hparams, run_dir=run_dir, ticket_kind=ticket_kind)
         with open(os.path.join(staging, card_lib.CARD_FILENAME), "w") as f:
             json.dump(card, f, indent=2)
