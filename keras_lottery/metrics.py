@@ -192,7 +192,7 @@ def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None, arguments=
         return max(len(in_shapes) - 1, 1) * n_out
     if cls.startswith("Global") and "Pooling" in cls:
         return _prod(in_shapes[0][1:]) if in_shapes else 0
-    if "Pooling" in cls:
+    if "Pooling" in cls and getattr(layer, "pool_size", None) is not None:  # Keras' pooling; a user's is traced
         return n_out * _prod(layer.pool_size)
     return _traced_layer_flops(layer, in_shapes, arguments, uncounted)
 

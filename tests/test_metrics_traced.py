@@ -79,6 +79,24 @@ def test_custom_layer_counted_in_a_model():
     assert report["uncounted"] == []
 
 
+class AttentionPooling(keras.layers.Layer):
+    """A user's pooling layer without ``pool_size``: a learned query weights the tokens."""
+
+    def build(self, input_shape):
+        self.query = self.add_weight(shape=(input_shape[-1],), name="query")
+
+    def call(self, x):
+        weights = keras.ops.softmax(keras.ops.einsum("btc,c->bt", x, self.query), axis=-1)
+        return keras.ops.einsum("bt,btc->bc", weights, x)
+
+
+def test_a_users_pooling_layer_is_traced_not_read_as_keras_pooling():
+    inputs = keras.Input((4, 5))
+    report = kl.metrics.layer_flops(keras.Model(inputs, AttentionPooling(name="pool")(inputs)))
+    assert report["layers"]["pool"] == 2 * 4 * 5 + 4 + 2 * 4 * 5  # scores, softmax, weighted sum
+    assert report["uncounted"] == []
+
+
 def test_keyword_arguments_of_the_call_are_traced():
     inputs = keras.Input((5, 8))
     attention = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")
