@@ -32,6 +32,9 @@ import warnings
 import weakref
 
 import keras
+import tensorflow as tf
+
+from keras_lottery import tracing
 
 __all__ = ["einsum_flops", "einsum_output_size", "graph_flops", "traced_flops"]
 
@@ -201,25 +204,12 @@ def traced_flops(layer, args, kwargs):
 
 
 def _trace(layer, args, kwargs):
-    import tensorflow as tf  # only on the TensorFlow backend
-
-    symbolic = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
-    positions = [id(t) for t in symbolic]
-
-    def call(*values):
-        by_id = dict(zip(positions, values))
-        filled = keras.tree.map_structure(
-            lambda t: by_id[id(t)] if isinstance(t, keras.KerasTensor) else t, (args, kwargs))
-        return layer(*filled[0], **filled[1])
-
+    symbolic, call = tracing.node_call(layer, args, kwargs)
     # batch size 1 whatever the node's batch dimension says, as the table rules skip it
     specs = [tf.TensorSpec(tuple(1 if d is None or i == 0 else int(d) for i, d in enumerate(t.shape)), t.dtype)
              for t in symbolic]
-    try:
-        with warnings.catch_warnings():  # e.g. Keras's softmax-over-a-size-1-axis warning at sequence length 1
-            warnings.simplefilter("ignore")
-            graph = tf.function(call, autograph=False).get_concrete_function(*specs).graph
-    except Exception:  # noqa: BLE001 - a layer that cannot be called on its own is left uncounted
-        return None
-    return graph_flops(graph)
+    with warnings.catch_warnings():  # e.g. Keras's softmax-over-a-size-1-axis warning at sequence length 1
+        warnings.simplefilter("ignore")
+        graph = tracing.traced_graph(call, specs)
+    return None if graph is None else graph_flops(graph)
 

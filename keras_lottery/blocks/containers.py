@@ -22,7 +22,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from keras_lottery import compat
+from keras_lottery import compat, tracing
 from keras_lottery.blocks.residual_layers import is_residual_layer
 
 __all__ = ["Call", "Stack", "list_attribute", "may_be_container", "recording", "stack"]
@@ -112,23 +112,18 @@ def stack(layer, args, kwargs):
 
 def _traced_stack(layer, args, kwargs, symbolic, candidates):
     """Trace the call once with every candidate list recorded; the first list that is a residual chain wins."""
-    positions = [id(t) for t in symbolic]
     members = list({id(sub): sub for _, value in candidates for sub in value}.values())
     found = {}
+    _, call_layer = tracing.node_call(layer, args, kwargs)
 
     def call(*values):
-        by_id = dict(zip(positions, values))
-        filled = keras.tree.map_structure(
-            lambda t: by_id[id(t)] if isinstance(t, keras.KerasTensor) else t, (args, kwargs))
         with recording(members) as records:
-            output = layer(*filled[0], **filled[1])
+            output = call_layer(*values)
         found["records"] = records
         return output
 
     specs = [tf.TensorSpec(tuple(t.shape), t.dtype) for t in symbolic]
-    try:
-        tf.function(call, autograph=False).get_concrete_function(*specs)
-    except Exception:  # noqa: BLE001 - a layer that cannot be traced on its own is simply not a container
+    if tracing.traced_graph(call, specs) is None:  # a layer that cannot be traced on its own is not a container
         return None
     records = dict(zip(map(id, members), found["records"]))
     for attribute, value in candidates:

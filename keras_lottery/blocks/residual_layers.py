@@ -20,6 +20,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_lottery import tracing
+
 __all__ = ["is_residual_layer"]
 
 # Shape-preserving layers with weights that are never residual: not worth a trace.
@@ -57,17 +59,9 @@ def is_residual_layer(layer, args, kwargs, output_shape):
 
 def _traced_residual(layer, args, kwargs, symbolic):
     """Trace the call with placeholders for the symbolic tensors; look for ``x + f(x)`` on the first input."""
-    positions = [id(t) for t in symbolic]
-
-    def call(*values):
-        by_id = dict(zip(positions, values))
-        filled = keras.tree.map_structure(
-            lambda t: by_id[id(t)] if isinstance(t, keras.KerasTensor) else t, (args, kwargs))
-        return layer(*filled[0], **filled[1])
-
-    try:
-        graph = tf.function(call, autograph=False).get_concrete_function(*[_spec(t) for t in symbolic]).graph
-    except Exception:  # noqa: BLE001 - a layer that cannot be traced on its own is simply not a residual layer
+    _, call = tracing.node_call(layer, args, kwargs)
+    graph = tracing.traced_graph(call, [_spec(t) for t in symbolic])
+    if graph is None:  # a layer that cannot be traced on its own is simply not a residual layer
         return False
     x_name = graph.inputs[0].name
     aliases = {x_name}
