@@ -62,3 +62,10 @@ def test_depth_pruning_removes_the_layers_flops(name, removed):
 def test_nothing_uncounted(name):
     report = kl.metrics.layer_flops(BUILDERS[name]())
     assert report["uncounted"] == [] and sum(report["layers"].values()) > 0
+
+
+def test_vit_blocks_flops_are_what_removing_them_saves():
+    model = BUILDERS["vit_backbone"]()
+    block = kl.blocks.find_blocks(model).removable[0]
+    assert block.flops > 0
+    assert kl.metrics.flops(model) - kl.metrics.flops(kl.blocks.remove(model, [block.name])) == block.flops
