@@ -217,10 +217,8 @@ def _describe(model, mode, measure_size):
 
 
 def _blocks_removed(dense, ticket):
-    """Names of ``dense``'s residual blocks whose branch layers are all absent from ``ticket``; ``None``
-    when names cannot tell: a backbone resized with fewer transformer layers renumbers the kept ones."""
-    if _resized(dense, ticket):
-        return None
+    """Names of ``dense``'s residual blocks whose branch layers are all absent from ``ticket`` (not for a
+    resized backbone, whose renumbered layers names cannot pair: see :func:`_resized`)."""
     present = {layer.name for layer in layers.walk(ticket)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -307,10 +305,13 @@ def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=Non
     if dense_model is not None:
         dense_plain = deployable(dense_model)
         dense = _describe(dense_plain, _output_mode(dense_plain, outputs), measure_dense)
-        if blocks_removed is None:  # kl.blocks.remove's record, else inferred from the layer names
-            recorded = getattr(model, "removed_blocks", None)
-            blocks_removed = list(recorded) if recorded is not None else _blocks_removed(dense_plain, ticket)
         resized = _resized(dense_plain, ticket)
+        if blocks_removed is None:  # kl.blocks.remove's record, else inferred from the layer names if they can tell
+            recorded = getattr(model, "removed_blocks", None)
+            if recorded is not None:
+                blocks_removed = list(recorded)
+            elif not resized:
+                blocks_removed = _blocks_removed(dense_plain, ticket)
     kind = []
     if density["global"]["density"] < 1.0:
         kind.append("weight")
