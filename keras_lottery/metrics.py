@@ -5,7 +5,7 @@ Timing helpers (wall time of training steps) live in :mod:`keras_lottery.benchma
 What is counted (per example, i.e. batch size 1, one forward pass):
 
 * **FLOPs** are floating-point operations with a multiply-add counted as **two** FLOPs
-  (``FLOPs = 2 x MACs``; :func:`macs` gives multiply-adds). Convolutions (1D/2D/3D, grouped,
+  (``FLOPs = 2 x MACs``; :func:`macs` gives the multiply-adds of every contraction). Convolutions (1D/2D/3D, grouped,
   depthwise, separable, transposed) and ``Dense``: ``2 x`` multiply-adds, plus one per output for the
   bias. Normalization (batch/layer norm, ``Rescaling``): two per element (inference form, scale and
   shift); ``RMSNormalization`` (Keras's, Gemma's) and ``LlamaLayerNorm`` too. Activations: one per
@@ -101,16 +101,21 @@ class NodeFlops:
         return self._cache[node]
 
     def _compute(self, node):
-        graph = self.graph
-        layer = graph.operation(node[0])
-        in_shapes = [graph.shapes[t] for t in graph.node_inputs[node] if t in graph.shapes]
-        out_shapes = [graph.shapes[t] for t in graph.output_tensors(node) if t in graph.shapes]
+        layer, in_shapes, out_shapes, arguments = _node_call(self.graph, node)
         if not isinstance(layer, keras.layers.Layer):
             return operation_flops(layer, in_shapes, out_shapes, self.uncounted)
-        if not out_shapes and in_shapes:
-            out_shapes = [tuple(layer.compute_output_shape(in_shapes[0] if len(in_shapes) == 1 else in_shapes))]
-        arguments = graph.call_arguments(node) if node in graph.nodes else None
         return layer_forward_flops(layer, in_shapes, out_shapes, self.uncounted, arguments)
+
+
+def _node_call(graph, node):
+    """``(layer or operation, input shapes, output shapes, call arguments or None)`` of a graph node."""
+    layer = graph.operation(node[0])
+    in_shapes = [graph.shapes[t] for t in graph.node_inputs[node] if t in graph.shapes]
+    out_shapes = [graph.shapes[t] for t in graph.output_tensors(node) if t in graph.shapes]
+    if isinstance(layer, keras.layers.Layer) and not out_shapes and in_shapes:
+        out_shapes = [tuple(layer.compute_output_shape(in_shapes[0] if len(in_shapes) == 1 else in_shapes))]
+    arguments = graph.call_arguments(node) if node in graph.nodes else None
+    return layer, in_shapes, out_shapes, arguments
 
 
 def operation_flops(operation, in_shapes, out_shapes, uncounted=None):
@@ -130,17 +135,27 @@ def operation_flops(operation, in_shapes, out_shapes, uncounted=None):
     return 0
 
 
-def _attention_flops(layer, in_shapes, out):
-    """FLOPs of ``MultiHeadAttention``: projections, scores, softmax, weighted sum (one example)."""
+def _attention_sizes(layer, in_shapes):
     query = in_shapes[0]
     value = in_shapes[1] if len(in_shapes) > 1 else query
     key = in_shapes[2] if len(in_shapes) > 2 else value
-    t_q, t_k = _prod(query[1:-1]), _prod(value[1:-1])
+    return query, key, value, _prod(query[1:-1]), _prod(value[1:-1])
+
+
+def _attention_macs(layer, in_shapes, out):
+    """Multiply-adds of ``MultiHeadAttention``: the four projections, the scores and the weighted sum."""
+    query, key, value, t_q, t_k = _attention_sizes(layer, in_shapes)
     heads, d_k, d_v = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
-    macs = (t_q * query[-1] * heads * d_k + t_k * key[-1] * heads * d_k + t_k * value[-1] * heads * d_v
+    return (t_q * query[-1] * heads * d_k + t_k * key[-1] * heads * d_k + t_k * value[-1] * heads * d_v
             + t_q * t_k * heads * (d_k + d_v) + t_q * heads * d_v * out[-1])
+
+
+def _attention_flops(layer, in_shapes, out):
+    """FLOPs of ``MultiHeadAttention``: projections, scores, softmax, weighted sum (one example)."""
+    _, _, _, t_q, t_k = _attention_sizes(layer, in_shapes)
+    heads, d_k, d_v = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
     bias = (t_q * heads * d_k + t_k * heads * (d_k + d_v) + t_q * out[-1]) if layer.use_bias else 0
-    return 2 * macs + bias + heads * t_q * t_k
+    return 2 * _attention_macs(layer, in_shapes, out) + bias + heads * t_q * t_k
 
 
 def _einsum_dense_flops(layer, in_shapes):
@@ -159,13 +174,61 @@ def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None, arguments=
     else with one float tensor per input shape. Such a layer is added to ``uncounted`` when it cannot be
     traced (``"name (Class)"``) or for each op type without a rule (``"name (Class: OpType)"``).
     """
+    if _is_graph_model(layer):
+        return flops(layer)
+    if _is_mask_wrapper(layer):  # the wrapped layer's cost
+        return layer_forward_flops(layer.layer, in_shapes, out_shapes, uncounted)
+    ruled = _rule_flops(layer, in_shapes, out_shapes)
+    return ruled if ruled is not None else _traced_layer_flops(layer, in_shapes, arguments, uncounted)
+
+
+def layer_forward_macs(layer, in_shapes, out_shapes, arguments=None):
+    """Multiply-adds of one call of ``layer`` on one example: those of its contractions (see :func:`macs`).
+
+    Arguments as :func:`layer_forward_flops`; a layer without a rule that cannot be traced counts zero.
+    """
+    cls = type(layer).__name__
+    out = out_shapes[0] if out_shapes else ()
+    if _is_graph_model(layer):
+        return macs(layer)
+    if _is_mask_wrapper(layer):
+        return layer_forward_macs(layer.layer, in_shapes, out_shapes)
+    if cls == "MultiHeadAttention" and in_shapes and out:
+        return _attention_macs(layer, in_shapes, out)
+    if cls == "EinsumDense" and in_shapes and out:
+        return op_flops.einsum_flops(layer.equation, [(1, *in_shapes[0][1:]), tuple(layer.kernel.shape)]) // 2
+    if cls == "Dense" or cls.startswith(("Conv", "Depthwise", "Separable")):
+        ruled = _rule_flops(layer, in_shapes, out_shapes)
+        if ruled is not None:
+            bias = _prod(out[1:]) if getattr(layer, "use_bias", False) else 0
+            return (ruled - bias) // 2
+    elif _rule_flops(layer, in_shapes, out_shapes) is not None:  # a rule, and no multiply-add in it
+        return 0
+    traced = op_flops.traced_macs(layer, *_arguments(layer, in_shapes, arguments)) if in_shapes else None
+    return traced or 0
+
+
+def _arguments(layer, in_shapes, arguments):
+    """The node's ``(args, kwargs)``, or one float tensor per input shape when the node gave none."""
+    if arguments is not None:
+        return arguments
+    dtype = getattr(layer, "compute_dtype", None) or "float32"
+    return [keras.KerasTensor(shape, dtype=dtype) for shape in in_shapes], {}
+
+
+def _is_graph_model(layer):
+    return isinstance(layer, keras.Model) and (isinstance(layer, keras.Sequential) or is_functional(layer))
+
+
+def _is_mask_wrapper(layer):
+    return isinstance(layer, keras.layers.Wrapper) and type(layer).__name__ in _MASK_WRAPPERS
+
+
+def _rule_flops(layer, in_shapes, out_shapes):
+    """FLOPs of ``layer`` by the table rules of the module docstring, or None for a layer without a rule."""
     cls = type(layer).__name__
     out = out_shapes[0] if out_shapes else ()
     n_out = _prod(out[1:])
-    if isinstance(layer, keras.Model) and (isinstance(layer, keras.Sequential) or is_functional(layer)):
-        return flops(layer)
-    if isinstance(layer, keras.layers.Wrapper) and cls in _MASK_WRAPPERS:  # the wrapped layer's cost
-        return layer_forward_flops(layer.layer, in_shapes, out_shapes, uncounted)
     if cls in _ZERO_COST or cls in _ZERO_COST_LAYERS:
         return 0
     if cls == "MultiHeadAttention" and in_shapes and out:
@@ -194,16 +257,13 @@ def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None, arguments=
         return _prod(in_shapes[0][1:]) if in_shapes else 0
     if "Pooling" in cls and getattr(layer, "pool_size", None) is not None:  # Keras' pooling; a user's is traced
         return n_out * _prod(layer.pool_size)
-    return _traced_layer_flops(layer, in_shapes, arguments, uncounted)
+    return None
 
 
 def _traced_layer_flops(layer, in_shapes, arguments, uncounted):
     """FLOPs of a layer without a rule, from its traced ops; zero and listed when it cannot be traced."""
     cls = type(layer).__name__
-    if arguments is None:
-        dtype = getattr(layer, "compute_dtype", None) or "float32"
-        arguments = ([keras.KerasTensor(shape, dtype=dtype) for shape in in_shapes], {})
-    traced = op_flops.traced_flops(layer, *arguments) if in_shapes else None
+    traced = op_flops.traced_flops(layer, *_arguments(layer, in_shapes, arguments)) if in_shapes else None
     if traced is None:
         if uncounted is not None:
             uncounted.add(f"{layer.name} ({cls})")
@@ -253,17 +313,21 @@ def flops(model):
 
 
 def macs(model):
-    """Multiply-accumulates of the convolutions and dense layers of one forward pass of one example."""
+    """Multiply-adds of one forward pass of one example: every contraction of the model.
+
+    Convolutions, ``Dense``, ``EinsumDense``, ``MultiHeadAttention`` (projections, scores, weighted
+    sum), ``keras.ops.matmul`` nodes, nested models, and the matmuls, einsums and convolutions inside
+    layers without a rule (a transformer layer, a user's layer: from one traced call, as :func:`flops`).
+    Biases, normalizations and element-wise work are not multiply-adds.
+    """
     graph = _graph_or_raise(model, "macs")
-    counter = NodeFlops(graph)
     total = 0
     for node in graph.order:
-        layer = graph.operation(node[0])
-        cls = type(layer).__name__
-        if cls in ("Dense",) or (cls.startswith(("Conv", "Depthwise", "Separable"))):
-            f = counter(node)
-            bias = _prod(graph.shapes[graph.output_tensors(node)[0]][1:]) if getattr(layer, "use_bias", False) else 0
-            total += (f - bias) // 2
+        layer, in_shapes, out_shapes, arguments = _node_call(graph, node)
+        if isinstance(layer, keras.layers.Layer):
+            total += layer_forward_macs(layer, in_shapes, out_shapes, arguments)
+        elif type(layer).__name__ == "Matmul" and in_shapes and out_shapes:  # the one operation node with multiply-adds
+            total += _prod(out_shapes[0][1:]) * int(in_shapes[0][-1])
     return int(total)
 
 

@@ -23,6 +23,9 @@ TensorFlow's own counter (``tf.compat.v1.profiler`` with ``ProfileOptionBuilder.
 was not used: in TF 2.21 it has no rule for ``Einsum`` (KerasHub's projections and attention),
 ``Exp``, ``Tanh``, ``Erf``, ``Relu`` or ``Select``, which it counts as zero without saying so.
 
+:func:`traced_macs` counts, from the same trace, the multiply-adds of the contractions only (matmuls,
+einsums of two or more operands, convolutions): half their FLOPs.
+
 The trace needs the TensorFlow backend; on another backend :func:`traced_flops` returns ``None``.
 """
 
@@ -36,7 +39,7 @@ import tensorflow as tf
 
 from keras_lottery import tracing
 
-__all__ = ["einsum_flops", "einsum_output_size", "graph_flops", "traced_flops"]
+__all__ = ["einsum_flops", "einsum_output_size", "graph_flops", "graph_macs", "traced_flops", "traced_macs"]
 
 _ZERO = {
     "Placeholder", "PlaceholderWithDefault", "Const", "Identity", "IdentityN", "NoOp", "ReadVariableOp",
@@ -65,7 +68,8 @@ _CONV_TRANSPOSE = {"Conv2DBackpropInput", "Conv3DBackpropInputV2"}
 _POOL = {"AvgPool", "MaxPool", "AvgPool3D", "MaxPool3D"}
 _CALLS = {"PartitionedCall", "StatefulPartitionedCall"}
 
-_cache = weakref.WeakKeyDictionary()  # layer -> {call signature: (flops, unknown op types)}
+_cache = weakref.WeakKeyDictionary()  # layer -> {call signature: _Traced or None}
+_CONTRACTIONS = {"MatMul", "Einsum", *_CONV, *_CONV_TRANSPOSE}  # and BatchMatMul*: their FLOPs are 2 x multiply-adds
 
 
 def _size(shape):
@@ -176,6 +180,23 @@ def graph_flops(graph):
     return total, sorted(unknown)
 
 
+def _is_contraction(op):
+    if op.type == "Einsum":
+        return len(op.inputs) > 1  # one operand: a reduction or a transposition, not a multiply-add
+    return op.type in _CONTRACTIONS or op.type.startswith("BatchMatMul")
+
+
+def graph_macs(graph):
+    """Multiply-adds of the contractions (matmul, einsum of two operands, convolutions) of a TensorFlow graph."""
+    total = 0
+    for op in graph.get_operations():
+        if op.type in _CALLS:
+            total += graph_macs(graph._get_function(op.get_attr("f").name).graph)  # noqa: SLF001 - see _op_flops
+        elif _is_contraction(op) and _floating(op):
+            total += int(_op_flops(op, graph)) // 2
+    return total
+
+
 def _leaf_key(value):
     if isinstance(value, keras.KerasTensor):
         return ("tensor", tuple(value.shape), str(value.dtype))
@@ -194,6 +215,21 @@ def traced_flops(layer, args, kwargs):
     backend is not TensorFlow or the call cannot be traced on its own. Results are cached per layer
     and call signature.
     """
+    traced = _traced(layer, args, kwargs)
+    return None if traced is None else (traced[0], traced[1])
+
+
+def traced_macs(layer, args, kwargs):
+    """Multiply-adds of the contractions of the call ``layer(*args, **kwargs)`` on one example, or None.
+
+    The same trace as :func:`traced_flops` (and the same cache); None when it cannot be traced.
+    """
+    traced = _traced(layer, args, kwargs)
+    return None if traced is None else traced[2]
+
+
+def _traced(layer, args, kwargs):
+    """``(flops, unknown op types, macs)`` of one traced call, cached per layer and call signature; or None."""
     if keras.backend.backend() != "tensorflow":
         return None
     key = tuple(_leaf_key(v) for v in keras.tree.flatten((args, kwargs)))
@@ -211,5 +247,8 @@ def _trace(layer, args, kwargs):
     with warnings.catch_warnings():  # e.g. Keras's softmax-over-a-size-1-axis warning at sequence length 1
         warnings.simplefilter("ignore")
         graph = tracing.traced_graph(call, specs)
-    return None if graph is None else graph_flops(graph)
+    if graph is None:
+        return None
+    flops, unknown = graph_flops(graph)
+    return flops, unknown, graph_macs(graph)
 

@@ -83,8 +83,22 @@ def test_attention_flops_by_hand(encoder_model):
     assert kl.metrics.layer_flops(encoder_model)["layers"]["b1_attn"] == 2 * macs + bias + softmax
 
 
+def test_macs_count_every_contraction(encoder_model):
+    # per block: attention (4 projections, scores, weighted sum) and the two-layer MLP; then the classifier
+    attention = 4 * (5 * 8 * 2 * 4) + 5 * 5 * 2 * (4 + 4)
+    mlp = 5 * 8 * 16 + 5 * 16 * 8
+    assert kl.metrics.macs(encoder_model) == 2 * (attention + mlp) + 8 * 3
+    # a layer without a rule: its traced matmul, not its element-wise work
+    inputs = keras.Input((4, 6))
+    x = keras.layers.EinsumDense("btd,de->bte", output_shape=(4, 5), name="proj")(inputs)
+    outputs = keras.layers.Lambda(lambda t: keras.ops.softmax(keras.ops.matmul(t, keras.ops.transpose(t, (0, 2, 1)))),
+                                  name="self_similarity")(x)
+    assert kl.metrics.macs(keras.Model(inputs, outputs)) == 4 * 6 * 5 + 4 * 4 * 5
+
+
 def test_nested_models_are_counted_once_each(nested_model):
     inner = kl.metrics.flops(nested_model.get_layer("encoder"))
     layers = kl.metrics.layer_flops(nested_model)["layers"]
     assert layers["encoder"] == inner > 0
+    assert kl.metrics.macs(nested_model) > kl.metrics.macs(nested_model.get_layer("encoder")) > 0
     assert kl.metrics.params(nested_model) == nested_model.count_params()

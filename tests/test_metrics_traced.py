@@ -43,6 +43,28 @@ def test_traced_count_equals_the_table_rule(make, shape):
     assert _traced(layer, shape) == _table(layer, [shape]) > 0
 
 
+_CONTRACTING = [
+    (lambda: keras.layers.Dense(6), [(None, 5)]),
+    (lambda: keras.layers.Dense(6, use_bias=False), [(None, 7, 5)]),
+    (lambda: keras.layers.Conv2D(4, 3, strides=2, padding="same", groups=2), [(None, 8, 8, 2)]),
+    (lambda: keras.layers.DepthwiseConv2D(3, depth_multiplier=2), [(None, 6, 6, 3)]),
+    (lambda: keras.layers.SeparableConv2D(4, 3), [(None, 6, 6, 3)]),
+    (lambda: keras.layers.Conv2DTranspose(4, 3, strides=2), [(None, 5, 5, 3)]),
+    (lambda: keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 4), bias_axes="d"), [(None, 6, 5)]),
+    (lambda: keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, value_dim=3), [(None, 5, 8), (None, 7, 6)]),
+]
+
+
+@pytest.mark.parametrize("make, shapes", _CONTRACTING)
+def test_traced_macs_equal_the_table_rule(make, shapes):
+    # multiply-adds: the rule's count and the traced contractions' agree (biases and softmax are not counted)
+    layer = make()
+    tensors = [keras.KerasTensor(s) for s in shapes]
+    out = layer(*tensors)
+    assert op_flops.traced_macs(layer, tensors, {}) == kl.metrics.layer_forward_macs(
+        layer, shapes, [tuple(out.shape)]) > 0
+
+
 def test_traced_attention_is_the_table_plus_the_score_scaling():
     attention = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, value_dim=3)
     q, v = (None, 5, 8), (None, 7, 6)

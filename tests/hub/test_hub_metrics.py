@@ -45,6 +45,21 @@ def test_gpt2_layers_by_hand():
     assert first == second and dominant < first <= dominant + _extras(1, d, ff, heads)
 
 
+def test_transformer_macs_by_hand():
+    # q, k, v and output projections, attention scores and weighted sum, the two-layer MLP: nothing else
+    t, d, ff = 8, 8, 16
+    inputs = keras.Input((t, d))
+    outputs = keras_hub.layers.TransformerEncoder(intermediate_dim=ff, num_heads=2)(inputs)
+    assert kl.metrics.macs(keras.Model(inputs, outputs)) == 4 * t * d * d + 2 * t * t * d + 2 * t * d * ff
+
+
+def test_depth_pruning_removes_the_layers_macs():
+    model = BUILDERS["gpt2_backbone"]()
+    layer_macs = kl.metrics.macs(model) - kl.metrics.macs(kl.blocks.remove(model, ["transformer_layer_1"]))
+    d, ff = model.hidden_dim, model.get_layer("transformer_layer_1").intermediate_dim
+    assert layer_macs == 4 * d * d + 2 * d + 2 * d * ff  # one position: the sequence dimension is None
+
+
 @pytest.mark.parametrize("name, removed", [("gpt2_backbone", ["transformer_layer_1"]),
                                            ("gpt2_causal_lm", ["gpt2_backbone/transformer_layer_0"])])
 def test_depth_pruning_removes_the_layers_flops(name, removed):
