@@ -8,7 +8,7 @@ wider than ``width`` is left out, and :func:`text_table` says how many were.
 
 import statistics
 
-__all__ = ["imp_table", "layer_lottery_table", "mean_spread", "robustness_table", "text_table"]
+__all__ = ["imp_table", "layer_lottery_table", "mean_spread", "robustness_table", "summary_cell", "text_table"]
 
 WIDTH = 100
 
@@ -103,7 +103,9 @@ def imp_table(rows, width=WIDTH):
     return text_table(rows, columns, width)
 
 
-def _summary_cell(row, key, points=False):
+def summary_cell(row, key, points=False):
+    """``row[key]`` with its ``row[key + "_std"]`` as ``"m ± sd"``: a fraction shown in percent, or with
+    ``points`` a difference already in points, signed; ``""`` when ``row`` has no ``key``."""
     mean, spread = row.get(key), row.get(f"{key}_std")
     if mean is None:
         return ""
@@ -118,9 +120,9 @@ def robustness_table(summary, width=WIDTH):
     ``summary.md`` has every corruption, the shifted test set and the attacks."""
     columns = [("group", lambda r: r["group"]), ("n", lambda r: r.get("n", "")),
                ("density", lambda r: "" if r.get("density") is None else f"{float(r['density']):.3f}"),
-               ("clean %", lambda r: _summary_cell(r, "clean")),
-               ("Δ clean", lambda r: _summary_cell(r, "d_clean", True)),
-               ("corrupt %", lambda r: _summary_cell(r, "mean_corruption")),
-               ("Δ corrupt", lambda r: _summary_cell(r, "d_mean_corruption", True)),
+               ("clean %", lambda r: summary_cell(r, "clean")),
+               ("Δ clean", lambda r: summary_cell(r, "d_clean", True)),
+               ("corrupt %", lambda r: summary_cell(r, "mean_corruption")),
+               ("Δ corrupt", lambda r: summary_cell(r, "d_mean_corruption", True)),
                ("mCE %", lambda r: "" if r.get("mce") is None else f"{float(r['mce']):.1f}")]
     return text_table(summary, columns, width)

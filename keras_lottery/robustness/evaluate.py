@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from keras_lottery import files, runs, spread
+from keras_lottery.report import summary_cell
 from keras_lottery.robustness import attacks, corruptions, plots, shift, suite
 from keras_lottery.robustness import inventory as inventory_module
 
@@ -193,15 +194,6 @@ def summary_rows(rows):
     return out
 
 
-def _cell(summary, key, points=False):
-    mean, std = summary.get(key), summary.get(f"{key}_std")
-    if mean is None:
-        return ""
-    scale = 1.0 if points else 100.0
-    text = f"{scale * mean:+.2f}" if points else f"{scale * mean:.2f}"
-    return text + (f" ± {scale * std:.2f}" if std is not None else "")
-
-
 def _paired_cell(summary, key):
     """``+1.21 [-0.23, +2.65] 3/3``: mean difference, its 95% interval, replicates above dense."""
     mean, half, above = summary.get(key), summary.get(f"{key}_ci95"), summary.get(f"{key}_above")
@@ -243,12 +235,12 @@ def markdown_summary(summary):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary:
         cells = [row["group"], str(row["n"]), "" if row.get("density") is None else f"{row['density']:.3f}",
-                 _cell(row, "clean"), _cell(row, "d_clean", True), _cell(row, "mean_corruption"),
-                 _cell(row, "d_mean_corruption", True),
+                 summary_cell(row, "clean"), summary_cell(row, "d_clean", True),
+                 summary_cell(row, "mean_corruption"), summary_cell(row, "d_mean_corruption", True),
                  "" if row.get("mce") is None else f"{row['mce']:.1f}" + (
                      f" ± {row['mce_std']:.1f}" if row.get("mce_std") is not None else "")]
-        cells += [_cell(row, "d_shifted", True)] if "shifted" in first else []
-        cells += [_cell(row, f"d_{k}", True) for k in attack_keys]
+        cells += [summary_cell(row, "d_shifted", True)] if "shifted" in first else []
+        cells += [summary_cell(row, f"d_{k}", True) for k in attack_keys]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     text += _paired_table(summary, ["clean", "mean_corruption"] + (["shifted"] if "shifted" in first else [])
@@ -258,6 +250,6 @@ def markdown_summary(summary):
         lines = ["", "Difference against dense per corruption (points, mean over the severities):", "",
                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in summary:
-            lines.append("| " + " | ".join([row["group"]] + [_cell(row, f"d_{n}", True) for n in names]) + " |")
+            lines.append("| " + " | ".join([row["group"]] + [summary_cell(row, f"d_{n}", True) for n in names]) + " |")
         text += "\n".join(lines) + "\n"
     return text
