@@ -34,7 +34,9 @@ class TrainingHparams:
       lr: the base learning rate.
       momentum: SGD / RMSprop momentum.
       nesterov: Nesterov momentum for SGD.
-      weight_decay: decoupled weight decay (Keras' optimizer ``weight_decay``), 0 for none.
+      weight_decay: decoupled weight decay (Keras' optimizer ``weight_decay``: each step multiplies the
+        weights by 1 - lr x weight_decay), 0 for none. A paper's SGD weight decay w with momentum m
+        (PyTorch's, an L2 term before the momentum) shrinks about as much as w / (1 - m) here.
       clipnorm: clip each gradient to this norm, 0 for none.
       steps: the training length T ("20ep", "30000it").
       warmup: linear warm-up over this many steps, from lr/warmup at step 0 up to lr ("0it" for none).
