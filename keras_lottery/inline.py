@@ -80,6 +80,8 @@ def _feeds(layer_config, inner):
     """``{inner input layer name: caller's tensor key}`` for a nested model's one call."""
     node = layer_config["inbound_nodes"][0]
     args = node.get("args", [])
+    if not args and "inputs" in node.get("kwargs", {}):  # called as model(inputs=x), as by Gemma 3's task model
+        args = [node["kwargs"]["inputs"]]
     arg = args[0] if isinstance(args, (list, tuple)) and len(args) == 1 else args
     spec = inner["input_layers"]
     if isinstance(spec, dict) and isinstance(arg, dict) and set(spec) <= set(arg):

@@ -13,7 +13,11 @@ dimension 1) and :func:`graph_flops` adds up the FLOPs of the graph's ops with t
   ``Softmax`` layer and ``MultiHeadAttention`` rules do, so a traced count and a table count of the
   same computation agree. Fused batch norm: two per element. Pooling: one per window element per
   output.
-* Reductions (``Sum``, ``Mean``, ``Max``, ``ArgMax``, ...) and scans (``Cumsum``): one per input element.
+* Reductions (``Sum``, ``Mean``, ``Max``, ``ArgMax``, ...), scans (``Cumsum``) and ``TopKV2`` (a
+  mixture-of-experts router's choice: one comparison per input element, as ``ArgMax``): one per input element.
+* Fourier transforms (``FFT``, ``FFT2D``, ``FFT3D`` and their inverses, FNet's token mixing): ``5 N log2 N``
+  per transform of ``N`` complex points (the radix-2 Cooley-Tukey count). Building a complex tensor
+  from real parts and taking its real or imaginary part (``Complex``, ``Real``, ``Imag``) count zero.
 * Shape-only and data-movement ops (reshape, transpose, slicing, gather, concatenation, cast,
   variable reads, constants) count zero, and so does every op on integer or boolean tensors only
   (index arithmetic, masks built from shapes): they are not floating-point operations.
@@ -31,6 +35,7 @@ The trace needs the TensorFlow backend; on another backend :func:`traced_flops` 
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 
@@ -50,7 +55,7 @@ _ZERO = {
     "StopGradient", "PreventGradient", "Snapshot", "OneHot", "ReverseV2", "Roll", "Where", "Bitcast",
     "CheckNumerics", "EnsureShape", "Assert", "MatrixBandPart", "MatrixDiagV3", "MatrixSetDiagV3", "ScatterNd",
     "TensorScatterUpdate", "DepthToSpace", "SpaceToDepth", "BatchToSpaceND", "SpaceToBatchND",
-    "ResizeNearestNeighbor", "InvertPermutation", "LinSpace", "Empty",
+    "ResizeNearestNeighbor", "InvertPermutation", "LinSpace", "Empty", "Complex", "Real", "Imag",
 }
 _ELEMENTWISE = {
     "Add", "AddV2", "BiasAdd", "Sub", "Mul", "MulNoNan", "RealDiv", "Div", "DivNoNan", "FloorDiv", "FloorMod",
@@ -62,7 +67,8 @@ _ELEMENTWISE = {
     "LessEqual", "Greater", "GreaterEqual", "IsNan", "IsInf", "IsFinite", "Gelu",
 }
 _REDUCTION = {"Sum", "Mean", "Max", "Min", "Prod", "ArgMax", "ArgMin", "EuclideanNorm", "Cumsum", "Cumprod",
-              "Cumulativelogsumexp"}
+              "Cumulativelogsumexp", "TopKV2"}
+_FFT = {"FFT": 1, "IFFT": 1, "FFT2D": 2, "IFFT2D": 2, "FFT3D": 3, "IFFT3D": 3}  # op -> transformed (last) axes
 _CONV = {"Conv2D", "Conv3D", "DepthwiseConv2dNative"}
 _CONV_TRANSPOSE = {"Conv2DBackpropInput", "Conv3DBackpropInputV2"}
 _POOL = {"AvgPool", "MaxPool", "AvgPool3D", "MaxPool3D"}
@@ -161,11 +167,19 @@ def _op_flops(op, graph):
     if kind in _CONV_TRANSPOSE:  # inputs (output sizes, kernel (*window, out, in), the layer's input)
         kernel = ins[1]
         return 2 * _size(ins[2]) * _size(kernel[:-1])
+    if kind in _FFT:
+        return _fft_flops(ins[0], _FFT[kind])
     if kind.startswith("FusedBatchNorm"):
         return 2 * _size(out)
     if kind in _POOL:
         return _size(out) * _size(op.get_attr("ksize"))
     return None
+
+
+def _fft_flops(shape, axes):
+    """``5 N log2 N`` per transform of the last ``axes`` dimensions of ``shape`` (``N`` points), per transform."""
+    points = _size(shape[-axes:])
+    return 5 * points * math.log2(points) * (_size(shape) // points) if points > 1 else 0
 
 
 def graph_flops(graph):

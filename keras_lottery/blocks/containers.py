@@ -100,7 +100,7 @@ def stack(layer, args, kwargs):
     candidates = list(_candidates(layer))
     if not candidates:
         return None
-    symbolic = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
+    symbolic, _ = tracing.node_call(layer, args, kwargs)  # in the order its call function takes them
     if not symbolic:
         return None
     signature = tuple((tuple(t.shape), str(t.dtype)) for t in symbolic)
@@ -128,7 +128,7 @@ def _traced_stack(layer, args, kwargs, symbolic, candidates):
     records = dict(zip(map(id, members), found["records"]))
     for attribute, value in candidates:
         calls = [records[id(sub)] for sub in value]
-        if all(len(c) == 1 for c in calls) and _chained([c[0] for c in calls]):
+        if all(len(c) == 1 for c in calls) and _chained(value, [c[0] for c in calls]):
             specs = tuple(_as_spec(c[0]) for c in calls)
             if all(_residual(sub, spec) for sub, spec in zip(value, specs)):
                 return Stack(attribute, tuple(value), specs)
@@ -147,10 +147,10 @@ def _first(structure):
     return flat[0] if flat else None
 
 
-def _chained(calls):
+def _chained(layers, calls):
     """Whether each call's first argument is the previous call's (first) output, up to identities and casts."""
-    for previous, current in zip(calls, calls[1:]):
-        a, b = _first(previous.output), _first((current.args, current.kwargs))
+    for layer, previous, current in zip(layers[1:], calls, calls[1:]):
+        a, b = _first(previous.output), tracing.first_input(layer, current.args, current.kwargs, tracing.is_array)
         if not isinstance(a, tf.Tensor) or not isinstance(b, tf.Tensor) or _root(a).name != _root(b).name:
             return False
     return True

@@ -40,7 +40,7 @@ import warnings
 
 import keras
 
-from keras_lottery import compat, metrics
+from keras_lottery import compat, metrics, tracing
 from keras_lottery.blocks import containers
 from keras_lottery.blocks.residual_layers import is_residual_layer
 from keras_lottery.graph import FunctionalGraph, is_functional
@@ -267,7 +267,7 @@ def _layer_block(graph, node, node_flops):
     shape = graph.shapes.get(outputs[0])
     if shape is None or not is_residual_layer(graph.operation(node[0]), args, kwargs, shape):
         return None
-    x = inputs[0]
+    x = _input_key(graph, node, inputs, args, kwargs)
     reasons = []
     extra = sorted({t[2] for t in outputs if t[2] != 0})
     if extra:
@@ -276,6 +276,12 @@ def _layer_block(graph, node, node_flops):
         reasons.append(f"output shape {_fmt(shape)} differs from the input's {_fmt(graph.shapes.get(x))}")
     block = _make_block(graph, node, x, x, outputs[0], (node,), (), not reasons, "; ".join(reasons), node_flops)
     return dataclasses.replace(block, kind="layer", input_tensor=x, flops=int(node_flops(node)))
+
+
+def _input_key(graph, node, inputs, args, kwargs):
+    """The key of the tensor a layer node's ``call`` gets as first input (by position or keyword)."""
+    first = tracing.first_input(graph.operation(node[0]), args, kwargs)
+    return next((key for key in inputs if graph.tensor(key) is first), inputs[0])
 
 
 def _container_blocks(graph, node):
@@ -293,7 +299,7 @@ def _container_blocks(graph, node):
               f"removed from one call only") if shared else ""
     blocks = []
     for sublayer, call in zip(stack.layers, stack.calls):
-        x, y = keras.tree.flatten((call.args, call.kwargs))[0], keras.tree.flatten(call.output)[0]
+        x, y = tracing.first_input(sublayer, call.args, call.kwargs, tracing.is_array), keras.tree.flatten(call.output)[0]
         weights = {id(w): w for w in sublayer.weights}
         blocks.append(Block(
             name=f"{name}/{sublayer.name}", add_layer=sublayer.name, branch_layers=(sublayer.name,),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_lottery import tracing
 from keras_lottery.blocks import containers
 from keras_lottery.blocks.discovery import operations
 from keras_lottery.graph import FunctionalGraph
@@ -27,11 +28,14 @@ def _reader(model, path, keys):
         return lambda x: keras.tree.flatten(probe(x, training=False))
     calls = [node for node in graph.nodes if node[0] == path[0] and graph.node_inputs.get(node)]
     args, kwargs = graph.call_arguments(calls[0]) if len(calls) == 1 else ((), {})
-    if len(calls) != 1 or len(args) != 1 or any(isinstance(t, keras.KerasTensor) for t in keras.tree.flatten(kwargs)):
+    inner_model = model.get_layer(path[0])
+    feed = tracing.first_argument(inner_model, args, kwargs)  # by keyword too: Gemma 3's backbone(inputs=...)
+    symbolic = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
+    if len(calls) != 1 or feed is None or len(keras.tree.flatten(feed)) != len(symbolic):
         raise ValueError(f"Nested model {path[0]!r} of {model.name!r} must be called once with one argument to read "
                          f"its blocks' activations.")
-    feed = keras.Model(model.input, args[0])
-    inner = _reader(model.get_layer(path[0]), path[1:], keys)
+    feed = keras.Model(model.input, feed)
+    inner = _reader(inner_model, path[1:], keys)
     return lambda x: inner(feed(x, training=False))
 
 
@@ -44,12 +48,13 @@ def _recorder(model, blocks):
         with containers.recording(layers) as records:
             model(x, training=False)
         out = {}
-        for block, calls in zip(blocks, records):
+        for block, layer, calls in zip(blocks, layers, records):
             if len(calls) != 1:
                 raise ValueError(f"Block {block.name!r} was called {len(calls)} times in one call of {model.name!r}; "
                                  f"its input and output must come from exactly one call.")
             call = calls[0]
-            pair = keras.tree.flatten((call.args, call.kwargs))[0], keras.tree.flatten(call.output)[0]
+            pair = (tracing.first_input(layer, call.args, call.kwargs, tracing.is_array),
+                    keras.tree.flatten(call.output)[0])
             out[block.name] = tuple(keras.ops.convert_to_numpy(a) for a in pair)
         return out
 

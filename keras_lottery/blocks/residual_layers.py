@@ -47,8 +47,7 @@ def is_residual_layer(layer, args, kwargs, output_shape):
     if (not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model) or not layer.weights
             or type(layer).__name__ in _NOT_RESIDUAL or keras.backend.backend() != "tensorflow"):
         return False
-    tensors = keras.tree.flatten((args, kwargs))
-    symbolic = [t for t in tensors if isinstance(t, keras.KerasTensor)]
+    symbolic, _ = tracing.node_call(layer, args, kwargs)  # the layer's first input first
     if not symbolic or tuple(symbolic[0].shape) != tuple(output_shape):
         return False
     key = (id(layer), tuple((tuple(t.shape), str(t.dtype)) for t in symbolic))

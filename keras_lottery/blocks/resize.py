@@ -6,7 +6,9 @@ of a container layer (ViT's ``vit_encoder.encoder_layers``; the blocks are appli
 container's call, see :mod:`keras_lottery.blocks.containers`). Such a backbone is rebuilt from its
 own config with ``num_layers - p``; its kept blocks' weights go, in order, to the new list's layers
 (renumbered: the new backbone's ``transformer_layer_0..``), every other weight by layer name (inside
-the container too: ViT's final layer norm). A task model (``GPT2CausalLM``, ``BertTextClassifier``,
+the container too: ViT's final layer norm). A backbone whose ``num_layers`` sizes
+several such lists (BART's and T5's encoder and decoder stacks) is not resized: removing one encoder layer
+must not remove a decoder layer too; its graph is rewritten instead (a plain functional model). A task model (``GPT2CausalLM``, ``BertTextClassifier``,
 ``ViTImageClassifier``) holding such a backbone is rebuilt around the new backbone with
 ``type(task).from_config``, its head weights copied by layer name. So the slim model is of the same
 class, ``generate()`` and its cache work, and it saves to ``.keras`` like the original.
@@ -53,9 +55,19 @@ def _locate(model, blocks):
     owner = backbone.get_layer(container) if container else backbone
     members = [operations(model, b, [b.add_layer])[0] for b in blocks]
     attribute = list_attribute(owner, members)
-    if attribute is None or len(getattr(owner, attribute)) != _config(backbone)["num_layers"]:
+    num_layers = _config(backbone)["num_layers"]
+    if attribute is None or len(getattr(owner, attribute)) != num_layers or _other_stacks(owner, attribute, num_layers):
         return None
     return backbone, container, attribute
+
+
+def _other_stacks(owner, attribute, num_layers):
+    """Names of ``owner``'s other lists of ``num_layers`` layers (none shared with ``attribute``'s): then
+    ``num_layers`` sizes them too (BART's and T5's encoder and decoder stacks), and changing it would remove
+    layers the caller kept."""
+    ids = {id(layer) for layer in getattr(owner, attribute)}
+    return [name for name, value in compat.layer_lists(owner)
+            if name != attribute and len(value) == num_layers and not ids & {id(v) for v in value}]
 
 
 def covers(model, blocks):
@@ -84,13 +96,16 @@ def _rebuild(model, blocks, removed):
     config = backbone.get_config()
     config["num_layers"] = len(kept)
     slim_backbone = type(backbone).from_config(config)
-    slim_stack = getattr(slim_backbone.get_layer(container) if container else slim_backbone, attribute, None)
+    renamed = _renamed(backbone, slim_backbone, [] if container else stack,
+                       [] if container else getattr(slim_backbone, attribute, []))
+    owner = slim_backbone.get_layer(renamed.get(container, container)) if container else slim_backbone
+    slim_stack = getattr(owner, attribute, None)
     if not isinstance(slim_stack, list) or len(slim_stack) != len(kept):
         raise ValueError(f"{type(backbone).__name__}(num_layers={len(kept)}) built "
                          f"{len(slim_stack or ())} layers in {attribute!r}; it cannot be resized.")
     in_stack = {id(w) for layer in stack for w in layer.weights}
     pairs = [(layer.name, layer.weights, slim.weights) for layer, slim in zip(kept, slim_stack)]
-    _copy(pairs + _by_name(backbone, slim_backbone, in_stack))
+    _copy(pairs + _by_name(backbone, slim_backbone, in_stack, renamed))
     if backbone is model:
         return slim_backbone
     config = model.get_config()
@@ -103,9 +118,25 @@ def _rebuild(model, blocks, removed):
     return slim
 
 
-def _by_name(source, target, skip):
+def _renamed(backbone, slim_backbone, stack, slim_stack):
+    """``{layer name in backbone: name of its counterpart in slim_backbone}``, the layers outside the block
+    lists ``stack`` and ``slim_stack`` paired in order (empty when they do not pair up, class by class).
+
+    A rebuild from config may rename layers: a KerasHub backbone built with ``name=None`` may leave its
+    layers unprefixed while its config has a name, so the rebuild prefixes them (DINOV2's ``encoder``
+    becomes ``dinov2_backbone_encoder``)."""
+    skip = {id(layer) for layer in list(stack) + list(slim_stack)}
+    old = [layer for layer in backbone.layers if id(layer) not in skip]
+    new = [layer for layer in slim_backbone.layers if id(layer) not in skip]
+    if len(old) != len(new) or any(type(a) is not type(b) for a, b in zip(old, new)):
+        return {}
+    return {a.name: b.name for a, b in zip(old, new)}
+
+
+def _by_name(source, target, skip, renamed=None):
     """``(name, source weights, target weights)`` for every weight under ``source`` outside ``skip`` (ids),
-    layers matched by name with ``target``'s; a layer holding skipped weights (the container) is entered."""
+    layers matched by name with ``target``'s (after ``renamed``, :func:`_renamed`, at the top level); a
+    layer holding skipped weights (the container) is entered."""
     pairs = []
     children = compat.sublayers(source)
     by_name = {layer.name: layer for layer in compat.sublayers(target)}
@@ -117,7 +148,7 @@ def _by_name(source, target, skip):
     for layer in children:
         if not layer.weights or all(id(w) in skip for w in layer.weights):
             continue
-        match = _namesake(by_name, layer, target)
+        match = _namesake(by_name, layer, target, (renamed or {}).get(layer.name, layer.name))
         if any(id(w) in skip for w in layer.weights):
             pairs += _by_name(layer, match, skip)
         else:
@@ -125,10 +156,11 @@ def _by_name(source, target, skip):
     return pairs
 
 
-def _namesake(by_name, layer, target):
-    if layer.name not in by_name:
-        raise ValueError(f"The resized {target.name!r} has no layer {layer.name!r}; it cannot carry the weights.")
-    return by_name[layer.name]
+def _namesake(by_name, layer, target, name=None):
+    name = name or layer.name
+    if name not in by_name:
+        raise ValueError(f"The resized {target.name!r} has no layer {name!r}; it cannot carry the weights.")
+    return by_name[name]
 
 
 def _copy(pairs):

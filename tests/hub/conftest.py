@@ -64,3 +64,44 @@ def causal_lm():
 @pytest.fixture
 def image_classifier():
     return BUILDERS["image_classifier"](), *_image_batch()
+
+
+# Architectures outside BUILDERS that broke the library once (scripts/hub_sweep.py found them), with their input kind.
+_DECODER = dict(vocabulary_size=40, num_layers=2, hidden_dim=16, intermediate_dim=32)
+SWEEP_BUILDERS = {
+    # calls its decoder layers by keyword: layer(inputs=x, decoder_padding_mask=m)
+    "falcon_backbone": (lambda: keras_hub.models.FalconBackbone(num_attention_heads=2, **_DECODER), "text"),
+    # calls its backbone by keyword: backbone(inputs=...)
+    "gemma3_causal_lm": (lambda: keras_hub.models.Gemma3CausalLM(backbone=keras_hub.models.Gemma3Backbone(
+        image_size=None, num_query_heads=2, num_key_value_heads=1, head_dim=8, **_DECODER), preprocessor=None),
+        "text"),
+    # built with name=None: its layers are unprefixed, a rebuild from its config prefixes them
+    "dinov2_backbone": (lambda: keras_hub.models.DINOV2Backbone(
+        patch_size=4, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32, image_shape=(16, 16, 3),
+        position_embedding_shape=(16, 16, 3)), "image"),
+    # num_layers sizes the encoder and the decoder stacks
+    "bart_backbone": (lambda: keras_hub.models.BartBackbone(num_heads=2, max_sequence_length=16, **_DECODER),
+                      "seq2seq"),
+    # a mixture of experts: the router's top-k
+    "mixtral_backbone": (lambda: keras_hub.models.MixtralBackbone(
+        num_query_heads=2, num_key_value_heads=1, num_experts=2, top_k=1, **_DECODER), "text"),
+    # token mixing by a 2-D Fourier transform
+    "fnet_backbone": (lambda: keras_hub.models.FNetBackbone(
+        vocabulary_size=40, num_layers=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=16), "segments"),
+}
+
+
+def sweep_batch(kind, batch=2, length=8):
+    """Inputs for a SWEEP_BUILDERS kind: ``text`` (token ids, padding mask), ``segments`` (token and segment
+    ids), ``seq2seq`` (encoder and decoder token ids and padding masks) or ``image`` (16x16 RGB)."""
+    rng = np.random.default_rng(0)
+    if kind == "image":
+        return rng.uniform(size=(batch, 16, 16, 3)).astype("float32")
+    tokens = rng.integers(1, 40, (batch, length)).astype("int32")
+    ones = np.ones((batch, length), "int32")
+    if kind == "segments":
+        return {"token_ids": tokens, "segment_ids": np.zeros_like(tokens)}
+    if kind == "seq2seq":
+        return {"encoder_token_ids": tokens, "encoder_padding_mask": ones, "decoder_token_ids": tokens[:, ::-1].copy(),
+                "decoder_padding_mask": ones}
+    return {"token_ids": tokens, "padding_mask": ones}
