@@ -116,14 +116,18 @@ def attach(model, make_holder, only=None):
 
     Owners that already have one keep it. Returns the holders of ``model`` (old and new), in model order.
 
+    An unbuilt owner of a built model is skipped: the model's call never reached it, so it has no weights
+    (EfficientNet's squeeze-and-excite layers at ratio 0 are made but never called).
+
     Raises:
-        ValueError: an owner is not built yet (call the model on a batch first).
+        ValueError: ``model`` is not built and an owner is not built yet (call the model on a batch first).
     """
     found = owners(model)
     unbuilt = [layer.name for layer in found if not layer.built]
-    if unbuilt:
+    if unbuilt and not model.built:
         raise ValueError(f"{model.name!r} has layers that are not built yet ({unbuilt[:5]}); call the model on a "
                          "batch (or build it) before masking it.")
+    found = [layer for layer in found if layer.built]
     paths = _unique_paths([v for layer in found for _, v in layers.prunable_items(layer)])
     for layer in found:
         if holder_of(layer) is not None or (only is not None and id(layer) not in only):

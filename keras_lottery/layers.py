@@ -237,20 +237,62 @@ def unmasked_weights(model, masked):
             if len(v.shape) >= 2 and id(v) not in covered and "bias" not in v.name]
 
 
-def copy_by_layer_name(source, target):
+def copy_by_layer_name(source, target, removed=()):
     """Copy each weighted layer of ``target`` (nested models entered) from its namesake in ``source``.
 
     For a plain rebuild of a functional subclass (a KerasHub ``ResNetBackbone``), whose variables'
-    paths differ from the rebuild's while its layer names do not.
+    paths differ from the rebuild's while its layer names do not. A layer that the rebuild renamed (a
+    layer whose constructor changes the name it is given, so that its config does not rebuild it under
+    its own name: KerasHub MobileNet's depthwise block appends ``"_0"``) is copied from the source layer
+    of the same class left without a namesake, in layer order; ``removed`` names the source layers that
+    the rebuild left out on purpose (removed blocks), which are no candidates.
     """
-    src = by_name(source)
-    for layer in walk(target):
+    src, scoped = by_name(source), _by_path(source)
+    renamed = _renamed(source, target, set(removed))
+    for path, layer in _with_paths(target):
         if isinstance(layer, keras.Model) or not layer.weights:
             continue
-        if layer.name not in src:
+        # the namesake in the same nested model first: CLIP's two towers each have an "embedding"
+        origin = scoped.get((path, layer.name)) or src.get(layer.name) or renamed.get(id(layer))
+        if origin is None:
             raise ValueError(f"Layer {layer.name!r} of the rebuilt {target.name!r} has no namesake in {source.name!r}.")
-        values = src[layer.name].get_weights()
+        values = origin.get_weights()
         if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
             raise ValueError(f"Layer {layer.name!r}: weight shapes differ between {source.name!r} and the rebuild.")
         layer.set_weights(values)
     return target
+
+
+def _with_paths(model):
+    """``(path, layer)`` for every layer of :func:`walk`, ``path`` the names of the nested models holding it."""
+    seen = {id(model)}
+
+    def visit(layer, path):
+        for child in getattr(layer, "layers", None) or ():
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield path, child
+                yield from visit(child, (*path, child.name))
+
+    yield from visit(model, ())
+
+
+def _by_path(model):
+    """``{(path, name): layer}`` over ``model`` and its nested models (see :func:`_with_paths`)."""
+    return {(path, layer.name): layer for path, layer in _with_paths(model)}
+
+
+def _renamed(source, target, removed):
+    """``{id(target layer): source layer}`` pairing, in layer order, the weighted layers of ``target`` without
+    a namesake in ``source`` with those of ``source`` without one in ``target`` (and not ``removed``), when
+    both lists have the same length and classes; ``{}`` otherwise (the caller names the first unmatched)."""
+    def weighted(model):
+        return [layer for layer in walk(model) if not isinstance(layer, keras.Model) and layer.weights]
+
+    src_names = {layer.name for layer in walk(source)}
+    dst_names = {layer.name for layer in walk(target)}
+    extra = [layer for layer in weighted(target) if layer.name not in src_names]
+    missing = [layer for layer in weighted(source) if layer.name not in dst_names and layer.name not in removed]
+    if not extra or [type(a) for a in extra] != [type(b) for b in missing]:
+        return {}
+    return {id(a): b for a, b in zip(extra, missing)}

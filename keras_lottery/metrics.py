@@ -70,7 +70,8 @@ _OP_ELEMENTWISE = {
     "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "FloorDivide", "Power", "Maximum", "Minimum",
     "Negative", "Abs", "Absolute", "Square", "Sqrt", "Rsqrt", "Exp", "Log", "Sigmoid", "Relu", "Relu6",
     "HardSigmoid", "HardSwish", "HardSilu", "Silu", "Swish", "Gelu", "Tanh", "Erf", "Elu", "Selu",
-    "LeakyRelu", "Softplus", "Clip", "Where", "Reciprocal", "Sign", "Mod", "Softmax", "LogSoftmax",
+    "LeakyRelu", "Softplus", "Clip", "Where", "Reciprocal", "Sign", "Mod", "Softmax", "LogSoftmax", "Floor", "Ceil",
+    "Round",
 }
 ELEMENTWISE_OPS = frozenset(_OP_ELEMENTWISE)  # operation classes computed element by element (public: filters)
 _OP_REDUCTION = {"Mean", "Sum", "Max", "Min", "Prod", "Std", "Var", "Norm", "Logsumexp"}

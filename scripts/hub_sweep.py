@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+import typing
 import traceback
 import warnings
 
@@ -39,7 +40,7 @@ import keras_hub  # noqa: E402
 import keras_lottery as kl  # noqa: E402
 from keras_lottery.blocks.discovery import operations  # noqa: E402
 
-BATCH, LENGTH, VOCAB, IMAGE = 2, 8, 40, 32
+BATCH, LENGTH, VOCAB, IMAGE, MELS, SAMPLES = 2, 8, 40, 32, 8, 2048
 _DECODER = dict(vocabulary_size=VOCAB, num_layers=2, hidden_dim=16, intermediate_dim=32)
 _ENCODER = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32)
 _VISION = dict(num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32)
@@ -90,6 +91,99 @@ def _backbones():
     }
 
 
+# Vision, multimodal and audio families: convolutional stages, hierarchical transformers, two-tower and
+# encoder-decoder models. Each entry is (constructor, kind of input, Expect): how many removable blocks
+# find_blocks must find and whether removal keeps the class; none of them has a resizable num_layers stack.
+_CLIP = dict(patch_size=8, hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32, image_shape=(IMAGE, IMAGE, 3))
+_CLIP_TEXT = dict(vocabulary_size=VOCAB, embedding_dim=16, hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32,
+                  max_sequence_length=LENGTH)
+
+
+class Expect(typing.NamedTuple):
+    """What the sweep expects of a model outside the ``num_layers`` transformer rule: ``blocks`` removable
+    blocks (0: a family without residual blocks, ``remove`` and ``depth`` are skipped) and whether removing
+    one keeps the model's class (``plain``: a plain functional model, one block fewer)."""
+
+    blocks: int
+    plain: bool = True
+
+
+def _efficientnet():
+    # stage 1 (fused MBConv, 8 -> 8, stride 1) has two residual blocks, stage 2 (MBConv, stride 2) one; the
+    # default num_features: KerasHub 0.32 leaves it out of get_config, and a copy rebuilt from the config differs
+    return M.EfficientNetBackbone(
+        stackwise_width_coefficients=[1.0] * 2, stackwise_depth_coefficients=[1.0] * 2, stackwise_kernel_sizes=[3, 3],
+        stackwise_num_repeats=[2, 2], stackwise_input_filters=[8, 8], stackwise_output_filters=[8, 16],
+        stackwise_expansion_ratios=[1, 2], stackwise_squeeze_and_excite_ratios=[0.0, 0.25], stackwise_strides=[1, 2],
+        stackwise_block_types=["fused", "unfused"], input_shape=(IMAGE, IMAGE, 3))
+
+
+def _mobilenet():
+    # MobileNetV3-style: the depthwise block and the second inverted residual of each stage are residual
+    return M.MobileNetBackbone(
+        stackwise_expansion=[[16, 24], [32, 32]], stackwise_num_blocks=[2, 2], stackwise_num_filters=[[8, 8], [16, 16]],
+        stackwise_kernel_size=[[3, 3], [3, 3]], stackwise_num_strides=[[2, 1], [2, 1]],
+        stackwise_se_ratio=[[None, None], [0.25, 0.25]],
+        stackwise_activation=[["relu", "relu"], ["hard_swish", "hard_swish"]], stackwise_padding=[[1, 1], [1, 1]],
+        output_num_filters=32, depthwise_filters=8, depthwise_stride=1, depthwise_residual=True, last_layer_filter=32,
+        squeeze_and_excite=0.5, image_shape=(IMAGE, IMAGE, 3), input_num_filters=8)
+
+
+def _vision_backbones():
+    """Model name -> (constructor, kind of input, :class:`Expect`)."""
+    image = (IMAGE, IMAGE, 3)
+    return {
+        "efficientnet": (_efficientnet, "image", Expect(3)),
+        "mobilenet": (_mobilenet, "image", Expect(3)),
+        "cspnet": (lambda: M.CSPNetBackbone(
+            stem_filters=8, stem_kernel_size=3, stem_strides=1, stackwise_depth=[1, 2], stackwise_strides=[1, 2],
+            stackwise_num_filters=[8, 16], block_type="bottleneck_block", stage_type="csp", bottle_ratio=[0.5],
+            block_ratio=[1.0], expand_ratio=[2.0], image_shape=image), "image", Expect(3)),
+        "densenet": (lambda: M.DenseNetBackbone(stackwise_num_repeats=[1, 1], growth_rate=4, image_shape=image), "image",
+                     Expect(0)),  # concatenation, no Add
+        "vgg": (lambda: M.VGGBackbone(stackwise_num_repeats=[1, 1], stackwise_num_filters=[4, 8], image_shape=image),
+                "image", Expect(0)),
+        # middle-flow blocks 2 and 3 have identity shortcuts; block 4's is a strided 1x1 conv
+        "xception": (lambda: M.XceptionBackbone(stackwise_conv_filters=[[4, 8], [8, 8], [8, 8], [8, 16]],
+                                                stackwise_pooling=[True, False, False, False], image_shape=image),
+                     "image", Expect(2)),
+        # stage 2's second HG block is residual (the first of a stage never is)
+        "hgnetv2": (lambda: M.HGNetV2Backbone(
+            depths=[1, 2], embedding_size=8, hidden_sizes=[16, 16], stem_channels=[3, 8, 8], hidden_act="relu",
+            use_learnable_affine_block=False, stackwise_stage_filters=[(8, 8, 16, 1, 2, 3), (16, 8, 16, 2, 2, 3)],
+            apply_downsample=[False, True], use_lightweight_conv_block=[False, False], image_shape=image), "image",
+            Expect(1)),
+        "mit": (lambda: M.MiTBackbone(
+            layerwise_depths=[1, 2], num_layers=2, layerwise_num_heads=[1, 2], layerwise_sr_ratios=[2, 1],
+            max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3], layerwise_strides=[4, 2], image_shape=image,
+            hidden_dims=[8, 16]), "image", Expect(3)),
+        "swin": (lambda: M.SwinTransformerBackbone(image_shape=image, embed_dim=8, depths=(2, 2), num_heads=(1, 2),
+                                                   window_size=4, patch_size=4), "image", Expect(4)),
+        "clip": (lambda: M.CLIPBackbone(vision_encoder=M.CLIPVisionEncoder(**_CLIP),
+                                        text_encoder=M.CLIPTextEncoder(**_CLIP_TEXT), projection_dim=16),
+                 "image_text", Expect(4)),
+        "siglip": (lambda: M.SigLIPBackbone(vision_encoder=M.SigLIPVisionEncoder(**_CLIP),
+                                            text_encoder=M.SigLIPTextEncoder(**_CLIP_TEXT)), "image_text", Expect(4)),
+        "whisper": (lambda: M.WhisperBackbone(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16,
+                                              intermediate_dim=32, num_mels=MELS, max_encoder_sequence_length=2 * LENGTH,
+                                              max_decoder_sequence_length=2 * LENGTH), "whisper", Expect(4)),
+        "moonshine": (lambda: M.MoonshineBackbone(
+            vocabulary_size=VOCAB, filter_dim=16, encoder_num_layers=2, decoder_num_layers=2, hidden_dim=16,
+            intermediate_dim=32, encoder_num_heads=2, decoder_num_heads=2, max_position_embeddings=64), "moonshine",
+            Expect(4)),
+    }
+
+
+def _vision_tasks():
+    """ImageClassifier task models around two of the CNNs (fresh backbones)."""
+    return {
+        "efficientnet_classifier": (lambda: M.EfficientNetImageClassifier(backbone=_efficientnet(), num_classes=3),
+                                    "image_classes", Expect(3)),
+        "mobilenet_classifier": (lambda: M.MobileNetImageClassifier(backbone=_mobilenet(), num_classes=3,
+                                                                    num_features=16), "image_classes", Expect(3)),
+    }
+
+
 def _tasks(backbones):
     """Task model name -> (constructor, kind of input); the backbone inside is built fresh."""
     causal = {"mistral_causal_lm": ("mistral", M.MistralCausalLM), "phi3_causal_lm": ("phi3", M.Phi3CausalLM),
@@ -108,14 +202,25 @@ def _tasks(backbones):
 def models():
     """Every sweep model: name -> (constructor, kind of input)."""
     backbones = _backbones()
-    return {**backbones, **_tasks(backbones)}
+    return {**backbones, **_tasks(backbones), **_vision_backbones(), **_vision_tasks()}
 
 
 def batch(kind):
     """``(x, y)`` for a kind of input: ``y`` is the next tokens of a causal LM, else classes (or None)."""
     rng = np.random.default_rng(0)
+    images = rng.uniform(size=(BATCH, IMAGE, IMAGE, 3)).astype("float32")
+    tokens = rng.integers(1, VOCAB, (BATCH, LENGTH)).astype("int32")
+    if kind == "image_text":  # CLIP, SigLIP: both towers
+        return {"images": images, "token_ids": tokens}, None
     if kind.startswith("image"):
-        return rng.uniform(size=(BATCH, IMAGE, IMAGE, 3)).astype("float32"), rng.integers(0, 3, BATCH)
+        return images, rng.integers(0, 3, BATCH)
+    if kind == "whisper":  # log-mel frames (the encoder halves them) and decoder tokens
+        return {"encoder_features": rng.normal(size=(BATCH, 2 * LENGTH, MELS)).astype("float32"),
+                "decoder_token_ids": tokens, "decoder_padding_mask": np.ones((BATCH, LENGTH), "int32")}, None
+    if kind == "moonshine":  # raw audio samples and decoder tokens, boolean masks
+        return {"encoder_input_values": rng.normal(size=(BATCH, SAMPLES, 1)).astype("float32"),
+                "encoder_padding_mask": np.ones((BATCH, SAMPLES), bool), "decoder_token_ids": tokens,
+                "decoder_padding_mask": np.ones((BATCH, LENGTH), bool)}, None
     if kind == "seq2seq":
         tokens = {side: rng.integers(1, VOCAB, (BATCH, LENGTH)).astype("int32") for side in ("encoder", "decoder")}
         return {**{f"{side}_token_ids": t for side, t in tokens.items()},
@@ -189,11 +294,28 @@ def skipped(model, block, x):
         object.__delattr__(layer, "call")
 
 
+def zero_branch(model, block, x):
+    """``model(x)``'s first output with the branch of ``block`` (an ``Add`` block) computing zeros: its last
+    layer's ``call`` patched, so that the ``Add`` passes the shortcut ``x`` on; what the slim model must
+    compute."""
+    layer = operations(model, block, [block.branch_output])[0]
+    original = layer.call
+
+    def zeros(*args, **kwargs):
+        return keras.tree.map_structure(keras.ops.zeros_like, original(*args, **kwargs))
+
+    object.__setattr__(layer, "call", zeros)
+    try:
+        return finite(model, x)
+    finally:
+        object.__delattr__(layer, "call")
+
+
 class Sweep:
     """The operations on one model; each method raises on failure. ``state`` carries the pruned model."""
 
-    def __init__(self, name, build, kind):
-        self.name, self.build, self.kind = name, build, kind
+    def __init__(self, name, build, kind, expect=None):
+        self.name, self.build, self.kind, self.expect = name, build, kind, expect
         self.model = build()
         self.x, self.y = batch(kind)
         self.masked = None
@@ -231,20 +353,32 @@ class Sweep:
 
     def blocks(self):
         found = kl.blocks.find_blocks(self.model, warn=False)
+        if self.expect is not None:  # declared by the entry
+            check(len(found.removable) == self.expect.blocks, f"{len(found.removable)} removable blocks, expected "
+                                                              f"{self.expect.blocks}: {found.names() or found.message}")
+            return
         layers = backbone_of(self.model).num_layers * (2 if self.kind == "seq2seq" else 1)  # encoder and decoder
         check(len(found) == layers and found.removable, f"{len(found)} blocks ({len(found.removable)} removable) "
                                                         f"for {layers} layers: {found.names()}")
 
     def remove(self):
-        first = kl.blocks.find_blocks(self.model, warn=False).removable[0]
+        if self._no_blocks():
+            return "skip"
+        found = kl.blocks.find_blocks(self.model, warn=False)
+        check(found.removable, f"nothing to remove: {found.message}")
+        first = found.removable[0]
         slim = kl.blocks.remove(self.model, [first])
         self._slim(slim)
         layer = operations(self.model, first, [first.add_layer])[0]
         if first.kind in ("layer", "sublayer") and len(layer._inbound_nodes) <= 1:
             # the plain skip (not for a shared layer, ALBERT's: patching its call would skip every call of it)
             np.testing.assert_allclose(finite(slim, self.x), skipped(self.model, first, self.x), atol=1e-4)
+        elif first.kind == "add":
+            np.testing.assert_allclose(finite(slim, self.x), zero_branch(self.model, first, self.x), atol=1e-4)
 
     def depth(self):
+        if self._no_blocks():
+            return "skip"
         scores = kl.blocks.score(self.model, (self.x, self.y), criterion="block_influence")
         removable = len(kl.blocks.find_blocks(self.model, warn=False).removable)
         check(len(scores) == removable and all(0 <= v <= 2 for v in scores.values()),
@@ -267,8 +401,12 @@ class Sweep:
             self.mask()
         return self.masked
 
+    def _no_blocks(self):
+        """Whether the entry declares a family without residual blocks (nothing to remove)."""
+        return self.expect is not None and self.expect.blocks == 0
+
     def _slim(self, slim):
-        if self.name in PLAIN_AFTER_REMOVAL:  # a plain graph: one block fewer
+        if self.name in PLAIN_AFTER_REMOVAL or (self.expect and self.expect.plain):  # a plain graph: one block fewer
             before, after = (len(kl.blocks.find_blocks(m, warn=False)) for m in (self.model, slim))
         else:
             check(type(slim) is type(self.model), f"class {type(slim).__name__}, not {type(self.model).__name__}")
@@ -285,10 +423,11 @@ def one_line(error):
     return text if len(text) <= 220 else text[:217] + "..."
 
 
-def run(name, build, kind, operations, verbose=False):
-    """Prints one line per operation on model ``name``; returns the number of failures."""
+def run(name, entry, operations, verbose=False):
+    """Prints one line per operation on model ``name`` (``entry``: constructor, kind of input and, for some,
+    an :class:`Expect`); returns the number of failures."""
     try:
-        sweep = Sweep(name, build, kind)
+        sweep = Sweep(name, *entry)
     except Exception as error:  # noqa: BLE001 - reported, the sweep goes on
         print(f"{name:22s} {'build':8s} FAIL {one_line(error)}", flush=True)
         return 1
@@ -296,8 +435,8 @@ def run(name, build, kind, operations, verbose=False):
     for operation in operations:
         start = time.time()
         try:
-            getattr(sweep, operation)()
-            print(f"{name:22s} {operation:8s} ok   ({time.time() - start:.1f}s)", flush=True)
+            status = getattr(sweep, operation)() or "ok  "  # "skip": declared as not applicable
+            print(f"{name:22s} {operation:8s} {status} ({time.time() - start:.1f}s)", flush=True)
         except Exception as error:  # noqa: BLE001
             failures += 1
             print(f"{name:22s} {operation:8s} FAIL {one_line(error)}", flush=True)
@@ -326,7 +465,7 @@ def main(argv=None):
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
-    failures = sum(run(name, *available[name], operations, args.verbose) for name in names)
+    failures = sum(run(name, available[name], operations, args.verbose) for name in names)
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 

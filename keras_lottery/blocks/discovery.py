@@ -42,7 +42,7 @@ import keras
 
 from keras_lottery import compat, metrics, tracing
 from keras_lottery.blocks import containers
-from keras_lottery.blocks.residual_layers import is_residual_layer
+from keras_lottery.blocks.residual_layers import is_residual_layer, untraceable
 from keras_lottery.graph import FunctionalGraph, is_functional
 
 # KerasHub layers whose output depends only on the shape of their input (position embeddings): an Add
@@ -257,15 +257,19 @@ def _shape_only(graph, name):
             and type(op).__module__.startswith("keras_hub."))
 
 
-def _layer_block(graph, node, node_flops):
-    """A residual layer's node as a :class:`Block` (``kind="layer"``), or None when it is not one."""
+def _layer_block(graph, node, node_flops, opaque):
+    """A residual layer's node as a :class:`Block` (``kind="layer"``), or None when it is not one (its name
+    appended to ``opaque`` when it could not be traced)."""
     inputs = graph.node_inputs[node]
     outputs = graph.output_tensors(node)
     if not inputs or not outputs:
         return None
     args, kwargs = graph.call_arguments(node)
     shape = graph.shapes.get(outputs[0])
-    if shape is None or not is_residual_layer(graph.operation(node[0]), args, kwargs, shape):
+    layer = graph.operation(node[0])
+    if shape is None or not is_residual_layer(layer, args, kwargs, shape):
+        if shape is not None and untraceable(layer, args, kwargs):
+            opaque.append(node[0])
         return None
     x = _input_key(graph, node, inputs, args, kwargs)
     reasons = []
@@ -375,19 +379,24 @@ def find_blocks(model, warn=True):
                    f"its own call(), or an unbuilt one): no residual block can be found or removed. "
                    f"Build it with the functional API (keras.Input + layer calls) to use keras_lottery.blocks.")
         return _empty(message, warn)
-    blocks = _find(model, ())
+    opaque = []
+    blocks = _find(model, (), opaque)
+    # a layer whose call fails on its node's shapes may be residual inside: say so rather than stay silent
+    unseen = (f" {len(opaque)} layer(s) could not be traced on their node's shapes (their symbolic inputs have "
+              f"shapes their call rejects), so whether they are residual is unknown: {opaque[:6]}." if opaque else "")
     if not blocks:
         return _empty(f"{model.name!r} has no residual block: no Add (layer or x + y operation) joins a tensor "
                       f"with a branch computed from it and no layer is residual inside, in the model or any functional model nested in it (a "
-                      f"plain network such as VGG); nothing can be removed.", warn)
+                      f"plain network such as VGG); nothing can be removed.{unseen}", warn)
     n_removable = sum(b.removable for b in blocks)
     nested = sum(bool(b.path) for b in blocks)
     where = f" ({nested} inside nested models)" if nested else ""
-    return BlockList(blocks, f"{model.name!r}: {len(blocks)} residual blocks{where}, {n_removable} removable.")
+    return BlockList(blocks, f"{model.name!r}: {len(blocks)} residual blocks{where}, {n_removable} removable.{unseen}")
 
 
-def _find(model, path):
-    """The blocks of functional ``model`` and of the functional models nested in it, in graph order."""
+def _find(model, path, opaque):
+    """The blocks of functional ``model`` and of the functional models nested in it, in graph order; the layers
+    that could not be traced on their node's shapes are appended to ``opaque``."""
     graph = FunctionalGraph(model)
     node_flops = metrics.NodeFlops(graph)
     nested = {id(sub): sub for sub in graph.submodels()}
@@ -396,7 +405,7 @@ def _find(model, path):
         op = graph.operations.get(node[0])
         if id(op) in nested and id(op) not in visited:
             visited.add(id(op))
-            blocks += _find(op, path + (op.name,))
+            blocks += _find(op, path + (op.name,), opaque)
             continue
         if not graph.node_inputs[node]:
             continue
@@ -405,7 +414,7 @@ def _find(model, path):
         else:
             found = _container_blocks(graph, node)
             if found is None:
-                found = [_layer_block(graph, node, node_flops)]
+                found = [_layer_block(graph, node, node_flops, opaque)]
         for block in found:
             if block is not None:
                 blocks.append(dataclasses.replace(block, path=path, name="/".join(path + (block.name,))))

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from keras_lottery import tracing
 
-__all__ = ["is_residual_layer"]
+__all__ = ["is_residual_layer", "untraceable"]
 
 # Shape-preserving layers with weights that are never residual: not worth a trace.
 _NOT_RESIDUAL = {"Dense", "EinsumDense", "BatchNormalization", "LayerNormalization", "GroupNormalization",
@@ -53,15 +53,24 @@ def is_residual_layer(layer, args, kwargs, output_shape):
     key = (id(layer), tuple((tuple(t.shape), str(t.dtype)) for t in symbolic))
     if key not in _cache:
         _cache[key] = _traced_residual(layer, args, kwargs, symbolic)
-    return _cache[key]
+    return bool(_cache[key])
+
+
+def untraceable(layer, args, kwargs):
+    """Whether :func:`is_residual_layer` found that the call ``layer(*args, **kwargs)`` cannot be traced on its
+    node's shapes (so whether it is residual is unknown): a layer whose symbolic input has a shape its real
+    call rejects (KerasHub 0.32 Moonshine's rotary embedding declares rank 1 and returns rank 2)."""
+    symbolic, _ = tracing.node_call(layer, args, kwargs)
+    key = (id(layer), tuple((tuple(t.shape), str(t.dtype)) for t in symbolic))
+    return key in _cache and _cache[key] is None
 
 
 def _traced_residual(layer, args, kwargs, symbolic):
     """Trace the call with placeholders for the symbolic tensors; look for ``x + f(x)`` on the first input."""
     _, call = tracing.node_call(layer, args, kwargs)
     graph = tracing.traced_graph(call, [_spec(t) for t in symbolic])
-    if graph is None:  # a layer that cannot be traced on its own is simply not a residual layer
-        return False
+    if graph is None:  # a layer that cannot be traced on its own is not a residual layer (None: see untraceable)
+        return None
     x_name = graph.inputs[0].name
     aliases = {x_name}
     derived = set()  # tensors computed from x

@@ -218,7 +218,8 @@ def _removed(model, resolved, name, custom_objects):
                          f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
     if compat.is_graph_model(model):
         copy_weights(model, new_model)
-    else:
-        layers.copy_by_layer_name(model, new_model)
+    else:  # the removed blocks' layers are no candidates for a layer the rebuild renamed
+        removed = {op for b in resolved for op in (*b.branch_layers, b.add_layer)}
+        layers.copy_by_layer_name(model, new_model, removed)
     return new_model
 
