@@ -1,16 +1,21 @@
 """Sweeps keras_lottery's main operations over tiny KerasHub architectures that the tests may not cover.
 
 Each model is built from constructor arguments (no preset, nothing downloaded), two or three transformer
-layers wide of 16, and every operation is tried on it; one line per model x operation is printed:
-``ok`` or ``FAIL`` with a one-line error. Operations:
+layers wide of 16 or a few convolutional stages of 8 to 32 filters, and every operation is tried on it; one
+line per model x operation is printed: ``ok``, ``skip`` (declared not applicable: a family without residual
+blocks) or ``FAIL`` with a one-line error. Operations:
 
-* ``forward``: the dense model on a batch of 2 (sequences of 8 tokens, or 32x32 images).
+* ``forward``: the dense model on a batch of 2 (sequences of 8 tokens, 32x32 images, both for CLIP and
+  SigLIP, log-mel frames (Whisper) or raw samples (Moonshine) with decoder tokens).
 * ``mask``: ``kl.mask``, ``kl.prune(masked, kl.GlobalMagnitude(0.5))``, one training step (``fit`` for a
   task model, a gradient step on the mean output for a backbone); finite outputs, class kept.
 * ``strip``: ``kl.strip`` of the pruned model: its class, the masked model's outputs.
 * ``tfmot``: ``kl.sparsity.prune_low_magnitude`` at 50%, one step, ``strip_pruning``: class, finite.
-* ``blocks``: ``kl.blocks.find_blocks`` finds one removable block per transformer layer.
-* ``remove``: ``kl.blocks.remove`` of the first block: same class, one layer fewer, finite outputs.
+* ``blocks``: ``kl.blocks.find_blocks`` finds one removable block per transformer layer (or, for the
+  vision, multimodal and audio entries, the number their :class:`Expect` declares).
+* ``remove``: ``kl.blocks.remove`` of the first block: same class, one layer fewer (a plain graph with one
+  block fewer for the entries marked so), finite outputs equal to the original's with that block skipped
+  (a residual layer returning its input, or an ``Add`` block's branch returning zeros).
 * ``depth``: ``kl.blocks.depth.prune(model, (x, y), 1)`` (Block Influence): same class, one layer fewer.
 * ``flops``: ``kl.metrics.layer_flops`` leaves nothing uncounted; ``kl.metrics.macs`` is positive.
 * ``export``: ``kl.export.for_serving`` of the pruned model into a temporary directory.

@@ -88,17 +88,51 @@ SWEEP_BUILDERS = {
     # token mixing by a 2-D Fourier transform
     "fnet_backbone": (lambda: keras_hub.models.FNetBackbone(
         vocabulary_size=40, num_layers=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=16), "segments"),
+    # squeeze-and-excite layers made at ratio 0 and never called: unbuilt layers of a built model
+    "efficientnet_backbone": (lambda: keras_hub.models.EfficientNetBackbone(
+        stackwise_width_coefficients=[1.0], stackwise_depth_coefficients=[1.0], stackwise_kernel_sizes=[3],
+        stackwise_num_repeats=[2], stackwise_input_filters=[8], stackwise_output_filters=[8],
+        stackwise_expansion_ratios=[1], stackwise_squeeze_and_excite_ratios=[0.0], stackwise_strides=[1],
+        stackwise_block_types=["fused"], input_shape=(16, 16, 3)), "image"),  # num_features: not in its config
+    # its depthwise block appends "_0" to the name it is given: a rebuild from its config renames it
+    "mobilenet_backbone": (lambda: keras_hub.models.MobileNetBackbone(
+        stackwise_expansion=[[16, 24]], stackwise_num_blocks=[2], stackwise_num_filters=[[8, 8]],
+        stackwise_kernel_size=[[3, 3]], stackwise_num_strides=[[2, 1]], stackwise_se_ratio=[[None, None]],
+        stackwise_activation=[["relu", "relu"]], stackwise_padding=[[1, 1]], output_num_filters=16,
+        depthwise_filters=8, depthwise_stride=1, depthwise_residual=True, last_layer_filter=16,
+        squeeze_and_excite=0.5, image_shape=(16, 16, 3), input_num_filters=8), "image"),
+    # two nested towers, each with a layer named "embedding"
+    "clip_backbone": (lambda: keras_hub.models.CLIPBackbone(
+        vision_encoder=keras_hub.models.CLIPVisionEncoder(patch_size=8, hidden_dim=16, num_layers=1, num_heads=2,
+                                                          intermediate_dim=32, image_shape=(16, 16, 3)),
+        text_encoder=keras_hub.models.CLIPTextEncoder(vocabulary_size=40, embedding_dim=16, hidden_dim=16,
+                                                      num_layers=1, num_heads=2, intermediate_dim=32,
+                                                      max_sequence_length=8), projection_dim=8), "image_text"),
+    # its rotary embedding declares rank 1 and returns rank 2: its layers cannot be traced on their nodes
+    "moonshine_backbone": (lambda: keras_hub.models.MoonshineBackbone(
+        vocabulary_size=40, filter_dim=16, encoder_num_layers=1, decoder_num_layers=1, hidden_dim=16,
+        intermediate_dim=32, encoder_num_heads=2, decoder_num_heads=2, max_position_embeddings=32), "audio"),
+    # its blocks are applied inside each stage's call, and it has no num_layers
+    "swin_backbone": (lambda: keras_hub.models.SwinTransformerBackbone(
+        image_shape=(16, 16, 3), embed_dim=8, depths=(1, 1), num_heads=(1, 1), window_size=4, patch_size=2), "image"),
 }
 
 
 def sweep_batch(kind, batch=2, length=8):
     """Inputs for a SWEEP_BUILDERS kind: ``text`` (token ids, padding mask), ``segments`` (token and segment
-    ids), ``seq2seq`` (encoder and decoder token ids and padding masks) or ``image`` (16x16 RGB)."""
+    ids), ``seq2seq`` (encoder and decoder token ids and padding masks), ``image`` (16x16 RGB), ``image_text``
+    (CLIP: images and token ids) or ``audio`` (Moonshine: samples, token ids, masks)."""
     rng = np.random.default_rng(0)
     if kind == "image":
         return rng.uniform(size=(batch, 16, 16, 3)).astype("float32")
     tokens = rng.integers(1, 40, (batch, length)).astype("int32")
     ones = np.ones((batch, length), "int32")
+    if kind == "image_text":
+        return {"images": rng.uniform(size=(batch, 16, 16, 3)).astype("float32"), "token_ids": tokens}
+    if kind == "audio":  # Moonshine: raw samples (1024 leave 1 frame after its convolutions), boolean masks
+        return {"encoder_input_values": rng.normal(size=(batch, 1024, 1)).astype("float32"),
+                "encoder_padding_mask": np.ones((batch, 1024), bool), "decoder_token_ids": tokens,
+                "decoder_padding_mask": ones.astype(bool)}
     if kind == "segments":
         return {"token_ids": tokens, "segment_ids": np.zeros_like(tokens)}
     if kind == "seq2seq":
