@@ -99,3 +99,12 @@ def test_blocks_inside_a_container_without_num_layers_cannot_be_removed():
     assert blocks.names(removable_only=True) == ["stage_0/blocks_0", "stage_1/blocks_0"]
     with pytest.raises(ValueError, match="applied inside a container layer's call"):
         kl.blocks.remove(model, [blocks[0]])
+
+
+def test_a_layer_whose_config_does_not_rebuild_it_is_named():
+    # KerasHub 0.32's MiT: HierarchicalTransformerEncoder.get_config has mlp and drop_prop
+    model, _ = _build("mit_backbone")
+    blocks = kl.blocks.find_blocks(model, warn=False)
+    assert blocks.names(removable_only=True) == ["hierarchical_encoder_0_0"]
+    with pytest.raises(ValueError, match="could not be rebuilt without .* HierarchicalTransformerEncoder"):
+        kl.blocks.remove(model, [blocks[0]])
