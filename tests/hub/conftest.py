@@ -114,7 +114,7 @@ SWEEP_BUILDERS = {
         intermediate_dim=32, encoder_num_heads=2, decoder_num_heads=2, max_position_embeddings=32), "audio"),
     # its HierarchicalTransformerEncoder's config does not rebuild it (keys its constructor does not take)
     "mit_backbone": (lambda: keras_hub.models.MiTBackbone(
-        layerwise_depths=[1], num_layers=1, layerwise_num_heads=[1], layerwise_sr_ratios=[1], max_drop_path_rate=0.0,
+        layerwise_depths=[2], num_layers=1, layerwise_num_heads=[1], layerwise_sr_ratios=[1], max_drop_path_rate=0.1,
         layerwise_patch_sizes=[3], layerwise_strides=[4], image_shape=(16, 16, 3), hidden_dims=[8]), "image"),
     # its blocks are applied inside each stage's call, and it has no num_layers
     "swin_backbone": (lambda: keras_hub.models.SwinTransformerBackbone(
