@@ -107,10 +107,11 @@ _CLIP_TEXT = dict(vocabulary_size=VOCAB, embedding_dim=16, hidden_dim=16, num_la
 class Expect(typing.NamedTuple):
     """What the sweep expects of a model outside the ``num_layers`` transformer rule: ``blocks`` removable
     blocks (0: a family without residual blocks, ``remove`` and ``depth`` are skipped) and whether removing
-    one keeps the model's class (``plain``: a plain functional model, one block fewer)."""
+    one keeps the model's class (``plain``: one block fewer; ``same_class``: and of the model's class)."""
 
     blocks: int
     plain: bool = True
+    same_class: bool = False  # removal shortens a container's list in a copy of the model (Swin's stages)
 
 
 def _efficientnet():
@@ -163,7 +164,7 @@ def _vision_backbones():
             max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3], layerwise_strides=[4, 2], image_shape=image,
             hidden_dims=[8, 16]), "image", Expect(3)),
         "swin": (lambda: M.SwinTransformerBackbone(image_shape=image, embed_dim=8, depths=(2, 2), num_heads=(1, 2),
-                                                   window_size=4, patch_size=4), "image", Expect(4)),
+                                                   window_size=4, patch_size=4), "image", Expect(4, same_class=True)),
         "clip": (lambda: M.CLIPBackbone(vision_encoder=M.CLIPVisionEncoder(**_CLIP),
                                         text_encoder=M.CLIPTextEncoder(**_CLIP_TEXT), projection_dim=16),
                  "image_text", Expect(4)),
@@ -412,6 +413,8 @@ class Sweep:
 
     def _slim(self, slim):
         if self.name in PLAIN_AFTER_REMOVAL or (self.expect and self.expect.plain):  # a plain graph: one block fewer
+            if self.expect and self.expect.same_class:
+                check(type(slim) is type(self.model), f"class {type(slim).__name__}, not {type(self.model).__name__}")
             before, after = (len(kl.blocks.find_blocks(m, warn=False)) for m in (self.model, slim))
         else:
             check(type(slim) is type(self.model), f"class {type(slim).__name__}, not {type(self.model).__name__}")

@@ -12,7 +12,7 @@ import keras
 
 from keras_lottery import compat, layers
 from keras_lottery.masking import copy_weights
-from keras_lottery.blocks import resize
+from keras_lottery.blocks import resize, unlist
 from keras_lottery.blocks.discovery import Block, find_blocks
 from keras_lottery.graph import FunctionalGraph, is_functional
 
@@ -200,13 +200,16 @@ def _removed(model, resolved, name, custom_objects):
         if name is not None:
             new_model.name = name
         return new_model
-    inside = [b.name for b in resolved if b.kind == "sublayer"]
-    if inside:  # called inside a container layer's call: no node of the graph to rewrite
-        raise ValueError(f"{inside} of {model.name!r} are applied inside a container layer's call, not as nodes "
-                         f"of its graph: they can only be removed by rebuilding a backbone whose config has "
-                         f"num_layers (a KerasHub backbone such as ViTBackbone, or a task model holding one) with "
-                         f"fewer layers, removing only blocks of that one list. Its graph cannot be rewritten "
-                         f"without them.")
+    inside = [b for b in resolved if b.kind == "sublayer"]
+    if inside:  # called inside a container layer's call: shorten the container's list in a copy
+        if len(inside) != len(resolved):
+            raise ValueError(f"{[b.name for b in inside]} of {model.name!r} are applied inside a container layer's "
+                             f"call and {[b.name for b in resolved if b.kind != 'sublayer']} are not: remove the "
+                             f"two kinds in two calls of remove.")
+        new_model = unlist.remove_sublayers(model, resolved)
+        if name is not None:
+            new_model.name = name
+        return new_model
     graph = FunctionalGraph(model)
     config = removed_config(model, resolved, graph)
     if name is not None:

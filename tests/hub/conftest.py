@@ -116,9 +116,10 @@ SWEEP_BUILDERS = {
     "mit_backbone": (lambda: keras_hub.models.MiTBackbone(
         layerwise_depths=[2], num_layers=1, layerwise_num_heads=[1], layerwise_sr_ratios=[1], max_drop_path_rate=0.1,
         layerwise_patch_sizes=[3], layerwise_strides=[4], image_shape=(16, 16, 3), hidden_dims=[8]), "image"),
-    # its blocks are applied inside each stage's call, and it has no num_layers
+    # its blocks are applied inside each stage's call, and it has no num_layers; stage 0's second block shifts
+    # its windows
     "swin_backbone": (lambda: keras_hub.models.SwinTransformerBackbone(
-        image_shape=(16, 16, 3), embed_dim=8, depths=(1, 1), num_heads=(1, 1), window_size=4, patch_size=2), "image"),
+        image_shape=(16, 16, 3), embed_dim=8, depths=(2, 1), num_heads=(1, 1), window_size=4, patch_size=2), "image"),
 }
 
 

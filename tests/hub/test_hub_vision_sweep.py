@@ -1,7 +1,7 @@
 """Regressions from scripts/hub_sweep.py on KerasHub's vision, multimodal and audio families: layers a built
 model never called, layers renamed by a rebuild from their config, same-named layers in two nested towers,
 ``keras.ops.floor`` nodes, layers that cannot be traced on their node's shapes, and blocks applied inside a
-container without ``num_layers`` (a documented limitation)."""
+container without ``num_layers`` (Swin's stages: removed from the stage's list in a copy)."""
 
 import keras
 import numpy as np
@@ -92,13 +92,28 @@ def test_layers_that_cannot_be_traced_are_named():
     assert "encoder_block_0" in blocks.message and "decoder_block_0" in blocks.message
 
 
-def test_blocks_inside_a_container_without_num_layers_cannot_be_removed():
-    # Swin applies its blocks inside each stage's call; it has no num_layers to rebuild it with
-    model, _ = _build("swin_backbone")
+def test_a_block_inside_a_swin_stage_is_removed_from_its_list(tmp_path):
+    # Swin applies its blocks inside each stage's call and has no num_layers: the stage's list is shortened in
+    # a copy of the backbone, of its class
+    model, x = _build("swin_backbone")
     blocks = kl.blocks.find_blocks(model, warn=False)
-    assert blocks.names(removable_only=True) == ["stage_0/blocks_0", "stage_1/blocks_0"]
-    with pytest.raises(ValueError, match="applied inside a container layer's call"):
-        kl.blocks.remove(model, [blocks[0]])
+    assert blocks.names(removable_only=True) == ["stage_0/blocks_0", "stage_0/blocks_1", "stage_1/blocks_0"]
+    slim = kl.blocks.remove(model, ["stage_0/blocks_1"])
+    assert type(slim) is type(model) and slim.removed_blocks == ("stage_0/blocks_1",)
+    assert [layer.name for layer in slim.get_layer("stage_0").blocks] == ["blocks_0"]
+    assert slim.count_params() == model.count_params() - blocks[1].params
+    np.testing.assert_allclose(_first(slim(x)), _skipped(model, blocks[1], x), atol=1e-5)
+    assert kl.blocks.find_blocks(slim, warn=False).names() == ["stage_0/blocks_0", "stage_1/blocks_0"]
+    # a second removal from the slim model
+    slimmer = kl.blocks.remove(slim, ["stage_1/blocks_0"])
+    assert type(slimmer) is type(model) and len(slimmer.get_layer("stage_1").blocks) == 0
+    # its config (depths=(2, 1)) would rebuild the original: saving with the config is refused in one line,
+    # the weights save and the SavedModel export works
+    with pytest.raises(ValueError, match="cannot be saved with its config"):
+        slim.save(str(tmp_path / "slim.keras"))
+    slim.save_weights(str(tmp_path / "slim.weights.h5"))
+    result = kl.export.for_serving(slim, str(tmp_path / "serving"), dense_model=model, measure_dense=False)
+    assert result.card["blocks_removed"] == ["stage_0/blocks_1"]
 
 
 def test_a_layer_whose_config_does_not_rebuild_it_is_named():
