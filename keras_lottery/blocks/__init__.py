@@ -8,7 +8,8 @@ A block's name is the name of the ``Add`` layer (or ``x + y`` operation) that jo
 branch, or of the residual layer (a transformer layer), after the path of the nested model holding it
 (``"encoder/block1_add"``, ``"gpt2_backbone/transformer_layer_3"``) and, for a layer applied inside a
 container layer's call, after the container's name (``"vit_encoder/transformer_block_1"``). KerasHub's
-GPT-2, BERT, Gemma, Llama and ViT backbones and their task models lose layers and keep their class. See docs/blocks.md; depth pruning
+GPT-2, BERT, Gemma, Llama and ViT backbones and their task models lose layers and keep their class, and so do
+models whose containers apply a list of blocks in a loop (Swin's stages, :mod:`.unlist`). See docs/blocks.md; depth pruning
 of transformers (:mod:`.depth`: ShortGPT, Gromov et al., SLEB; :func:`heal`): docs/depth_pruning.md.
 """
 

@@ -159,8 +159,12 @@ def remove(model, blocks, name=None, custom_objects=None):
     rebuilt with ``num_layers - p`` layers carrying the kept layers' weights
     (:func:`keras_lottery.blocks.resize.remove_layers`), so a slim ``GPT2CausalLM`` still generates.
     Otherwise the graph is rewritten and rebuilt as a plain functional model (a subclass such as
-    KerasHub's ``ResNetBackbone`` loses its class and methods; nested models stay nested); blocks
-    applied inside a container layer (``kind="sublayer"``) cannot be removed that way (``ValueError``).
+    KerasHub's ``ResNetBackbone`` loses its class and methods; nested models stay nested). Blocks
+    applied inside a container layer (``kind="sublayer"``) of any other model (Swin's stages, a user's
+    layer looping over a list) are removed from the container's list in a copy of the model, of its class,
+    verified to compute the model with them skipped (:func:`keras_lottery.blocks.unlist.remove_sublayers`;
+    its module docstring says when the copy's config cannot save it); they are not removed in the same call
+    as graph blocks.
 
     Args:
         model: a functional ``keras.Model`` (subclasses included); it is not modified.
