@@ -4,9 +4,12 @@ KerasHub's ``ViTEncoder`` keeps its transformer blocks in a list (``encoder_laye
 ``call``, applies them in order and then a final layer norm: the functional graph shows one node for
 the whole encoder. Such a layer is a *container* when one of its public list attributes holds layers
 that, in a trace of the container's call on its node's argument shapes, are each called once, in list
-order, each on the previous one's output (through identities and casts only), and are each residual
-layers (:func:`keras_lottery.blocks.residual_layers.is_residual_layer`). The removable blocks are then
-the sublayers, not the container: removing one leaves ``y = x`` at its place in the chain.
+order, each on the previous one's output (through identities and casts only), and are residual layers
+(:func:`keras_lottery.blocks.residual_layers.is_residual_layer`) after any non-residual first ones (a
+stage's downsampling first block). The removable blocks are then the residual sublayers, not the
+container: removing one leaves ``y = x`` at its place in the chain. A non-residual first sublayer that is
+a container itself is looked into the same way (:attr:`Stack.inner`), down to :data:`MAX_DEPTH` levels:
+HGNetV2's encoder holds its stages, each stage its blocks.
 
 :func:`recording` wraps sublayers' ``call`` for the length of a ``with`` block, recording their
 arguments and outputs: the trace here uses it, and so does :mod:`keras_lottery.blocks.probe` to read a
@@ -25,7 +28,7 @@ import tensorflow as tf
 from keras_lottery import compat, tracing
 from keras_lottery.blocks.residual_layers import is_residual_layer
 
-__all__ = ["Call", "Stack", "list_attribute", "may_be_container", "recording", "stack"]
+__all__ = ["Call", "MAX_DEPTH", "Stack", "list_attribute", "may_be_container", "recording", "stack"]
 
 _PASS_THROUGH = {"Identity", "Cast", "IdentityN", "StopGradient"}
 
@@ -45,11 +48,16 @@ class Call:
 
 @dataclasses.dataclass(frozen=True)
 class Stack:
-    """The residual sublayers of a container, in call order, with their traced calls (``KerasTensor`` specs)."""
+    """The residual sublayers of a container, in call order, with their traced calls (``KerasTensor`` specs);
+    ``inner``: ``(sublayer, Stack)`` for the sublayers of the list that are containers themselves."""
 
     attribute: str
     layers: tuple
     calls: tuple
+    inner: tuple = ()
+
+# how deep stack() looks into containers held by containers (HGNetV2: encoder -> stages -> blocks)
+MAX_DEPTH = 3
 
 
 def list_attribute(layer, members):
@@ -92,10 +100,11 @@ def may_be_container(layer):
     return next(_candidates(layer), None) is not None
 
 
-def stack(layer, args, kwargs):
+def stack(layer, args, kwargs, depth=0):
     """The :class:`Stack` of the call ``layer(*args, **kwargs)`` (symbolic tensors), or None when ``layer`` is
-    not a container (see the module docstring)."""
-    if keras.backend.backend() != "tensorflow":
+    not a container (see the module docstring); sublayers that are containers are looked into down to
+    :data:`MAX_DEPTH` levels (``depth``: this one's)."""
+    if keras.backend.backend() != "tensorflow" or depth >= MAX_DEPTH:
         return None
     candidates = list(_candidates(layer))
     if not candidates:
@@ -106,12 +115,13 @@ def stack(layer, args, kwargs):
     signature = tuple((tuple(t.shape), str(t.dtype)) for t in symbolic)
     traced = _cache.setdefault(layer, {})
     if signature not in traced:
-        traced[signature] = _traced_stack(layer, args, kwargs, symbolic, candidates)
+        traced[signature] = _traced_stack(layer, args, kwargs, symbolic, candidates, depth)
     return traced[signature]
 
 
-def _traced_stack(layer, args, kwargs, symbolic, candidates):
-    """Trace the call once with every candidate list recorded; the first list that is a residual chain wins."""
+def _traced_stack(layer, args, kwargs, symbolic, candidates, depth):
+    """Trace the call once with every candidate list recorded; the first list that is a chain holding residual
+    sublayers (after a prefix of others: a stage's downsampling first block) or containers wins."""
     members = list({id(sub): sub for _, value in candidates for sub in value}.values())
     found = {}
     _, call_layer = tracing.node_call(layer, args, kwargs)
@@ -129,10 +139,24 @@ def _traced_stack(layer, args, kwargs, symbolic, candidates):
     for attribute, value in candidates:
         calls = [records[id(sub)] for sub in value]
         if all(len(c) == 1 for c in calls) and _chained(value, [c[0] for c in calls]):
-            specs = tuple(_as_spec(c[0]) for c in calls)
-            if all(_residual(sub, spec) for sub, spec in zip(value, specs)):
-                return Stack(attribute, tuple(value), specs)
+            found = _chain_stack(attribute, value, [_as_spec(c[0]) for c in calls], depth)
+            if found is not None:
+                return found
     return None
+
+
+def _chain_stack(attribute, value, specs, depth):
+    """The :class:`Stack` of a chained list: its residual sublayers, which must follow any non-residual ones
+    (a leading downsampling block), and the containers among the others; None when it has neither."""
+    residual = [_residual(sub, spec) for sub, spec in zip(value, specs)]
+    first = residual.index(True) if True in residual else len(value)
+    if not all(residual[first:]):
+        return None  # a non-residual sublayer after a residual one: removing the latter changes its input
+    inner = tuple((sub, found) for sub, spec in zip(value[:first], specs[:first])
+                  if may_be_container(sub) and (found := stack(sub, spec.args, spec.kwargs, depth + 1)) is not None)
+    if first == len(value) and not inner:
+        return None
+    return Stack(attribute, tuple(value[first:]), tuple(specs[first:]), inner)
 
 
 def _root(tensor):

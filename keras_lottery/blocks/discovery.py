@@ -119,12 +119,23 @@ def holder(model, block):
     return model
 
 
+def container_layer(model, block):
+    """The container layer whose call applies the sublayer ``block``: ``block.container`` names a node of the
+    model holding the block, then (``"/"``-separated) the containers nested in it (HGNetV2's
+    ``"encoder/encoder_stage_1"``)."""
+    names = block.container.split("/")
+    layer = holder(model, block).get_layer(names[0])
+    for name in names[1:]:
+        layer = next(sub for sub in compat.sublayers(layer) if sub.name == name)
+    return layer
+
+
 def operations(model, block, names=None):
     """The layers and operation nodes named ``names`` (default: the branch's) in the model holding ``block``
     (for a sublayer block: among the container's sublayers)."""
     owner = holder(model, block)
     if block.container:
-        by_name = {layer.name: layer for layer in compat.sublayers(owner.get_layer(block.container))}
+        by_name = {layer.name: layer for layer in compat.sublayers(container_layer(model, block))}
     else:
         by_name = {op.name: op for op in owner.operations}
     return [by_name[name] for name in (block.branch_layers if names is None else names)]
@@ -302,16 +313,24 @@ def _container_blocks(graph, node):
     reason = (f"its container {node[0]!r} is called more than once; a sublayer of a shared container cannot be "
               f"removed from one call only") if shared else ""
     blocks = []
-    for sublayer, call in zip(stack.layers, stack.calls):
+    for inner, sublayer, call in _stack_members(stack, ()):
         x, y = tracing.first_input(sublayer, call.args, call.kwargs, tracing.is_array), keras.tree.flatten(call.output)[0]
         weights = {id(w): w for w in sublayer.weights}
         blocks.append(Block(
-            name=f"{name}/{sublayer.name}", add_layer=sublayer.name, branch_layers=(sublayer.name,),
+            name="/".join((name, *inner, sublayer.name)), add_layer=sublayer.name, branch_layers=(sublayer.name,),
             shortcut_input="", removable=not shared, reason=reason,
             flops=int(metrics.layer_forward_flops(sublayer, [tuple(x.shape)], [tuple(y.shape)], set())),
             params=sum(_size(w.shape) for w in weights.values()), branch_output=sublayer.name,
-            shape=tuple(y.shape[1:]), add_node=node[1], kind="sublayer", container=node[0]))
+            shape=tuple(y.shape[1:]), add_node=node[1], kind="sublayer", container="/".join((node[0], *inner))))
     return blocks
+
+
+def _stack_members(stack, inner):
+    """``(names of the containers inside the node's container, sublayer, call)`` for each residual sublayer of
+    ``stack`` and of the containers it holds, in call order."""
+    members = [(inner, sublayer, call) for sublayer, call in zip(stack.layers, stack.calls)]
+    nested = [m for sub, found in stack.inner for m in _stack_members(found, inner + (sub.name,))]
+    return nested + members  # the inner containers come first in the list: before its residual sublayers
 
 
 def _tensor_of(graph, node, consumers):

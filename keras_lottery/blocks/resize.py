@@ -52,6 +52,8 @@ def _locate(model, blocks):
     if len(owners) != 1 or any(b.path != path or b.kind not in ("layer", "sublayer") for b in blocks):
         return None
     container = owners.pop()
+    if "/" in container:  # a container nested in a container: no backbone list of num_layers (HGNetV2)
+        return None
     owner = backbone.get_layer(container) if container else backbone
     members = [operations(model, b, [b.add_layer])[0] for b in blocks]
     attribute = list_attribute(owner, members)

@@ -36,7 +36,7 @@ import numpy as np
 
 from keras_lottery import compat, tracing
 from keras_lottery.blocks.containers import list_attribute
-from keras_lottery.blocks.discovery import holder, operations
+from keras_lottery.blocks.discovery import container_layer, operations
 
 __all__ = ["SlimConfigError", "probe_input", "remove_sublayers", "skipped_outputs"]
 
@@ -129,7 +129,7 @@ def _cuts(model, blocks):
     """``[(container, attribute, [positions to delete])]`` in ``model``, one entry per container."""
     cuts = {}
     for block in blocks:
-        container = holder(model, block).get_layer(block.container)
+        container = container_layer(model, block)
         sublayer = operations(model, block, [block.add_layer])[0]
         attribute = list_attribute(container, [sublayer])
         if attribute is None:

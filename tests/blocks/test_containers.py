@@ -100,3 +100,46 @@ def test_sublayers_and_graph_blocks_are_removed_in_two_calls():
     assert kl.blocks.find_blocks(model, warn=False).names() == ["add", "stack/res_0", "stack/res_1"]
     with pytest.raises(ValueError, match="in two calls of remove"):
         kl.blocks.remove(model, ["add", "stack/res_0"])
+
+
+class Stage(keras.layers.Layer):
+    """A non-residual first layer (changes the width), then residual layers, in one list."""
+
+    def __init__(self, width, depth, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.depth = width, depth
+        self.items = [keras.layers.Dense(width, name=f"{self.name}_down")]
+        self.items += [Residual(name=f"{self.name}_res_{i}") for i in range(depth)]
+
+    def call(self, x):
+        for layer in self.items:
+            x = layer(x)
+        return x
+
+
+class Encoder(keras.layers.Layer):
+    """A list of stages (containers themselves, none residual), applied in a loop."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.stages = [Stage(8, 1, name="stage_0"), Stage(4, 2, name="stage_1")]
+
+    def call(self, x):
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+def test_residual_sublayers_of_nested_containers_after_a_first_layer_are_blocks():
+    x = keras.Input((6,))
+    model = keras.Model(x, Encoder(name="encoder")(x))
+    blocks = kl.blocks.find_blocks(model, warn=False)
+    assert blocks.names() == ["encoder/stage_0/stage_0_res_0", "encoder/stage_1/stage_1_res_0",
+                              "encoder/stage_1/stage_1_res_1"]
+    assert blocks[1].container == "encoder/stage_1"
+    slim = kl.blocks.remove(model, blocks[1:2])
+    stage = slim.get_layer("encoder").stages[1]
+    assert [layer.name for layer in stage.items] == ["stage_1_down", "stage_1_res_1"]
+    data = np.random.default_rng(0).normal(size=(2, 6)).astype("float32")
+    reference = unlist.skipped_outputs(model, operations(model, blocks[1], ["stage_1_res_0"]), data)
+    np.testing.assert_allclose(np.asarray(slim(data)), reference[0], atol=1e-6)

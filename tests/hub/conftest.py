@@ -116,6 +116,11 @@ SWEEP_BUILDERS = {
     "mit_backbone": (lambda: keras_hub.models.MiTBackbone(
         layerwise_depths=[2], num_layers=1, layerwise_num_heads=[1], layerwise_sr_ratios=[1], max_drop_path_rate=0.1,
         layerwise_patch_sizes=[3], layerwise_strides=[4], image_shape=(16, 16, 3), hidden_dims=[8]), "image"),
+    # its residual blocks sit two containers deep (encoder -> stages -> blocks); a stage's first block is not one
+    "hgnetv2_backbone": (lambda: keras_hub.models.HGNetV2Backbone(
+        depths=[1, 2], embedding_size=8, hidden_sizes=[16, 16], stem_channels=[3, 8, 8], hidden_act="relu",
+        use_learnable_affine_block=False, stackwise_stage_filters=[(8, 8, 16, 1, 2, 3), (16, 8, 16, 2, 2, 3)],
+        apply_downsample=[False, True], use_lightweight_conv_block=[False, False], image_shape=(16, 16, 3)), "image"),
     # its blocks are applied inside each stage's call, and it has no num_layers; stage 0's second block shifts
     # its windows
     "swin_backbone": (lambda: keras_hub.models.SwinTransformerBackbone(

@@ -116,6 +116,20 @@ def test_a_block_inside_a_swin_stage_is_removed_from_its_list(tmp_path):
     assert result.card["blocks_removed"] == ["stage_0/blocks_1"]
 
 
+def test_blocks_two_containers_deep_are_found_and_removed():
+    # HGNetV2: the encoder applies its stages, each stage its blocks; a stage's first block is not residual
+    model, x = _build("hgnetv2_backbone")
+    blocks = kl.blocks.find_blocks(model, warn=False)
+    assert blocks.names() == ["encoder/encoder_stage_1/encoder_stage_1_block_1"]
+    assert blocks[0].container == "encoder/encoder_stage_1"
+    slim = kl.blocks.remove(model, blocks)
+    assert type(slim) is type(model) and slim.count_params() == model.count_params() - blocks[0].params
+    encoder = slim.layers[-1]  # the rebuild names it "hg_net_v2_backbone_encoder" (built with name=None)
+    assert len(encoder.stages_list[1].blocks_list) == 1
+    np.testing.assert_allclose(_first(slim(x)), _skipped(model, blocks[0], x), atol=1e-5)
+    assert len(kl.blocks.find_blocks(slim, warn=False)) == 0
+
+
 def test_a_layer_whose_config_does_not_rebuild_it_is_named():
     # KerasHub 0.32's MiT: HierarchicalTransformerEncoder.get_config has mlp and drop_prop
     model, _ = _build("mit_backbone")
