@@ -22,7 +22,8 @@ A *container* layer applies a list of residual sublayers one after the other ins
 (KerasHub's ``ViTEncoder``: its ``encoder_layers``, then a final layer norm), found by
 :func:`keras_lottery.blocks.containers.stack`. Its sublayers are the blocks (``kind="sublayer"``),
 named ``"<container>/<sublayer>"`` (``"vit_encoder/transformer_block_1"``); the container itself is
-not one.
+not one. A container's list may start with non-residual sublayers (not blocks), which are looked into
+when they are containers themselves (HGNetV2: ``"encoder/encoder_stage_1/encoder_stage_1_block_1"``).
 
 An ``Add`` whose "branch" only reads the shape of its other input (GPT-2's and BERT's token +
 position embeddings: ``PositionEmbedding(tokens)`` depends on the sequence length, not on the token
@@ -87,7 +88,8 @@ class Block:
             numbered in the graph (:class:`keras_lottery.graph.FunctionalGraph`); empty for a sublayer,
             whose input is not a tensor of the graph.
         container: for ``kind="sublayer"``, the name of the container layer (a node of the model holding
-            the block) whose call applies the block; ``""`` otherwise.
+            the block) whose call applies the block, followed, for a container nested in it, by the nested
+            containers' names (``"encoder/encoder_stage_1"``: :func:`container_layer`); ``""`` otherwise.
 
     ``branch_layers``, ``add_layer`` and ``branch_output`` may name operation nodes (``x + y``,
     ``0.1 * h``) as well as layers: :func:`operations` returns the objects.
