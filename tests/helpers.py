@@ -123,3 +123,31 @@ class CrashAfter(keras.callbacks.Callback):
         self.seen += 1
         if self.seen == self.batches:
             raise self.error
+
+
+class ResidualDense(keras.layers.Layer):
+    """A residual layer ``x + Dense(relu(x))``: a block inside the containers below."""
+
+    def build(self, shape):
+        self.dense = keras.layers.Dense(shape[-1])
+
+    def call(self, x):
+        return x + self.dense(keras.ops.relu(x))
+
+
+class ResidualStack(keras.layers.Layer):
+    """A user's container layer: applies its ``residuals`` list (``depth`` :class:`ResidualDense`) in a loop,
+    then tanh."""
+
+    def __init__(self, depth, **kwargs):
+        super().__init__(**kwargs)
+        self.depth = depth
+        self.residuals = [ResidualDense(name=f"res_{i}") for i in range(depth)]
+
+    def call(self, x):
+        for layer in self.residuals:
+            x = layer(x)
+        return keras.ops.tanh(x)
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth}

@@ -8,31 +8,7 @@ import pytest
 import keras_lottery as kl
 from keras_lottery.blocks import unlist
 from keras_lottery.blocks.discovery import operations
-
-
-class Residual(keras.layers.Layer):
-    def build(self, shape):
-        self.dense = keras.layers.Dense(shape[-1])
-
-    def call(self, x):
-        return x + self.dense(keras.ops.relu(x))
-
-
-class Stack(keras.layers.Layer):
-    """Applies its ``residuals`` list in a loop, then tanh."""
-
-    def __init__(self, depth, **kwargs):
-        super().__init__(**kwargs)
-        self.depth = depth
-        self.residuals = [Residual(name=f"res_{i}") for i in range(depth)]
-
-    def call(self, x):
-        for layer in self.residuals:
-            x = layer(x)
-        return keras.ops.tanh(x)
-
-    def get_config(self):
-        return {**super().get_config(), "depth": self.depth}
+from tests.helpers import ResidualDense as Residual, ResidualStack as Stack
 
 
 class Counted(Stack):
@@ -44,7 +20,7 @@ class Counted(Stack):
         return keras.ops.tanh(x)
 
 
-CUSTOM = {"Stack": Stack, "Counted": Counted, "Residual": Residual}
+CUSTOM = {cls.__name__: cls for cls in (Stack, Counted, Residual)}
 
 
 def _model(container):

@@ -8,6 +8,7 @@ import pytest
 
 import keras_lottery as kl
 from keras_lottery.blocks import rewrite
+from tests.helpers import ResidualStack as Stack
 from tests.hub.conftest import BUILDERS, _image_batch, _text_batch, keras_hub
 
 EXPECTED = {  # removable blocks of each tiny model
@@ -281,23 +282,6 @@ def test_vit_slim_classifier_round_trips(tmp_path):
 
 
 def test_a_users_container_layer_holds_the_blocks():
-    class Residual(keras.layers.Layer):
-        def build(self, shape):
-            self.dense = keras.layers.Dense(shape[-1])
-
-        def call(self, x):
-            return x + self.dense(keras.ops.relu(x))
-
-    class Stack(keras.layers.Layer):
-        def __init__(self, depth, **kwargs):
-            super().__init__(**kwargs)
-            self.residuals = [Residual(name=f"res_{i}") for i in range(depth)]
-
-        def call(self, x):
-            for layer in self.residuals:
-                x = layer(x)
-            return keras.ops.tanh(x)
-
     class Parallel(Stack):  # the same list applied side by side: not a chain, so not a container
         def call(self, x):
             return keras.ops.concatenate([layer(x) for layer in self.residuals], axis=-1)
