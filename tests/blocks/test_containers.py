@@ -58,6 +58,18 @@ def test_a_container_looping_over_a_stored_count_is_refused():
         kl.blocks.remove(model, ["stack/res_1"])
 
 
+def test_a_container_whose_output_depends_on_its_list_length_is_refused():
+    class Averaged(Stack):  # runs on a shorter list, but computes something else than the block skipped
+        def call(self, x):
+            for layer in self.residuals:
+                x = layer(x)
+            return keras.ops.tanh(x / len(self.residuals))
+
+    with pytest.raises(ValueError, match=r"does not compute the original with them skipped") as info:
+        kl.blocks.remove(_model(Averaged), ["stack/res_1"])
+    assert "\n" not in str(info.value)
+
+
 def test_a_container_without_a_config_is_refused_in_one_line():
     class Bare(Stack):
         def get_config(self):  # a layer whose config cannot rebuild it: no depth
