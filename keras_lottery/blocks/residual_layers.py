@@ -50,7 +50,7 @@ def is_residual_layer(layer, args, kwargs, output_shape):
     symbolic, _ = tracing.node_call(layer, args, kwargs)  # the layer's first input first
     if not symbolic or tuple(symbolic[0].shape) != tuple(output_shape):
         return False
-    key = (id(layer), tuple((tuple(t.shape), str(t.dtype)) for t in symbolic))
+    key = _cache_key(layer, symbolic)
     if key not in _cache:
         _cache[key] = _traced_residual(layer, args, kwargs, symbolic)
     return bool(_cache[key])
@@ -61,8 +61,13 @@ def untraceable(layer, args, kwargs):
     node's shapes (so whether it is residual is unknown): a layer whose symbolic input has a shape its real
     call rejects (KerasHub 0.32 Moonshine's rotary embedding declares rank 1 and returns rank 2)."""
     symbolic, _ = tracing.node_call(layer, args, kwargs)
-    key = (id(layer), tuple((tuple(t.shape), str(t.dtype)) for t in symbolic))
+    key = _cache_key(layer, symbolic)
     return key in _cache and _cache[key] is None
+
+
+def _cache_key(layer, symbolic):
+    """The :data:`_cache` key of a call of ``layer`` on the symbolic tensors ``symbolic``."""
+    return id(layer), tuple((tuple(t.shape), str(t.dtype)) for t in symbolic)
 
 
 def _traced_residual(layer, args, kwargs, symbolic):
