@@ -36,8 +36,8 @@ import keras
 
 from keras_lottery import compat
 
-__all__ = ["CONV_RNN", "SUPPORTED", "by_name", "copy_by_layer_name", "is_prunable", "prunable_items", "prunable_variables", "prunable_weight_names",
-           "unmasked_weights", "walk", "weight_path"]
+__all__ = ["CONV_RNN", "SUPPORTED", "by_name", "copy_by_layer_name", "is_prunable", "paired_in_order", "prunable_items",
+           "prunable_variables", "prunable_weight_names", "unmasked_weights", "walk", "weight_path"]
 
 _CELL_KERNELS = ("kernel", "recurrent_kernel")
 
@@ -293,6 +293,14 @@ def _renamed(source, target, removed):
     dst_names = {layer.name for layer in walk(target)}
     extra = [layer for layer in weighted(target) if layer.name not in src_names]
     missing = [layer for layer in weighted(source) if layer.name not in dst_names and layer.name not in removed]
-    if not extra or [type(a) for a in extra] != [type(b) for b in missing]:
-        return {}
-    return {id(a): b for a, b in zip(extra, missing)}
+    pairs = paired_in_order(extra, missing) if extra else None
+    return {id(a): b for a, b in pairs or ()}
+
+
+def paired_in_order(layers, counterparts):
+    """``[(layer, counterpart)]`` zipping two lists of layers position by position, or ``None`` when the
+    lists differ in length or in the class at some position (they are then not the same layers)."""
+    layers, counterparts = list(layers), list(counterparts)
+    if len(layers) != len(counterparts) or any(type(a) is not type(b) for a, b in zip(layers, counterparts)):
+        return None
+    return list(zip(layers, counterparts))

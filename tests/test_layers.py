@@ -71,3 +71,12 @@ def test_density_report_is_the_same_for_a_masked_model_and_its_stripped_copy():
     assert set(masked["layers"]) == {"fc/kernel", "inner_fc/kernel", "out/kernel"}
     assert masked["global"]["alive"] == masked["global"]["total"] - int(np.ceil(0.5 * masked["global"]["total"]))
     assert kl.export.density_report(kl.strip(model)) == masked
+
+
+def test_paired_in_order_pairs_position_by_position_only_when_the_classes_agree():
+    dense, conv, norm = keras.layers.Dense(2), keras.layers.Conv2D(2, 1), keras.layers.LayerNormalization()
+    other_dense, other_conv = keras.layers.Dense(2), keras.layers.Conv2D(2, 1)
+    assert layers.paired_in_order([dense, conv], [other_dense, other_conv]) == [(dense, other_dense), (conv, other_conv)]
+    assert layers.paired_in_order([dense, conv], [other_conv, other_dense]) is None  # a class differs at a position
+    assert layers.paired_in_order([dense, conv, norm], [other_dense, other_conv]) is None  # lengths differ
+    assert layers.paired_in_order([], []) == []

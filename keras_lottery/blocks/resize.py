@@ -21,6 +21,7 @@ import keras
 from keras_lottery import compat
 from keras_lottery.blocks.containers import list_attribute
 from keras_lottery.blocks.discovery import operations
+from keras_lottery.layers import paired_in_order
 
 __all__ = ["covers", "rebuild", "remove_layers", "resizable_backbone"]
 
@@ -130,9 +131,7 @@ def _renamed(backbone, slim_backbone, stack, slim_stack):
     skip = {id(layer) for layer in list(stack) + list(slim_stack)}
     old = [layer for layer in backbone.layers if id(layer) not in skip]
     new = [layer for layer in slim_backbone.layers if id(layer) not in skip]
-    if len(old) != len(new) or any(type(a) is not type(b) for a, b in zip(old, new)):
-        return {}
-    return {a.name: b.name for a, b in zip(old, new)}
+    return {a.name: b.name for a, b in paired_in_order(old, new) or ()}
 
 
 def _by_name(source, target, skip, renamed=None):

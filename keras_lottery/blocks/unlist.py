@@ -37,6 +37,7 @@ import numpy as np
 from keras_lottery import compat, tracing
 from keras_lottery.blocks.containers import list_attribute
 from keras_lottery.blocks.discovery import container_layer, operations
+from keras_lottery.layers import paired_in_order
 
 __all__ = ["SlimConfigError", "probe_input", "remove_sublayers", "skipped_outputs"]
 
@@ -119,10 +120,10 @@ def _copy(model, replay=True):
 
 def _counterparts(model, copy):
     """``{id(layer of model): the copy's layer at the same place}``, layers paired in tracking order."""
-    old, new = _walk(model), _walk(copy)
-    if len(old) != len(new) or any(type(a) is not type(b) for a, b in zip(old, new)):
+    pairs = paired_in_order(_walk(model), _walk(copy))
+    if pairs is None:
         raise ValueError(f"the copy of {model.name!r} built from its config has other layers")
-    return {id(a): b for a, b in zip(old, new)}
+    return {id(a): b for a, b in pairs}
 
 
 def _cuts(model, blocks):
