@@ -7,7 +7,8 @@ What is counted (per example, i.e. batch size 1, one forward pass):
 * **FLOPs** are floating-point operations with a multiply-add counted as **two** FLOPs
   (``FLOPs = 2 x MACs``; :func:`macs` gives the multiply-adds of every contraction). Convolutions (1D/2D/3D, grouped,
   depthwise, separable, transposed) and ``Dense``: ``2 x`` multiply-adds, plus one per output for the
-  bias. Normalization (batch/layer norm, ``Rescaling``): two per element (inference form, scale and
+  bias and one per output for an ``activation=`` other than linear (as a separate activation layer
+  would count). Normalization (batch/layer norm, ``Rescaling``): two per element (inference form, scale and
   shift); ``RMSNormalization`` (Keras's, Gemma's) and ``LlamaLayerNorm`` too. Activations: one per
   element. ``Add``/``Subtract``/``Multiply``/``Average``/``Maximum``/``Minimum``: ``inputs - 1`` per
   output element. Pooling: one per window element per output; global pooling: one per input element.
@@ -15,7 +16,7 @@ What is counted (per example, i.e. batch size 1, one forward pass):
   (a lookup) count zero. ``MultiHeadAttention``: the four projections (two FLOPs per multiply-add,
   plus biases), the attention scores and weighted sum, one per score for the softmax.
   ``EinsumDense``: ``2 x`` the product of its equation's index sizes, plus one per output for the
-  bias. ``keras_lottery``'s mask wrappers count as the layer they wrap. Nested functional models are
+  bias and for its activation. ``keras_lottery``'s mask wrappers count as the layer they wrap. Nested functional models are
   counted recursively. Dimensions that are ``None`` (a sequence length) count as 1.
 * **Other layers** (transformer layers, ``ReversibleEmbedding``, ``Lambda``, a user's own layer,
   a subclassed model) are counted from the TensorFlow ops of one traced call
@@ -163,8 +164,17 @@ def _einsum_dense_flops(layer, in_shapes):
     """``EinsumDense``: two per multiply-add of its equation, plus one per output for the bias (as ``Dense``)."""
     # from the equation: its output shape may keep None for a known size (output_shape=(None, 4))
     shapes = [(1, *in_shapes[0][1:]), tuple(layer.kernel.shape)]
-    bias = op_flops.einsum_output_size(layer.equation, shapes) if getattr(layer, "bias", None) is not None else 0
-    return op_flops.einsum_flops(layer.equation, shapes) + bias
+    n_out = op_flops.einsum_output_size(layer.equation, shapes)
+    return op_flops.einsum_flops(layer.equation, shapes) + _per_output_flops(layer, n_out)
+
+
+def _per_output_flops(layer, n_out):
+    """The element-wise FLOPs a contraction layer adds to each of its ``n_out`` outputs: one for its bias
+    (``use_bias``, or a ``bias`` variable for ``EinsumDense``), one for an ``activation=`` other than linear."""
+    bias = getattr(layer, "use_bias", getattr(layer, "bias", None) is not None)
+    activation = getattr(layer, "activation", None)
+    active = activation is not None and activation is not keras.activations.linear
+    return n_out * (int(bool(bias)) + int(active))
 
 
 def layer_forward_flops(layer, in_shapes, out_shapes, uncounted=None, arguments=None):
@@ -201,8 +211,7 @@ def layer_forward_macs(layer, in_shapes, out_shapes, arguments=None):
     if cls == "Dense" or cls.startswith(("Conv", "Depthwise", "Separable")):
         ruled = _rule_flops(layer, in_shapes, out_shapes)
         if ruled is not None:
-            bias = _prod(out[1:]) if getattr(layer, "use_bias", False) else 0
-            return (ruled - bias) // 2
+            return (ruled - _per_output_flops(layer, _prod(out[1:]))) // 2
     elif _rule_flops(layer, in_shapes, out_shapes) is not None:  # a rule, and no multiply-add in it
         return 0
     traced = op_flops.traced_macs(layer, *_arguments(layer, in_shapes, arguments)) if in_shapes else None
@@ -237,17 +246,17 @@ def _rule_flops(layer, in_shapes, out_shapes):
     if cls == "EinsumDense" and in_shapes and out:
         return _einsum_dense_flops(layer, in_shapes)
     fmt = getattr(layer, "data_format", "channels_last")
-    bias = n_out if getattr(layer, "use_bias", False) else 0
+    per_output = _per_output_flops(layer, n_out)  # bias and activation
     if cls in ("SeparableConv1D", "SeparableConv2D"):
         spatial = _prod(_spatial(out, fmt))
-        return 2 * spatial * (_prod(layer.depthwise_kernel.shape) + _prod(layer.pointwise_kernel.shape)) + bias
+        return 2 * spatial * (_prod(layer.depthwise_kernel.shape) + _prod(layer.pointwise_kernel.shape)) + per_output
     if cls.startswith("Conv") and cls.endswith("Transpose"):
-        return 2 * _prod(_spatial(in_shapes[0], fmt)) * _prod(layer.kernel.shape) + bias
+        return 2 * _prod(_spatial(in_shapes[0], fmt)) * _prod(layer.kernel.shape) + per_output
     if cls in ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D"):
-        return 2 * _prod(_spatial(out, fmt)) * _prod(layer.kernel.shape) + bias
+        return 2 * _prod(_spatial(out, fmt)) * _prod(layer.kernel.shape) + per_output
     if cls == "Dense":
         rows = _prod(in_shapes[0][1:-1]) if in_shapes else 1
-        return 2 * rows * _prod(layer.kernel.shape) + bias
+        return 2 * rows * _prod(layer.kernel.shape) + per_output
     if cls in _NORMALIZATION:
         return 2 * n_out
     if cls in _ELEMENTWISE or cls in _ELEMENTWISE_LAYERS:

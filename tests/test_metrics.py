@@ -33,6 +33,23 @@ def test_flops_params_memory_by_hand():
         kl.metrics.memory(model, 0)
 
 
+@pytest.mark.parametrize("make", [
+    lambda activation: keras.layers.Conv2D(4, 3, activation=activation),
+    lambda activation: keras.layers.SeparableConv2D(4, 3, activation=activation),
+    lambda activation: keras.layers.Dense(4, activation=activation),
+    lambda activation: keras.layers.EinsumDense("abcd,de->abce", (6, 6, 4), bias_axes="e", activation=activation),
+], ids=["conv", "separable", "dense", "einsum_dense"])
+def test_a_layer_s_own_activation_counts_as_a_separate_activation_layer(make):
+    def model(fused):
+        inputs = keras.Input((6, 6, 2))
+        x = make("relu" if fused else None)(inputs)
+        return keras.Model(inputs, x if fused else keras.layers.ReLU()(x))
+
+    fused, separate = model(True), model(False)
+    assert kl.metrics.flops(fused) == kl.metrics.flops(separate)
+    assert kl.metrics.macs(fused) == kl.metrics.macs(separate)
+
+
 def test_sequential_and_uncounted_layers():
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2, name="d"),
                               keras.layers.Lambda(lambda t: t * 2, name="double"),
@@ -67,8 +84,9 @@ def test_operation_nodes_are_counted(op_model):
     # x + f(x), 0.1 * h, h + 3.0, * (1 / 6), h * gate, keras.ops.add: one FLOP per output element
     for name in ("add", "multiply", "add_1", "add_2", "multiply_1", "multiply_2", "add_3", "layer_add"):
         assert layers[name] == 8, name
-    assert layers["plain_fc1"] == dense8 and layers["gated_relu6"] == 8
-    expected = (2 * 6 * 8 + 8) + 8 * dense8 + 8 * 8 + 8 + (2 * 8 * 3 + 3)
+    # the branches' first Dense has activation="relu": one more FLOP per output, as a ReLU layer counts
+    assert layers["plain_fc1"] == dense8 + 8 and layers["plain_fc2"] == dense8 and layers["gated_relu6"] == 8
+    expected = (2 * 6 * 8 + 8) + 8 * dense8 + 4 * 8 + 8 * 8 + 8 + (2 * 8 * 3 + 3)
     assert kl.metrics.flops(op_model) == sum(layers.values()) == expected
     assert kl.metrics.macs(op_model) == 6 * 8 + 8 * 64 + 8 * 3
     # every operation output is an activation too: 6 inputs, stem, 8 Dense + relu6 + 8 operations, logits
