@@ -24,7 +24,7 @@ import keras
 
 from keras_lottery import compat, distribute, files, runs
 from keras_lottery.training.divergence import StopOnDivergence
-from keras_lottery.training.optimizers import compile_for_classification, total_steps
+from keras_lottery.training.optimizers import compile_for_classification, total_steps, train_fast
 
 # The files of a training directory, named by keras_lottery.runs.
 STATE, METRICS, HISTORY, FINAL_MODEL = runs.STATE, runs.METRICS, runs.HISTORY, runs.FINAL_MODEL
@@ -110,7 +110,9 @@ def read_state(directory):
 
 
 def load_checkpoint(directory):
-    """The model saved by the latest complete checkpoint of ``directory`` (compiled), and its state."""
+    """The model saved by the latest complete checkpoint of ``directory`` (compiled, and set up to train as
+    :func:`~keras_lottery.training.optimizers.compile_for_classification` sets a model up: fused batch norm,
+    lean train function), and its state. A resumed training thus runs the same ops as an uninterrupted one."""
     state = read_state(directory)
     if state is None:
         raise FileNotFoundError(f"No checkpoint in {directory} (no {STATE}).")
@@ -118,7 +120,8 @@ def load_checkpoint(directory):
     if not os.path.isfile(path):
         raise files.DamagedFileError(path, f"missing, although {STATE} names it", _retrain_advice(directory))
     with files.guard(path, _retrain_advice(directory)):
-        return keras.saving.load_model(path), state
+        model = keras.saving.load_model(path)
+    return train_fast(model), state
 
 
 def load_final_model(directory):

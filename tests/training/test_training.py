@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_lottery import files, runs, training
-from tests.helpers import REPO, CrashAfter, child_env, tiny_dataset, tiny_lenet
+from tests.helpers import REPO, TINY_CLASSES, TINY_SHAPE, CrashAfter, child_env, tiny_dataset, tiny_lenet
 
 
 def test_step_schedule_warms_up_and_drops_at_milestones():
@@ -101,6 +101,31 @@ def test_an_interrupted_fit_resumes_to_the_same_weights(tiny_datasets, tiny_trai
     assert metrics["val_accuracy"] == pytest.approx(expected["val_accuracy"], abs=1e-6)
     for a, b in zip(reference.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _batch_norm_model():
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input(TINY_SHAPE)
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn")(x))
+    return keras.Model(inputs, keras.layers.Dense(TINY_CLASSES)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_a_resumed_fit_runs_the_fused_batch_norm_and_lean_train_function_as_the_first_run_did(
+        tiny_datasets, tiny_training, tmp_path):
+    # both are runtime patches a saved checkpoint does not keep: resuming without them would train on
+    # other ops (slower, and off by float rounding from the uninterrupted run)
+    spe = tiny_datasets.steps_per_epoch
+    reference, _ = training.fit(_batch_norm_model(), tiny_datasets, tiny_training, str(tmp_path / "straight"), verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(_batch_norm_model(), tiny_datasets, tiny_training, str(tmp_path / "crashed"), verbose=0,
+                     callbacks=[CrashAfter(spe + 3)])
+    loaded, _ = training.load_checkpoint(str(tmp_path / "crashed"))
+    assert training.fused_batch_norm.is_fused(loaded.get_layer("bn")) and training.is_streamlined(loaded)
+    resumed, _ = training.fit(_batch_norm_model(), tiny_datasets, tiny_training, str(tmp_path / "crashed"), verbose=0)
+    assert training.uses_lean_function(resumed)
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def _train_command(root):
