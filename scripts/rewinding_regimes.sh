@@ -7,7 +7,8 @@
 #
 #   paper      ResNet-20, the paper's recipe: augmentation (4-pixel crops, flips), weight decay, lr 0.1
 #   lr03       the same at lr 0.3 (no warmup)
-#   resnet56   the paper's recipe on ResNet-56 (about 3x the cost of ResNet-20)
+#   resnet56   the paper's recipe on ResNet-56 (about 3x the cost of ResNet-20 per training), IMP to level 2 only
+#              (40 and 16% of weights, the range where the paper's k = 0 tickets fail), random pruning at level 2
 #
 # Weight decay: the paper's 1e-4 is an L2 term added to the gradient before momentum 0.9 (PyTorch's SGD), which
 # shrinks the weights by about lr x 1e-4 / (1 - 0.9) per step; Keras' weight_decay is decoupled (lr x wd per
@@ -16,7 +17,8 @@
 # Per regime: IMP rewound to k = 0 and to EARLY_K, global magnitude 60% per level for 4 levels (40, 16,
 # 6.4, 2.6% of weights), random pruning at levels 2 and 4, and the instability of both k's level-2
 # subnetwork (16%, the paper's matching density for ResNet-20) from its own k. About 18 trainings
-# (55 minutes here for a ResNet-20 regime). Resumable: rerun after an interruption.
+# (55 minutes here for a ResNet-20 regime; ResNet-56: 12 trainings, about 2 hours). Resumable: rerun after an
+# interruption.
 #
 # Usage: scripts/rewinding_regimes.sh [REGIME ...]     (default: paper lr03 resnet56)
 #        RUN_ROOT=runs, SEED=0, EARLY_K=50it. Tables:
@@ -44,13 +46,21 @@ recipe() {  # $1 = regime: prints the flags of that regime's training, one per l
     --milestones=5ep,7.5ep --emissions=false "--run_root=$RUN_ROOT" "--model_seed=$SEED" "--data_seed=$SEED"
 }
 
+pruning() {  # $1 = regime: prints the IMP levels and control levels of that regime, one flag per line
+  case "$1" in
+    resnet56) printf '%s\n' --levels=2 --control_levels=2 ;;
+    *) printf '%s\n' --levels=4 --control_levels=2,4 ;;
+  esac
+}
+
 for regime in "${REGIMES[@]}"; do recipe "$regime" > /dev/null; done  # bad names fail before any training
 
 for regime in "${REGIMES[@]}"; do
   mapfile -t RECIPE < <(recipe "$regime")
+  mapfile -t LEVELS < <(pruning "$regime")
   for k in 0 "$EARLY_K"; do
-    "$PY" -m keras_lottery imp "${RECIPE[@]}" --rule=global --rate=0.6 --levels=4 --rewind="$k" --mode=weights \
-      --controls=random --control_levels=2,4 --run_name="regime_${regime}_imp_k${k}_s$SEED"
+    "$PY" -m keras_lottery imp "${RECIPE[@]}" --rule=global --rate=0.6 "${LEVELS[@]}" --rewind="$k" --mode=weights \
+      --controls=random --run_name="regime_${regime}_imp_k${k}_s$SEED"
   done
   for k in 0 "$EARLY_K"; do
     "$PY" -m keras_lottery stability "${RECIPE[@]}" --data_seeds="$((2 * SEED + 1)),$((2 * SEED + 2))" --ks="$k" \
