@@ -15,7 +15,7 @@ from keras.src.ops.function import make_node_key as _node_key  # private: the ke
 
 __all__ = ["KERAS_TENSOR", "call_context_training", "call_with_inputs", "clone_graph", "graph_config", "history_key", "input_layer_names",
            "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "layer_lists", "learning_rate_variable",
-           "mark_plain_functional", "optimizer_slots", "optimizer_state", "replace_call", "set_history_key", "set_input_shape_arg",
+           "build_shapes", "mark_plain_functional", "optimizer_slots", "optimizer_state", "replace_call", "set_history_key", "set_input_shape_arg",
            "steps_per_execution", "sublayers", "tensor_shape"]
 
 # How ``Functional.get_config()`` serializes a symbolic tensor inside a node's call arguments:
@@ -184,6 +184,17 @@ def input_shape_arg(layer):
 def set_input_shape_arg(layer, shape):
     """Gives ``layer`` the ``input_shape`` of another (a wrapper carrying its wrapped layer's)."""
     layer._input_shape_arg = shape
+
+
+def build_shapes(layer):
+    """``{argument name: shape}`` a built layer or subclassed model was built with, or None if it never was.
+
+    Keras 3 records them in ``Layer._build_shapes_dict`` on the first call (``x_shape`` for an argument
+    ``x``, batch dimension included) or on ``build(input_shape)`` (``input_shape``); ``Model.export``
+    reads the same attribute to give a subclassed model its input signature.
+    """
+    shapes = getattr(layer, "_build_shapes_dict", None)
+    return dict(shapes) if shapes else None
 
 
 def input_layer_names(model):

@@ -15,12 +15,13 @@ all work on this one graph.
 from __future__ import annotations
 
 import copy
+import inspect
 
 import keras
 
 from keras_lottery import compat
 
-__all__ = ["FunctionalGraph", "is_functional", "output_histories"]
+__all__ = ["FunctionalGraph", "functional_view", "is_functional", "is_subclassed", "output_histories"]
 
 
 def is_functional(model):
@@ -31,6 +32,62 @@ def is_functional(model):
     models (a list of layers) and subclassed models with their own ``call`` are not.
     """
     return compat.is_functional_class(model) and bool(getattr(model, "inputs", None))
+
+
+def is_subclassed(model):
+    """True for a ``keras.Model`` with a ``call()`` of its own: neither functional (:func:`is_functional`) nor
+    ``keras.Sequential``, so its layers' calls are not recorded as a graph."""
+    return isinstance(model, keras.Model) and not is_functional(model) and not isinstance(model, keras.Sequential)
+
+
+def functional_view(model, what="this function"):
+    """``model`` as a model with symbolic inputs and outputs, so that its graph can be read and exported.
+
+    A functional model is returned as is; a ``keras.Sequential`` as a functional model of the same
+    layers. A subclassed model with its own ``call()`` is called once on ``keras.Input`` tensors of the
+    shapes it was built with (batch dimension free) and returned as a functional model holding it as
+    its one layer, named like it: its variables are the model's own, so exporting or counting the view
+    is exporting or counting the model. ``what`` names the caller in errors.
+
+    Raises:
+        ValueError: a subclassed model never built or called (its input shapes are unknown), one built
+            with nested inputs, or one whose ``call()`` cannot run on symbolic tensors (``keras.Input``).
+    """
+    if isinstance(model, keras.Sequential):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    if not is_subclassed(model):
+        return model
+    cls = type(model).__name__
+    shapes = compat.build_shapes(model)
+    if not model.built:
+        raise ValueError(f"{what} needs {model.name!r}'s input shape: it is a subclassed {cls} that was never called "
+                         "or built; call it on a batch (model(x)) or model.build(input_shape) first.")
+    if not shapes:  # Keras records them only when the call() could run on symbolic tensors
+        raise ValueError(f"{what} needs {model.name!r} ({cls}) to run on symbolic inputs (keras.Input), and Keras "
+                         "recorded no input shapes when it was built: its call() needs concrete values (float() or "
+                         ".numpy() of a tensor, Python branches on values); write it with keras.ops instead.")
+    if not all(isinstance(shape, (tuple, list)) and all(d is None or isinstance(d, int) for d in shape)
+               for shape in shapes.values()):
+        raise ValueError(f"{what} reads a subclassed model's inputs from the shapes it was built with, and "
+                         f"{model.name!r} ({cls}) was built with nested ones ({shapes}); wrap it in a functional "
+                         "model yourself: inputs = keras.Input(...); keras.Model(inputs, model(inputs)).")
+    names = _call_argument_names(model, len(shapes)) or [key.removesuffix("_shape") for key in shapes]
+    inputs = [keras.Input(shape=tuple(shape[1:]), dtype=model.input_dtype, name=name)
+              for name, shape in zip(names, shapes.values())]
+    try:
+        outputs = model(*inputs)
+    except Exception as error:  # a call() that needs concrete values (Python control flow on tensors, .numpy())
+        raise ValueError(f"{what} could not call {model.name!r} ({cls}) on symbolic inputs of shapes "
+                         f"{[tuple(t.shape) for t in inputs]} ({type(error).__name__}: {error}); it needs a call() "
+                         "that runs on keras.Input tensors (keras.ops, no concrete values).") from error
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=model.name)
+
+
+def _call_argument_names(model, count):
+    """The names of the first ``count`` positional arguments of ``model.call``, or None if it has fewer."""
+    parameters = [p for p in inspect.signature(model.call).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [p.name for p in parameters[:count]] if len(parameters) >= count else None
 
 
 class FunctionalGraph:

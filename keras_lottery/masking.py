@@ -53,7 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf  # the custom-gradient identity; TensorFlow is the backend this library runs on
 
-from keras_lottery import attached, compat, compiled, layers
+from keras_lottery import attached, compat, compiled, graph, layers
 from keras_lottery.layers import SUPPORTED, prunable_weight_names
 from keras_lottery.masks import Mask, format_report
 
@@ -391,7 +391,7 @@ def copy_model(model, what="copy"):
         ValueError: the class cannot be rebuilt from its config (the message says why and what to do).
     """
     try:
-        new = type(model).from_config(model.get_config())
+        new = _from_config(model)
         if not new.built and model.built:
             new.build_from_config(model.get_build_config())
     except Exception as error:  # a third-party class's config code can fail in any way: one sentence instead
@@ -403,6 +403,10 @@ def copy_model(model, what="copy"):
                          "weights; pass copy=False to work on the model itself.")
     for src, dst in zip(source, target):
         dst.assign(src.value)
+    if model.built and not new.built:
+        # Keras' build_from_config of a subclassed model runs its call on symbolic inputs, which creates
+        # every variable (checked above) but leaves ``built`` False: export and the cost model need it
+        new.built = True
     return new
 
 
@@ -467,6 +471,11 @@ def _mask_graph(model, mask_forward, reapply_after_step):
     def clone_function(layer):
         if isinstance(layer, MaskedLayer):
             return clone_layer(layer)
+        if graph.is_subclassed(layer):  # a model with its own call(): masks attached to its layers, as mask() does
+            clone = copy_model(layer, "mask")
+            attached.attach(clone, lambda inner: MaskedLayer(inner, mask_forward=mask_forward,
+                                                               reapply_after_step=reapply_after_step))
+            return clone
         if is_prunable(layer):
             return MaskedLayer(clone_layer(layer), mask_forward=mask_forward, reapply_after_step=reapply_after_step)
         return clone_layer(layer)
@@ -478,6 +487,18 @@ def _mask_graph(model, mask_forward, reapply_after_step):
     return new
 
 
+def _from_config(layer):
+    """``layer``'s class rebuilt from its config, under ``layer``'s name: Keras' default config of a
+    subclassed model leaves the name out, and a rebuild under a new name pairs with nothing."""
+    config = layer.get_config()
+    if "name" not in config and isinstance(layer, keras.layers.Layer):
+        try:
+            return type(layer).from_config({**config, "name": layer.name})
+        except TypeError:  # an __init__ without a name argument
+            pass
+    return type(layer).from_config(config)
+
+
 def clone_layer(layer):
     """A new layer from ``layer``'s config (a graph model's layer, for a copy of the graph).
 
@@ -485,7 +506,7 @@ def clone_layer(layer):
         ValueError: the layer cannot be rebuilt from its config; one sentence naming it and the reason.
     """
     try:
-        clone = layer.__class__.from_config(layer.get_config())
+        clone = _from_config(layer)
         # Operations of a functional graph (a NotEqual from an Embedding's padding mask) are not layers.
         if (isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model) and layer.built
                 and not clone.built):
@@ -533,12 +554,10 @@ def _strip_graph(model, keep_compiled=True):
         return clone_layer(layer.layer if isinstance(layer, MaskedLayer) else layer)
 
     new = compat.clone_graph(model, clone_function, keep_compiled=keep_compiled)
-    source = layers.by_name(model)
-    for name, target in layers.by_name(new).items():
-        if isinstance(target, keras.Model) or not target.weights:
-            continue
-        src = source[name]
-        if isinstance(src, MaskedLayer):
+    for src, target, whole in _counterparts(model, new, "strip"):
+        if whole:
+            _copy_in_order(src, target, "strip")
+        elif isinstance(src, MaskedLayer):
             masks = {id(v): keras.ops.convert_to_numpy(m.value) for _, v, m in src.masked_weights()}
             values = [keras.ops.convert_to_numpy(v.value) * masks[id(v)] if id(v) in masks
                       else keras.ops.convert_to_numpy(v.value) for v in src.layer.weights]
@@ -546,6 +565,40 @@ def _strip_graph(model, keep_compiled=True):
         else:
             target.set_weights(src.get_weights())
     return new
+
+
+def _counterparts(source, target, what):
+    """``(source layer, target layer, whole)`` for each weighted layer of the graph model ``target`` (nested
+    graph models entered), paired with its namesake in ``source``; a nested subclassed model comes
+    whole (``whole=True``), with the source model of its name: its rebuild from config renamed its
+    sublayers, so they pair by position (:func:`_copy_in_order`)."""
+    src_layers, inside = layers.by_name(source), set()
+    for name, tgt in layers.by_name(target).items():
+        if id(tgt) in inside or (not graph.is_subclassed(tgt) and (isinstance(tgt, keras.Model) or not tgt.weights)):
+            continue
+        if name not in src_layers:
+            raise ValueError(f"{what}: layer {name!r} of {target.name!r} has no namesake in {source.name!r}.")
+        whole = graph.is_subclassed(tgt)
+        if whole:
+            inside.update(id(layer) for layer in layers.walk(tgt))
+        yield src_layers[name], tgt, whole
+
+
+def _copy_in_order(source, target, what):
+    """Copies a nested subclassed model's weights into its rebuild, variable by variable in order (the same
+    class from the same config: the same variables, mask variables aside). The source's masks are baked into
+    the values; the target's are kept, its dead weights zeroed."""
+    masks = {id(v): m for layer in masked_layers(source) for _, v, m in layer.masked_weights()}
+    skip_source, skip_target = {id(m) for m in masks.values()}, {id(m) for m in mask_variables(target)}
+    values = [keras.ops.convert_to_numpy(v.value) * (keras.ops.convert_to_numpy(masks[id(v)].value) if id(v) in masks else 1)
+              for v in source.weights if id(v) not in skip_source]
+    variables = [v for v in target.weights if id(v) not in skip_target]
+    if [tuple(v.shape) for v in values] != [tuple(v.shape) for v in variables]:
+        raise ValueError(f"{what}: the {type(target).__name__} {target.name!r} rebuilt from its config has other "
+                         f"weights than {source.name!r}, so they cannot be copied in order.")
+    for variable, value in zip(variables, values):
+        variable.assign(value.astype(variable.dtype))
+    zero_dead_weights(masked_layers(target))
 
 
 def copy_weights(source, target):
@@ -561,13 +614,11 @@ def copy_weights(source, target):
     """
     if not (compat.is_graph_model(source) and compat.is_graph_model(target)):
         return _copy_weights_by_path(source, target)
-    src_layers = layers.by_name(source)
-    for name, tgt in layers.by_name(target).items():
-        if isinstance(tgt, keras.Model) or not tgt.weights:
+    for src, tgt, whole in _counterparts(source, target, "copy_weights"):
+        if whole:
+            _copy_in_order(src, tgt, "copy_weights")
             continue
-        if name not in src_layers:
-            raise ValueError(f"copy_weights: layer {name!r} of {target.name!r} has no namesake in {source.name!r}.")
-        src = src_layers[name]
+        name = tgt.name
         src_inner = src.layer if isinstance(src, MaskedLayer) else src
         tgt_inner = tgt.layer if isinstance(tgt, MaskedLayer) else tgt
         values = [keras.ops.convert_to_numpy(v.value) for v in src_inner.weights]

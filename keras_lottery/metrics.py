@@ -19,7 +19,8 @@ What is counted (per example, i.e. batch size 1, one forward pass):
   bias and for its activation. ``keras_lottery``'s mask wrappers count as the layer they wrap. Nested functional models are
   counted recursively. Dimensions that are ``None`` (a sequence length) count as 1.
 * **Other layers** (transformer layers, ``ReversibleEmbedding``, ``Lambda``, a user's own layer,
-  a subclassed model) are counted from the TensorFlow ops of one traced call
+  a subclassed model, nested or the model itself once built) are counted from the TensorFlow ops of
+  one traced call
   (:mod:`keras_lottery.op_flops`, same conventions; softmax one per element). A traced layer also
   counts the element-wise work inside it that the single-layer rules leave out (its norms'
   statistics, residual adds, attention's score scaling). An op without a rule counts zero and is
@@ -46,7 +47,7 @@ import keras
 import numpy as np
 
 from keras_lottery import op_flops
-from keras_lottery.graph import FunctionalGraph, is_functional
+from keras_lottery.graph import FunctionalGraph, functional_view, is_functional, is_subclassed
 
 _ZERO_COST = {
     "InputLayer", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
@@ -291,15 +292,15 @@ def _check_model(model, what):
         raise ValueError(f"{what} needs a built model; {model.name!r} is not built (call it on data or build it).")
 
 
-def _graph_or_raise(model, what):
+def _graph_or_raise(model, what, subclassed=True):
+    """The graph of ``model`` (:func:`functional_view`: a subclassed model is one node, counted from its
+    traced call); with ``subclassed=False`` a subclassed model is refused (its activations are hidden)."""
     _check_model(model, what)
-    if isinstance(model, keras.Sequential):  # the same layers, called in a functional graph that can be read
-        model = keras.Model(model.inputs, model.outputs, name=model.name)
-    if not is_functional(model):
-        raise TypeError(f"{what} counts operations from the functional graph; {model.name!r} is a subclassed "
-                        f"{type(model).__name__}, whose graph cannot be read. Accepted: functional or Sequential "
-                        "models.")
-    return FunctionalGraph(model)
+    if not subclassed and is_subclassed(model):
+        raise TypeError(f"{what} reads every layer's output from the functional graph; {model.name!r} is a subclassed "
+                        f"{type(model).__name__}, whose layer outputs cannot be read. Accepted: functional or "
+                        "Sequential models.")
+    return FunctionalGraph(functional_view(model, what))
 
 
 def layer_flops(model):
@@ -382,7 +383,7 @@ def memory(model, batch_size=1):
             seen.add(id(w))
             param_bytes += _prod(w.shape) * np.dtype(w.dtype).itemsize
     act = 0
-    graph = _graph_or_raise(model, "memory")
+    graph = _graph_or_raise(model, "memory", subclassed=False)
     for node in graph.order:
         layer = graph.operation(node[0])  # a layer or an operation node (x + y)
         itemsize = np.dtype(getattr(layer, "compute_dtype", None) or "float32").itemsize

@@ -107,6 +107,23 @@ def test_input_shape_arg_is_what_sequential_reads_from_its_first_layer():
     assert keras.Sequential([other]).built
 
 
+def test_build_shapes_are_recorded_by_the_first_call_and_by_build():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.fc = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.fc(x)
+
+    called, built, fresh = Net(), Net(), Net()
+    called(np.ones((4, 3), "float32"))
+    built.build((None, 3))
+    assert [tuple(s) for s in compat.build_shapes(called).values()] == [(4, 3)]
+    assert [tuple(s) for s in compat.build_shapes(built).values()] == [(None, 3)]
+    assert compat.build_shapes(fresh) is None
+
+
 def test_clone_graph_keeps_input_names_nested_models_and_leaves_the_clone_uncompiled():
     inputs = keras.Input((3,))  # unnamed: Keras' clone_model would name the clone's Input after the tensor
     inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="inner_dense")], name="inner")

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lottery import attached, compat, layers, masking, metrics
+from keras_lottery import attached, compat, graph, layers, masking, metrics
 from keras_lottery.blocks import find_blocks, resize
 from keras_lottery.export import card as card_lib
 from keras_lottery.export import sizes as sizes_lib
@@ -76,18 +76,24 @@ def _check_target(base_dir, version):
 
 # -- the model ----------------------------------------------------------------------------------------
 def _check_model(model, what="model"):
+    """``model`` with symbolic inputs and outputs: itself, or a built subclassed model's functional view
+    (:func:`keras_lottery.graph.functional_view`); raises for anything that cannot be exported."""
     if not isinstance(model, keras.Model):
         raise TypeError(f"{what} must be a keras.Model, got {type(model).__name__}.")
     if not model.built:
         raise ValueError(f"{what} {model.name!r} is not built, so its input signature is unknown. Build it "
                          "(define it with keras.Input, or call model.build(input_shape)) before exporting.")
+    if graph.is_subclassed(model):
+        return graph.functional_view(model, f"exporting {what}")
     try:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError):
         inputs = outputs = None
     if not inputs or not outputs:
         raise ValueError(f"{what} {model.name!r} ({type(model).__name__}) has no symbolic inputs/outputs; export "
-                         "accepts models built on keras.Input (functional, Sequential, KerasHub backbones and tasks).")
+                         "accepts functional and Sequential models, KerasHub backbones and tasks, and built "
+                         "subclassed models.")
+    return model
 
 
 def output_names(model):
@@ -247,8 +253,10 @@ def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=Non
     once complete (written under a hidden temporary name, then renamed).
 
     Args:
-        model: a built functional or Sequential ``keras.Model``, masked (``keras_lottery.mask``)
-            or plain (a layer ticket from ``keras_lottery.blocks.remove``, or any dense model).
+        model: a built ``keras.Model``, masked (``keras_lottery.mask``) or plain (a layer ticket from
+            ``keras_lottery.blocks.remove``, or any dense model): functional, Sequential, or subclassed
+            (exported through its functional view, whose input keys are its ``call()`` argument
+            names: ``x`` for ``call(self, x)``).
             It must have at least one prunable weight (a kernel or embedding): a model with
             nothing a mask could cover is not a ticket, and is refused.
         base_dir: the model's base path for TF Serving (``saved_models/<name>``); created if missing.
@@ -278,9 +286,9 @@ def for_serving(model, base_dir, version=None, *, dense_model=None, accuracy=Non
             outputs, not sparse with ``require_sparse``, bad version ...), before anything is written.
         FileExistsError: ``base_dir/<version>`` already exists.
     """
-    _check_model(model)
+    model = _check_model(model)
     if dense_model is not None:
-        _check_model(dense_model, "dense_model")
+        dense_model = _check_model(dense_model, "dense_model")
     input_names(model)
     version = _check_target(base_dir, version)
     card_lib.check_accuracy(accuracy)
