@@ -28,7 +28,7 @@ import keras
 
 from keras_lottery import compat, layers
 
-__all__ = ["attach", "attached_holders", "detach", "holder_of", "mask_layers", "owners", "prunable_paths"]
+__all__ = ["attach", "attached_holders", "check_owners_built", "detach", "holder_of", "mask_layers", "owners", "prunable_paths"]
 
 _HOLDER = "_keras_lottery_holder"  # the attribute of a replaced call that points at its holder
 
@@ -110,6 +110,22 @@ def _unique_paths(variables):
     return out
 
 
+def check_owners_built(model):
+    """``owners(model)``, after checking that their weights exist: raises ``ValueError`` when ``model`` is not
+    built and an owner is not either, or when ``model`` is marked built and no owner is (Keras'
+    ``model.build(shape)`` on a subclassed model without a ``build()`` method creates no weights)."""
+    found = owners(model)
+    unbuilt = [layer.name for layer in found if not layer.built]
+    if unbuilt and not model.built:
+        raise ValueError(f"{model.name!r} has layers that are not built yet ({unbuilt[:5]}); call the model on a "
+                         "batch (or build it) before masking it.")
+    if found and len(unbuilt) == len(found):
+        raise ValueError(f"{model.name!r} is marked built but none of its layers is ({unbuilt[:5]}), so it has no "
+                         "weights to mask (model.build(shape) creates none for a subclassed model without a build() "
+                         "method); call the model on a batch before masking it.")
+    return found
+
+
 def attach(model, make_holder, only=None):
     """Attaches a holder, made by ``make_holder(layer)``, to every owner of prunable weights in ``model``
     (with ``only``, a set of ``id(layer)``: to those owners).
@@ -122,12 +138,7 @@ def attach(model, make_holder, only=None):
     Raises:
         ValueError: ``model`` is not built and an owner is not built yet (call the model on a batch first).
     """
-    found = owners(model)
-    unbuilt = [layer.name for layer in found if not layer.built]
-    if unbuilt and not model.built:
-        raise ValueError(f"{model.name!r} has layers that are not built yet ({unbuilt[:5]}); call the model on a "
-                         "batch (or build it) before masking it.")
-    found = [layer for layer in found if layer.built]
+    found = [layer for layer in check_owners_built(model) if layer.built]
     paths = _unique_paths([v for layer in found for _, v in layers.prunable_items(layer)])
     for layer in found:
         if holder_of(layer) is not None or (only is not None and id(layer) not in only):

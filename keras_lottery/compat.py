@@ -118,6 +118,8 @@ def replace_call(layer, function):
 def call_with_inputs(model, values, **kwargs):
     """Calls ``model`` on ``values`` (one per ``model.inputs``, in order), packed in the structure the model was
     built with (``model.input``): a dict keyed by input name (KerasHub text models), a list, or a single tensor."""
+    if isinstance(model, keras.Sequential):  # one input; one built by build() or fit() has no ``input`` to read
+        return model(values[0], **kwargs)
     by_id = {id(t): v for t, v in zip(model.inputs, values)}
     return model(keras.tree.map_structure(lambda t: by_id[id(t)], model.input), **kwargs)
 

@@ -45,13 +45,14 @@ def functional_view(model, what="this function"):
 
     A functional model is returned as is; a ``keras.Sequential`` as a functional model of the same
     layers. A subclassed model with its own ``call()`` is called once on ``keras.Input`` tensors of the
-    shapes it was built with (batch dimension free) and returned as a functional model holding it as
+    shapes it was built with (batch dimension free; one per ``call()`` argument, named like it, or a list
+    or dict of them where the argument was one) and returned as a functional model holding it as
     its one layer, named like it: its variables are the model's own, so exporting or counting the view
     is exporting or counting the model. ``what`` names the caller in errors.
 
     Raises:
-        ValueError: a subclassed model never built or called (its input shapes are unknown), one built
-            with nested inputs, or one whose ``call()`` cannot run on symbolic tensors (``keras.Input``).
+        ValueError: a subclassed model never built or called (its input shapes are unknown), or one whose
+            ``call()`` cannot run on symbolic tensors (``keras.Input``).
     """
     if isinstance(model, keras.Sequential):
         return keras.Model(model.inputs, model.outputs, name=model.name)
@@ -66,21 +67,34 @@ def functional_view(model, what="this function"):
         raise ValueError(f"{what} needs {model.name!r} ({cls}) to run on symbolic inputs (keras.Input), and Keras "
                          "recorded no input shapes when it was built: its call() needs concrete values (float() or "
                          ".numpy() of a tensor, Python branches on values); write it with keras.ops instead.")
-    if not all(isinstance(shape, (tuple, list)) and all(d is None or isinstance(d, int) for d in shape)
-               for shape in shapes.values()):
-        raise ValueError(f"{what} reads a subclassed model's inputs from the shapes it was built with, and "
-                         f"{model.name!r} ({cls}) was built with nested ones ({shapes}); wrap it in a functional "
-                         "model yourself: inputs = keras.Input(...); keras.Model(inputs, model(inputs)).")
     names = _call_argument_names(model, len(shapes)) or [key.removesuffix("_shape") for key in shapes]
-    inputs = [keras.Input(shape=tuple(shape[1:]), dtype=model.input_dtype, name=name)
-              for name, shape in zip(names, shapes.values())]
+    inputs = [_symbolic(structure, name, model.input_dtype, what, model)
+              for name, structure in zip(names, shapes.values())]
     try:
         outputs = model(*inputs)
     except Exception as error:  # a call() that needs concrete values (Python control flow on tensors, .numpy())
         raise ValueError(f"{what} could not call {model.name!r} ({cls}) on symbolic inputs of shapes "
-                         f"{[tuple(t.shape) for t in inputs]} ({type(error).__name__}: {error}); it needs a call() "
-                         "that runs on keras.Input tensors (keras.ops, no concrete values).") from error
+                         f"{[tuple(t.shape) for t in keras.tree.flatten(inputs)]} ({type(error).__name__}: {error}); "
+                         "it needs a call() that runs on keras.Input tensors (keras.ops, no concrete values).") from error
     return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=model.name)
+
+
+def _is_shape(value):
+    return isinstance(value, (tuple, list)) and all(d is None or isinstance(d, int) for d in value)
+
+
+def _symbolic(structure, name, dtype, what, model):
+    """``keras.Input`` tensors in the structure of one argument's build shapes (a shape, or a list, tuple or dict
+    of them), batch dimension free; ``name`` names the tensor, ``name_<i>`` or the key those of a list or dict."""
+    if _is_shape(structure) and len(structure) > 0:
+        return keras.Input(shape=tuple(structure[1:]), dtype=dtype, name=name)
+    if isinstance(structure, dict):
+        return {key: _symbolic(value, str(key), dtype, what, model) for key, value in structure.items()}
+    if isinstance(structure, (tuple, list)) and structure:
+        return type(structure)(_symbolic(value, f"{name}_{i}", dtype, what, model) for i, value in enumerate(structure))
+    raise ValueError(f"{what} cannot read the input shapes {model.name!r} ({type(model).__name__}) was built with "
+                     f"({structure!r}); wrap it in a functional model yourself: "
+                     "inputs = keras.Input(...); keras.Model(inputs, model(inputs)).")
 
 
 def _call_argument_names(model, count):

@@ -96,6 +96,29 @@ def test_functional_view_refuses_what_it_cannot_read():
         graph.functional_view(model)
 
 
+def test_an_argument_holding_several_inputs_becomes_a_list_of_named_inputs():
+    class TwoInputs(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.fc = keras.layers.Dense(4)
+
+        def call(self, pair):
+            return self.fc(pair[0]) + pair[1]
+
+    model = TwoInputs()
+    model([X, np.zeros((4, 4), "float32")])
+    view = graph.functional_view(model)
+    assert [(t.name, tuple(t.shape)) for t in view.inputs] == [("pair_0", (None, 5)), ("pair_1", (None, 4))]
+    assert kl.metrics.flops(model) == (2 * 5 * 4 + 4) + 4
+
+
+def test_a_model_marked_built_without_weights_is_refused_before_masking():
+    net = Net()
+    net.build((None, 5))  # Keras marks it built; without a build() method it creates no weights
+    with pytest.raises(ValueError, match="marked built but none of its layers is.*call the model on a batch"):
+        kl.mask(net)
+
+
 def test_flops_of_a_subclassed_model_are_traced_and_memory_is_refused():
     net = _built_net()
     assert kl.metrics.flops(net) == NET_FLOPS

@@ -182,7 +182,9 @@ def _params(model):
 def _write_savedmodel(model, path, mode):
     """Writes ``model`` as a SavedModel at ``path`` with one ``serving_default`` signature."""
     names = input_names(model)
-    specs = [tf.TensorSpec(shape=t.shape, dtype=t.dtype, name=n) for t, n in zip(model.inputs, names)]
+    # any batch size: a Sequential built by calling it on data keeps that batch's size in its inputs
+    input_shapes = [(None, *t.shape[1:]) for t in model.inputs]
+    specs = [tf.TensorSpec(shape=shape, dtype=t.dtype, name=n) for t, n, shape in zip(model.inputs, names, input_shapes)]
 
     def serve(*args):
         y = compat.call_with_inputs(model, args, training=False)
@@ -196,8 +198,8 @@ def _write_savedmodel(model, path, mode):
     archive.track(model)
     archive.add_endpoint(name=SIGNATURE_KEY, fn=serve, input_signature=specs)
     archive.write_out(path, verbose=False)
-    def described(tensor):
-        return {"dtype": str(tensor.dtype), "shape": [None if d is None else int(d) for d in tensor.shape]}
+    def described(tensor, shape=None):
+        return {"dtype": str(tensor.dtype), "shape": [None if d is None else int(d) for d in shape or tensor.shape]}
 
     if mode == "named":
         described_outputs = {name: described(t) for name, t in flat_outputs(model, model.output).items()}
@@ -207,7 +209,7 @@ def _write_savedmodel(model, path, mode):
     return {
         "name": SIGNATURE_KEY,
         "method": "tensorflow/serving/predict",
-        "inputs": {n: described(t) for t, n in zip(model.inputs, names)},
+        "inputs": {n: described(t, shape) for t, n, shape in zip(model.inputs, names, input_shapes)},
         "outputs": described_outputs,
     }
 
