@@ -448,7 +448,8 @@ def mask(model, mask_forward=False, reapply_after_step=False, unmasked="warn", c
     if compat.is_graph_model(model):
         new = _mask_graph(model, mask_forward, reapply_after_step)
     else:
-        attached.check_owners_built(model)
+        if model.built:  # a model marked built without weights: say so before a copy fails on them
+            attached.check_owners_built(model)
         new = copy_model(model, "mask") if copy else model
         attached.attach(new, lambda layer: MaskedLayer(layer, mask_forward=mask_forward,
                                                        reapply_after_step=reapply_after_step))
