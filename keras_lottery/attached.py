@@ -19,7 +19,11 @@ The holders are not tracked by the model: ``model.weights``, ``get_weights()``, 
 and a saved ``.keras`` file are those of the plain model, whose dead weights are exactly zero. A
 ``.keras`` file therefore loads as the plain class with the pruned weights (a stripped ticket); the
 masks themselves are saved with ``Mask.save`` and installed again with ``kl.mask(loaded)`` and
-``kl.apply_mask``, or read back from the zeros with ``kl.mask(loaded, from_zeros=True)``.
+``kl.apply_mask``, or read back from the zeros with ``kl.mask(loaded, from_zeros=True)``. Training
+(``keras_lottery.training``) does this itself: each checkpoint and final model has its attached masks
+beside it (``ckpt-<step>.mask.npz``, ``model.mask.npz``), installed again when it is loaded, so IMP and
+resumed runs keep them. A mask of another instance of the same class, whose sublayers Keras numbered
+anew (``dense_24`` here, ``dense_36`` there), is installed by position (:func:`keras_lottery.masks.keyed_like`).
 """
 
 import functools

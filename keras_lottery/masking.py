@@ -55,7 +55,7 @@ import tensorflow as tf  # the custom-gradient identity; TensorFlow is the backe
 
 from keras_lottery import attached, compat, compiled, graph, layers
 from keras_lottery.layers import SUPPORTED, prunable_weight_names
-from keras_lottery.masks import Mask, format_report
+from keras_lottery.masks import Mask, format_report, keyed_like
 
 __all__ = ["MaskedLayer", "apply_mask", "copy_weights", "density_report", "is_prunable", "mask", "mask_variables",
            "masked_layers", "nonzero_mask",
@@ -674,6 +674,15 @@ def ones_mask(model):
     return Mask({path: np.ones_like(array) for path, array in read_mask(model).items()})
 
 
+def attach_saved_mask(model, mask):
+    """Installs ``mask``, saved with ``model``, in ``model`` loaded from a ``.keras`` file: the masks attached in
+    place (a subclassed or KerasHub model's layers, at any depth) are not in the file, so plain holders are
+    attached again to every layer owning prunable weights that has none; graph wrappers came back with the
+    file. Returns the model."""
+    attached.attach(model, MaskedLayer)
+    return apply_mask(model, mask)
+
+
 def apply_mask(model, mask, optimizer=None):
     """Installs ``mask`` in the masked ``model``: sets the masks, zeroes dead weights and their optimizer state.
 
@@ -681,10 +690,17 @@ def apply_mask(model, mask, optimizer=None):
     (default: ``model.optimizer``, if compiled), so no update can move them away from 0.
 
     ``mask`` may cover a subset of the model's weight paths (the others keep their masks); a path
-    the model does not have, or a shape that differs, raises ``ValueError``. Returns the model.
+    the model does not have, or a shape that differs, raises ``ValueError``. A mask of another instance
+    of the model (every weight, in order, its paths differing only in Keras' automatic layer numbering,
+    as a subclassed model's sublayers are named anew in each instance) is installed weight by weight.
+    Returns the model.
     """
     by_path = {path: layer for layer in masked_layers(model) for path in layer.weight_paths()}
     unknown = [p for p in mask if p not in by_path]
+    if unknown:
+        mask = keyed_like(mask, [(path, tuple(variable.shape)) for layer in masked_layers(model)
+                                 for path, variable in layer.mask_variables().items()]) or mask
+        unknown = [p for p in mask if p not in by_path]
     if unknown:
         raise ValueError(f"Mask has weight paths the model does not have: {unknown}. "
                          f"Model paths: {list(by_path)}.")

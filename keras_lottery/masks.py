@@ -20,12 +20,13 @@ import collections.abc
 import json
 import math
 import os
+import re
 
 import numpy as np
 
 from keras_lottery import files
 
-__all__ = ["Mask", "ceil_count", "format_report"]
+__all__ = ["Mask", "ceil_count", "format_report", "keyed_like"]
 
 _ORDER_KEY = "__paths__"
 
@@ -138,6 +139,24 @@ class Mask(collections.abc.MutableMapping):
         if arrays is None:
             raise ValueError(f"{path!r} is not a keras_lottery mask file (no {_ORDER_KEY!r} entry).")
         return cls(arrays)
+
+
+def _unnumbered(path):
+    """``path`` without Keras' automatic numbering: ``net_3/dense_24/kernel`` -> ``net/dense/kernel``."""
+    return "/".join(re.sub(r"_\d+$", "", part) for part in path.split("#")[0].split("/"))
+
+
+def keyed_like(mask, reference):
+    """``mask`` keyed by the paths of ``reference`` (``[(path, shape)]``, in model order) when it is the mask
+    of another instance of the same architecture: the same weights in the same order and shapes, paths
+    differing only in Keras' automatic numbering (a subclassed model's sublayers are named ``dense_24`` in
+    one instance, ``dense_36`` in the next). None otherwise."""
+    theirs = list(mask.items())
+    if len(theirs) != len(reference) or any(
+            _unnumbered(path) != _unnumbered(other) or tuple(shape) != np.shape(array)
+            for (path, shape), (other, array) in zip(reference, theirs)):
+        return None
+    return Mask({path: array for (path, _), (_, array) in zip(reference, theirs)})
 
 
 def format_report(report, title=None):

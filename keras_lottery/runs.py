@@ -37,6 +37,7 @@ METRICS = "metrics.json"            # final metrics; written last, it marks the 
 HISTORY = "history.csv"             # one row per evaluation
 FINAL_MODEL = "model.keras"         # the trained model (masks included for masked models)
 CHECKPOINT_GLOB = "ckpt-*.keras"
+ATTACHED_MASK_SUFFIX = ".mask.npz"  # beside a saved model: the masks attached in place, which .keras leaves out
 # IMP (lottery.imp): level_<N>/ is a training directory with the level's mask; controls below it.
 IMP_RECORD = "imp.json"             # the settings IMP derived (k in steps, ...); checked on resume
 REWIND = "rewind.npz"               # the rewind point theta_k with the optimizer state at k
@@ -70,6 +71,12 @@ def level_dir(directory, level, kind="ticket"):
     """IMP: the directory of ``level``'s ticket, or of a control (``kind`` = reinit or random) inside it."""
     base = os.path.join(directory, f"level_{int(level)}")
     return base if kind == "ticket" else os.path.join(base, kind)
+
+
+def attached_mask_file(model_path):
+    """Where the masks attached in place to a model saved at ``model_path`` are saved (``model.mask.npz``
+    beside ``model.keras``): a ``.keras`` file holds graph wrappers but not masks attached in place."""
+    return os.fspath(model_path).removesuffix(".keras") + ATTACHED_MASK_SUFFIX
 
 
 def model_file(directory):

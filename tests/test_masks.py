@@ -50,3 +50,15 @@ def test_sparsity_table_and_apply_errors(mlp, capsys):
         kl.Mask({"fc1/kernel": np.ones((3, 3), bool)}).apply_to(masked)
     with pytest.raises(ValueError, match="no MaskedLayer"):
         kl.Mask.from_model(mlp)
+
+
+def test_a_mask_of_another_instance_is_keyed_like_this_one_by_position():
+    from keras_lottery.masks import keyed_like
+
+    theirs = Mask({"net_3/dense_24/kernel": np.ones((2, 3), bool), "dense_7/kernel": np.zeros((3, 1), bool)})
+    ours = [("net/dense_36/kernel", (2, 3)), ("dense/kernel", (3, 1))]
+    renamed = keyed_like(theirs, ours)
+    assert list(renamed) == ["net/dense_36/kernel", "dense/kernel"] and not renamed["dense/kernel"].any()
+    assert keyed_like(theirs, [("net/dense_36/kernel", (2, 3)), ("dense/kernel", (3, 2))]) is None  # a shape
+    assert keyed_like(theirs, [("net/conv/kernel", (2, 3)), ("dense/kernel", (3, 1))]) is None  # a name
+    assert keyed_like(theirs, ours[:1]) is None  # not every weight

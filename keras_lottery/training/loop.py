@@ -22,7 +22,8 @@ import time
 
 import keras
 
-from keras_lottery import compat, distribute, files, runs
+from keras_lottery import attached, compat, distribute, files, masking, runs
+from keras_lottery.masks import Mask
 from keras_lottery.training.divergence import StopOnDivergence
 from keras_lottery.training.optimizers import compile_for_classification, total_steps, train_fast
 
@@ -85,14 +86,35 @@ class _Progress(keras.callbacks.Callback):
 def save_checkpoint(model, directory, step, history, extra_state=None):
     """Saves ``model`` at ``step`` and points ``state.json`` at it (atomically), then prunes old ones."""
     name = f"ckpt-{step:09d}.keras"
-    with files.atomic(os.path.join(directory, name)) as tmp:
-        model.save(tmp)
+    save_model(model, os.path.join(directory, name))
     state = {"step": step, "checkpoint": name, "history": history}
     state.update(extra_state or {})
     files.write_json(os.path.join(directory, STATE), state)
-    for old in glob.glob(os.path.join(directory, runs.CHECKPOINT_GLOB)) + glob.glob(os.path.join(directory, "tmp-*")):
-        if os.path.basename(old) != name:
+    keep = {name, *(os.path.basename(runs.attached_mask_file(name))[:-4] + ext for ext in (".npz", ".json"))}
+    for old in (glob.glob(os.path.join(directory, runs.CHECKPOINT_GLOB)) + glob.glob(os.path.join(directory, "tmp-*"))
+                + glob.glob(os.path.join(directory, "ckpt-*" + runs.ATTACHED_MASK_SUFFIX[:-4] + ".*"))):
+        if os.path.basename(old) not in keep:
             os.remove(old)
+
+
+def save_model(model, path):
+    """Saves ``model`` at ``path`` (``.keras``, atomically), and first the masks attached in place to its layers
+    (:mod:`keras_lottery.attached`: a subclassed or KerasHub model's), which the ``.keras`` file leaves out,
+    in ``runs.attached_mask_file(path)``; :func:`load_model` attaches them again."""
+    if attached.attached_holders(model):
+        masking.read_mask(model).save(runs.attached_mask_file(path))
+    with files.atomic(path) as tmp:
+        model.save(tmp)
+
+
+def load_model(path):
+    """The model saved by :func:`save_model` at ``path``, with its attached masks installed again (as plain
+    ``MaskedLayer`` holders: no forward multiply, no re-application after each step)."""
+    model = keras.saving.load_model(path)
+    mask_path = runs.attached_mask_file(path)
+    if os.path.exists(mask_path):
+        masking.attach_saved_mask(model, Mask.load(mask_path))
+    return model
 
 
 def _retrain_advice(directory):
@@ -120,7 +142,7 @@ def load_checkpoint(directory):
     if not os.path.isfile(path):
         raise files.DamagedFileError(path, f"missing, although {STATE} names it", _retrain_advice(directory))
     with files.guard(path, _retrain_advice(directory)):
-        model = keras.saving.load_model(path)
+        model = load_model(path)
     return train_fast(model), state
 
 
@@ -132,7 +154,7 @@ def load_final_model(directory):
     if not os.path.isfile(path):
         raise files.DamagedFileError(path, f"missing, although {METRICS} marks the training finished", advice)
     with files.guard(path, advice):
-        return keras.saving.load_model(path)
+        return load_model(path)
 
 
 def _write_history(directory, history):
@@ -231,8 +253,7 @@ def fit(model, datasets, hparams, directory, *, start_step=0, end_step=None, eva
     if final_metrics:
         metrics.update(final_metrics(model))
     _write_history(directory, history)
-    with files.atomic(os.path.join(directory, FINAL_MODEL)) as tmp:
-        model.save(tmp)
+    save_model(model, os.path.join(directory, FINAL_MODEL))
     files.write_json(metrics_path, metrics)
     return model, metrics
 

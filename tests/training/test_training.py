@@ -170,3 +170,38 @@ def test_train_binary_refuses_bad_flags_before_loading_data(tmp_path):
                             cwd=REPO, env=child_env(), capture_output=True, text=True)
     assert result.returncode != 0 and "Unknown model 'resnet21'" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+@keras.saving.register_keras_serializable(package="tests_training")
+class AutoNamed(keras.Model):
+    """A subclassed model whose masks are attached in place (a .keras file leaves them out)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.flatten, self.fc = keras.layers.Flatten(), keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.fc(self.flatten(x))
+
+
+def test_checkpoints_keep_the_masks_attached_in_place(tmp_path):
+    import keras_lottery as kl
+    from keras_lottery.training import loop
+
+    model = AutoNamed()
+    model(np.zeros((1, 4, 4, 1), "float32"))
+    masked = kl.mask(model)
+    kl.prune(masked, kl.GlobalMagnitude(0.75))
+    expected = kl.masking.read_mask(masked)
+    for step in (2, 4):
+        loop.save_checkpoint(masked, str(tmp_path), step, history=[])
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-000000004.keras", "ckpt-000000004.mask.json",
+                                            "ckpt-000000004.mask.npz", "state.json"]  # older ones removed
+    resumed, state = loop.load_checkpoint(str(tmp_path))
+    assert state["step"] == 4 and type(resumed) is AutoNamed
+    mask = kl.masking.read_mask(resumed)  # attached again, keyed by the new instance's paths
+    assert [a.tolist() for a in mask.values()] == [a.tolist() for a in expected.values()]
+    resumed.compile("sgd", "mse")
+    resumed.fit(np.ones((4, 4, 4, 1), "float32"), np.ones((4, 3), "float32"), verbose=0)
+    kernel, alive = resumed.fc.kernel.numpy(), list(mask.values())[0]
+    assert np.count_nonzero(kernel) == np.count_nonzero(alive) and not np.any(kernel[~alive])  # trained masked
