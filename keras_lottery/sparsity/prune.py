@@ -4,7 +4,7 @@ import contextlib
 
 import keras
 
-from keras_lottery import attached, compat, layers
+from keras_lottery import attached, compat, graph, layers
 from keras_lottery.masking import MaskedLayer, masked_layers, strip
 from keras_lottery.sparsity import schedules, structured
 from keras_lottery.sparsity.wrapper import (PrunableLayer, PruneLowMagnitude, check_wrappable, pruning_wrappers,
@@ -93,6 +93,8 @@ def _wants(layer, policy):
 
 def _prune_model(model, params, policy):
     def clone_function(layer):  # the model's own layer objects, as TFMOT
+        if graph.is_subclassed(layer):  # TFMOT refuses it; its layers are pruned in place, as a model of its own
+            return _prune_in_place(layer, params, policy)
         if _wants(layer, policy):
             return PruneLowMagnitude(layer, **params)
         return layer

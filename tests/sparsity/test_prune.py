@@ -265,3 +265,26 @@ def test_pruning_policy_and_summaries(tmp_path):
     assert summaries.pruning_logs()["pointwise/kernel/sparsity"] == 0.5
     events = [f for _, _, files in os.walk(os.path.join(tmp_path, "metrics")) for f in files]
     assert any(f.startswith("events.out.tfevents") for f in events)
+
+
+def test_a_subclassed_model_nested_in_a_functional_one_is_pruned_in_place():
+    class Inner(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.a, self.b = keras.layers.Dense(8, activation="relu"), keras.layers.Dense(4)
+
+        def call(self, x):
+            return self.b(self.a(x))
+
+    inputs = keras.Input((5,))
+    inner = Inner()
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(inner(inputs)))
+    pruned = sparsity.prune_low_magnitude(model, pruning_schedule=sparsity.ConstantSparsity(0.5, 0, frequency=1))
+    assert pruned.layers[1] is inner and len(kl.masking.masked_layers(inner)) == 2  # its own layers, in place
+    pruned.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(8, 5)).astype("float32")
+    pruned.fit(x, np.zeros((8, 3), "float32"), verbose=0, callbacks=[sparsity.UpdatePruningStep()])
+    stripped = sparsity.strip_pruning(pruned)
+    kernels = [v.numpy() for v in stripped.weights if len(v.shape) == 2]
+    assert len(kernels) == 3 and all(np.mean(k == 0) == 0.5 for k in kernels)
+    np.testing.assert_allclose(stripped(x), pruned(x), rtol=1e-5, atol=1e-6)
