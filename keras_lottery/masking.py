@@ -592,8 +592,12 @@ def _copy_in_order(source, target, what):
     the values; the target's are kept, its dead weights zeroed."""
     masks = {id(v): m for layer in masked_layers(source) for _, v, m in layer.masked_weights()}
     skip_source, skip_target = {id(m) for m in masks.values()}, {id(m) for m in mask_variables(target)}
-    values = [keras.ops.convert_to_numpy(v.value) * (keras.ops.convert_to_numpy(masks[id(v)].value) if id(v) in masks else 1)
-              for v in source.weights if id(v) not in skip_source]
+
+    def baked(variable):
+        value = keras.ops.convert_to_numpy(variable.value)
+        return value * keras.ops.convert_to_numpy(masks[id(variable)].value) if id(variable) in masks else value
+
+    values = [baked(v) for v in source.weights if id(v) not in skip_source]
     variables = [v for v in target.weights if id(v) not in skip_target]
     if [tuple(v.shape) for v in values] != [tuple(v.shape) for v in variables]:
         raise ValueError(f"{what}: the {type(target).__name__} {target.name!r} rebuilt from its config has other "
@@ -605,6 +609,9 @@ def _copy_in_order(source, target, what):
 
 def copy_weights(source, target):
     """Copies weights from ``source`` into ``target`` by layer name, keeping ``target``'s masks.
+
+    A subclassed model nested in the graph pairs with its namesake, and its sublayers (which Keras
+    numbers anew in each instance) by position.
 
     ``source`` may be masked or plain (e.g. the dense model, or a checkpointed masked model of the
     same architecture); masks are never copied. After the copy every dead weight of ``target`` is

@@ -90,19 +90,23 @@ def save_checkpoint(model, directory, step, history, extra_state=None):
     state = {"step": step, "checkpoint": name, "history": history}
     state.update(extra_state or {})
     files.write_json(os.path.join(directory, STATE), state)
-    keep = {name, *(os.path.basename(runs.attached_mask_file(name))[:-4] + ext for ext in (".npz", ".json"))}
-    for old in (glob.glob(os.path.join(directory, runs.CHECKPOINT_GLOB)) + glob.glob(os.path.join(directory, "tmp-*"))
-                + glob.glob(os.path.join(directory, "ckpt-*" + runs.ATTACHED_MASK_SUFFIX[:-4] + ".*"))):
-        if os.path.basename(old) not in keep:
-            os.remove(old)
+    mask_file = os.path.basename(runs.attached_mask_file(name))
+    keep = {name, mask_file, mask_file.removesuffix(".npz") + ".json"}  # Mask.save writes its report beside it
+    for pattern in (runs.CHECKPOINT_GLOB, "tmp-*", "ckpt-*.mask.*"):
+        for old in glob.glob(os.path.join(directory, pattern)):
+            if os.path.basename(old) not in keep:
+                os.remove(old)
 
 
 def save_model(model, path):
     """Saves ``model`` at ``path`` (``.keras``, atomically), and first the masks attached in place to its layers
     (:mod:`keras_lottery.attached`: a subclassed or KerasHub model's), which the ``.keras`` file leaves out,
     in ``runs.attached_mask_file(path)``; :func:`load_model` attaches them again."""
+    mask_path = runs.attached_mask_file(path)
     if attached.attached_holders(model):
-        masking.read_mask(model).save(runs.attached_mask_file(path))
+        masking.read_mask(model).save(mask_path)
+    elif os.path.exists(mask_path):  # an earlier model's at the same path: it must not be installed in this one
+        os.remove(mask_path)
     with files.atomic(path) as tmp:
         model.save(tmp)
 
