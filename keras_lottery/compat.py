@@ -13,10 +13,10 @@ from keras.src.backend.common import global_state  # private: the call-context s
 from keras.src.models import functional as _functional  # private: the node serializer of Functional.get_config
 from keras.src.ops.function import make_node_key as _node_key  # private: the key of a node in Function._nodes
 
-__all__ = ["KERAS_TENSOR", "call_context_training", "call_with_inputs", "clone_graph", "graph_config", "history_key", "input_layer_names",
-           "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "layer_lists", "learning_rate_variable",
-           "build_shapes", "mark_plain_functional", "optimizer_slots", "optimizer_state", "replace_call", "set_history_key", "set_input_shape_arg",
-           "steps_per_execution", "sublayers", "tensor_shape"]
+__all__ = ["KERAS_TENSOR", "build_shapes", "call_context_training", "call_with_inputs", "clone_graph", "graph_config", "history_key",
+           "input_layer_names", "input_shape_arg", "is_functional_class", "is_graph_model", "iter_keras_tensors", "layer_lists",
+           "learning_rate_variable", "mark_plain_functional", "optimizer_slots", "optimizer_state", "replace_call", "set_history_key",
+           "set_input_shape_arg", "steps_per_execution", "sublayers", "tensor_shape"]
 
 # How ``Functional.get_config()`` serializes a symbolic tensor inside a node's call arguments:
 # ``{"class_name": "__keras_tensor__", "config": {"shape": ..., "dtype": ..., "keras_history":

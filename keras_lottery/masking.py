@@ -55,7 +55,7 @@ import tensorflow as tf  # the custom-gradient identity; TensorFlow is the backe
 
 from keras_lottery import attached, compat, compiled, graph, layers
 from keras_lottery.layers import SUPPORTED, prunable_weight_names
-from keras_lottery.masks import Mask, format_report, keyed_like
+from keras_lottery.masks import Mask, format_report, keyed_for
 
 __all__ = ["MaskedLayer", "apply_mask", "copy_weights", "density_report", "is_prunable", "mask", "mask_variables",
            "masked_layers", "nonzero_mask",
@@ -703,11 +703,9 @@ def apply_mask(model, mask, optimizer=None):
     Returns the model.
     """
     by_path = {path: layer for layer in masked_layers(model) for path in layer.weight_paths()}
+    mask = keyed_for(mask, [(path, tuple(variable.shape)) for layer in masked_layers(model)
+                            for path, variable in layer.mask_variables().items()])
     unknown = [p for p in mask if p not in by_path]
-    if unknown:
-        mask = keyed_like(mask, [(path, tuple(variable.shape)) for layer in masked_layers(model)
-                                 for path, variable in layer.mask_variables().items()]) or mask
-        unknown = [p for p in mask if p not in by_path]
     if unknown:
         raise ValueError(f"Mask has weight paths the model does not have: {unknown}. "
                          f"Model paths: {list(by_path)}.")

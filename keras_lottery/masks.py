@@ -26,7 +26,7 @@ import numpy as np
 
 from keras_lottery import files
 
-__all__ = ["Mask", "ceil_count", "format_report", "keyed_like"]
+__all__ = ["Mask", "ceil_count", "format_report", "keyed_for", "keyed_like"]
 
 _ORDER_KEY = "__paths__"
 
@@ -157,6 +157,15 @@ def keyed_like(mask, reference):
             for (path, shape), (other, array) in zip(reference, theirs)):
         return None
     return Mask({path: array for (path, _), (_, array) in zip(reference, theirs)})
+
+
+def keyed_for(mask, reference):
+    """``mask`` itself when every path of it is in ``reference`` (``[(path, shape)]``, in model order), else
+    :func:`keyed_like`'s renaming when there is one, else ``mask`` (whose unknown paths the caller reports)."""
+    known = {path for path, _ in reference}
+    if all(path in known for path in mask):
+        return mask
+    return keyed_like(mask, reference) or mask
 
 
 def format_report(report, title=None):

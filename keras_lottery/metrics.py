@@ -47,7 +47,7 @@ import keras
 import numpy as np
 
 from keras_lottery import op_flops
-from keras_lottery.graph import FunctionalGraph, functional_view, is_functional, is_subclassed
+from keras_lottery.graph import FunctionalGraph, functional_view, is_subclassed
 
 _ZERO_COST = {
     "InputLayer", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
@@ -228,7 +228,7 @@ def _arguments(layer, in_shapes, arguments):
 
 
 def _is_graph_model(layer):
-    return isinstance(layer, keras.Model) and (isinstance(layer, keras.Sequential) or is_functional(layer))
+    return isinstance(layer, keras.Model) and not is_subclassed(layer)
 
 
 def _is_mask_wrapper(layer):

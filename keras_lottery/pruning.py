@@ -42,7 +42,7 @@ import numpy as np
 
 from keras_lottery import collapse
 from keras_lottery.masking import apply_mask, masked_layers, read_mask
-from keras_lottery.masks import Mask, ceil_count, keyed_like
+from keras_lottery.masks import Mask, ceil_count, keyed_for
 
 __all__ = ["GlobalMagnitude", "LayerInfo", "LayerwiseMagnitude", "RandomPruning", "check_density",
            "check_min_alive", "check_rate", "layers_info", "prune",
@@ -430,11 +430,8 @@ class RandomPruning(_Rule):
 
     def __call__(self, weights, mask, layers_info=None):
         mask = mask if isinstance(mask, Mask) else Mask(mask)
-        like = self.like
+        like = keyed_for(self.like, [(p, a.shape) for p, a in mask.items()])  # or another instance's ticket
         unknown = [p for p in like if p not in mask]
-        if unknown:  # the ticket of another instance of a subclassed model, its sublayers numbered anew
-            like = keyed_like(like, [(p, a.shape) for p, a in mask.items()]) or like
-            unknown = [p for p in like if p not in mask]
         if unknown:
             raise ValueError(f"RandomPruning: paths {unknown} of `like` are not in the model's mask ({list(mask)}).")
         rng = np.random.default_rng(self.seed)

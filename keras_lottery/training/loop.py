@@ -90,11 +90,10 @@ def save_checkpoint(model, directory, step, history, extra_state=None):
     state = {"step": step, "checkpoint": name, "history": history}
     state.update(extra_state or {})
     files.write_json(os.path.join(directory, STATE), state)
-    mask_file = os.path.basename(runs.attached_mask_file(name))
-    keep = {name, mask_file, mask_file.removesuffix(".npz") + ".json"}  # Mask.save writes its report beside it
+    current = name.removesuffix(".keras") + "."  # the checkpoint and its attached-mask files (npz + json report)
     for pattern in (runs.CHECKPOINT_GLOB, "tmp-*", "ckpt-*.mask.*"):
         for old in glob.glob(os.path.join(directory, pattern)):
-            if os.path.basename(old) not in keep:
+            if not os.path.basename(old).startswith(current):
                 os.remove(old)
 
 
